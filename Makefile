@@ -1,0 +1,37 @@
+# Two commands on a fresh Debian machine: `make test` and `make demo`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := rtorrent nginx
+
+.PHONY: test demo lint typecheck unit bench system-deps clean
+
+test: system-deps $(STAMP) lint typecheck
+	$(PY) -m pytest -q
+
+demo: system-deps $(STAMP)
+	$(PY) contrib/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rtorrentd tests bench contrib
+	$(VENV)/bin/ruff format --check rtorrentd tests bench contrib
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: system-deps $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+# Installs what is missing; quick when everything is there already.
+system-deps:
+	@./.ci/system-deps $(SYSTEM_PACKAGES)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,76 @@
+"""Every error rtorrentd raises derives from `RtorrentdError`.
+
+Messages are written for the person running the daemon: they say what went wrong
+and what to check or write instead.
+"""
+
+from __future__ import annotations
+
+
+class RtorrentdError(Exception):
+    """Base of every error rtorrentd raises on purpose."""
+
+
+class ConfigError(RtorrentdError):
+    """The configuration file is invalid; the message names file, line and rule."""
+
+
+class RpcError(RtorrentdError):
+    """Something went wrong at the XML-RPC level (a bad reply, or a fault)."""
+
+
+class MalformedReply(RpcError):
+    """rtorrent's reply could not be understood (bad SCGI framing or bad XML-RPC)."""
+
+
+class RpcFault(RpcError):
+    """rtorrent answered with an XML-RPC fault."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"rtorrent fault {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class UnknownTorrent(RpcFault):
+    """rtorrent has no torrent with that info-hash (fault -501 or newer wording)."""
+
+
+class UnknownMethod(RpcFault):
+    """rtorrent does not know the method (fault -506): an older or trimmed build."""
+
+
+class TransportError(RtorrentdError):
+    """rtorrent could not be reached, or the connection failed mid-call."""
+
+
+class SocketMissing(TransportError):
+    """The Unix socket file does not exist."""
+
+
+class PermissionDenied(TransportError):
+    """The socket (or the endpoint) refused us for lack of permission."""
+
+
+class ConnectionRefused(TransportError):
+    """Nothing is listening at the address."""
+
+
+class TransportTimeout(TransportError):
+    """rtorrent did not answer in time."""
+
+
+class ConnectionClosed(TransportError):
+    """The peer closed the connection before the reply was complete."""
+
+
+class ReplyTooLarge(TransportError):
+    """The reply exceeded the configured size cap; it was not read further."""
+
+
+class HttpError(TransportError):
+    """The web server in front of rtorrent answered with an HTTP error."""
+
+
+class UnsafeDeletion(RtorrentdError):
+    """A deletion was refused because it could touch data it must not."""

@@ -1,0 +1,258 @@
+"""The frozen snapshot of one download, and the field table behind it.
+
+Each `Field` says what a name in a rule means: which rtorrent commands it needs in
+`d.multicall2` and how their raw values become a Python value. `snapshot()` asks
+rtorrent only for the commands of the fields a configuration references (plus
+`IDENTITY`), so a poll costs rtorrent as little as possible (RTORRENT.md:
+≈ 540 bytes per torrent for 15 fields).
+
+A `Torrent` attribute whose field was not fetched is `None`, and so is one that is
+unknown for this torrent (no tracker scrape yet, no finish time): rules treat both
+as "unknown", which makes a comparison false.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import urlsplit
+
+
+class Kind(Enum):
+    """What sort of value a field holds; the condition language type-checks with it."""
+
+    NUMBER = "number"  # int or float; sizes in bytes
+    TIMESTAMP = "timestamp"  # unix seconds (int)
+    DURATION = "duration"  # seconds (derived fields only)
+    STRING = "string"
+    BOOL = "bool"
+    STRINGS = "strings"  # tuple[str, ...]
+
+
+Convert = Callable[[Sequence[object]], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One name usable in rules: the rtorrent commands it reads and its conversion."""
+
+    name: str
+    kind: Kind
+    commands: tuple[str, ...]
+    convert: Convert
+    doc: str
+
+
+def _int(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise TypeError(f"expected an integer, got {raw!r}")
+    return raw
+
+
+def _str(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise TypeError(f"expected a string, got {raw!r}")
+    return raw
+
+
+def _first_int(values: Sequence[object]) -> int:
+    return _int(values[0])
+
+
+def _first_str(values: Sequence[object]) -> str:
+    return _str(values[0])
+
+
+def _first_bool(values: Sequence[object]) -> bool:
+    return _int(values[0]) != 0
+
+
+def _ratio(values: Sequence[object]) -> float:
+    return _int(values[0]) / 1000
+
+
+def _nonzero_timestamp(values: Sequence[object]) -> int | None:
+    stamp = _int(values[0])
+    return stamp if stamp > 0 else None
+
+
+def _added(values: Sequence[object]) -> int | None:
+    """`d.custom=addtime` (ruTorrent, cross-seed), else first start, else load date."""
+    custom, started, loaded = values
+    text = _str(custom).strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    for stamp in (_int(started), _int(loaded)):
+        if stamp > 0:
+            return stamp
+    return None
+
+
+def _path(values: Sequence[object]) -> str:
+    """`d.base_path`, or its reconstruction when rtorrent has not opened the torrent.
+
+    RTORRENT.md: `d.base_path` is "" for a torrent not opened since rtorrent
+    started. Multi-file: the base path is the directory itself; single-file: the
+    directory plus the file name (the executor checks the result against the disk).
+    """
+    base, directory, multi, name = values
+    if _str(base):
+        return _str(base)
+    if _int(multi):
+        return _str(directory)
+    return posixpath.join(_str(directory), _str(name))
+
+
+def _tracker_rows(raw: object) -> list[Sequence[object]]:
+    if not isinstance(raw, list):
+        raise TypeError(f"expected a list of trackers, got {raw!r}")
+    rows: list[Sequence[object]] = []
+    for row in raw:
+        if not isinstance(row, list) or not row:
+            raise TypeError(f"expected a tracker row, got {row!r}")
+        rows.append(row)
+    return rows
+
+
+def _scrape_max(values: Sequence[object]) -> int | None:
+    """The largest scrape figure over trackers that have reported; one swarm seen by
+    several trackers is the same peers counted again, so the max, not the sum."""
+    reported = [_int(row[0]) for row in _tracker_rows(values[0]) if _int(row[1]) > 0]
+    return max(reported) if reported else None
+
+
+def _tracker_hosts(values: Sequence[object]) -> tuple[str, ...]:
+    hosts: list[str] = []
+    for row in _tracker_rows(values[0]):
+        host = urlsplit(_str(row[0])).hostname or ""
+        if host and host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _field(name: str, kind: Kind, commands: str, convert: Convert, doc: str) -> Field:
+    return Field(name, kind, tuple(commands.split()), convert, doc)
+
+
+_N, _T, _S, _B, _L = Kind.NUMBER, Kind.TIMESTAMP, Kind.STRING, Kind.BOOL, Kind.STRINGS
+_PATH_COMMANDS = "d.base_path= d.directory= d.is_multi_file= d.name="
+_SCRAPE_SEEDS = "t.multicall=,t.scrape_complete=,t.scrape_time_last="
+_SCRAPE_LEECH = "t.multicall=,t.scrape_incomplete=,t.scrape_time_last="
+
+FIELDS: Mapping[str, Field] = {
+    f.name: f
+    for f in (
+        _field("hash", _S, "d.hash=", _first_str, "info-hash, 40 upper-case hex digits"),
+        _field("name", _S, "d.name=", _first_str, "torrent name"),
+        _field("label", _S, "d.custom1=", _first_str, "label (ruTorrent's d.custom1)"),
+        _field("directory", _S, "d.directory=", _first_str, "download directory"),
+        _field("path", _S, _PATH_COMMANDS, _path, "the torrent's data: file or directory"),
+        _field("multi_file", _B, "d.is_multi_file=", _first_bool, "more than one file"),
+        _field("complete", _B, "d.complete=", _first_bool, "all pieces downloaded"),
+        _field("started", _B, "d.state=", _first_bool, "started (saved state)"),
+        _field("active", _B, "d.is_active=", _first_bool, "running now"),
+        _field("open", _B, "d.is_open=", _first_bool, "files open"),
+        _field("private", _B, "d.is_private=", _first_bool, "private torrent"),
+        _field("ratio", _N, "d.ratio=", _ratio, "uploaded / size (1.0 = one copy)"),
+        _field("size", _N, "d.size_bytes=", _first_int, "total size, bytes"),
+        _field("done", _N, "d.bytes_done=", _first_int, "bytes downloaded and checked"),
+        _field("uploaded", _N, "d.up.total=", _first_int, "bytes uploaded, all time"),
+        _field("downloaded", _N, "d.down.total=", _first_int, "bytes downloaded, all time"),
+        _field("up_rate", _N, "d.up.rate=", _first_int, "upload rate, bytes/s"),
+        _field("down_rate", _N, "d.down.rate=", _first_int, "download rate, bytes/s"),
+        _field(
+            "added",
+            _T,
+            "d.custom=addtime d.timestamp.started= d.load_date=",
+            _added,
+            "when added: d.custom addtime, else first start, else load date",
+        ),
+        _field("finished", _T, "d.timestamp.finished=", _nonzero_timestamp, "when completed"),
+        _field("message", _S, "d.message=", _first_str, "last tracker error text"),
+        _field("peers", _N, "d.peers_connected=", _first_int, "connected peers"),
+        _field("seeders", _N, _SCRAPE_SEEDS, _scrape_max, "swarm seeders (scrape, max)"),
+        _field("leechers", _N, _SCRAPE_LEECH, _scrape_max, "swarm leechers (scrape, max)"),
+        _field("trackers", _L, "t.multicall=,t.url=", _tracker_hosts, "tracker host names"),
+    )
+}
+
+# Always fetched: what identifies a torrent and what the engine needs to know
+# whether an action is already done (a stopped torrent gets no `stop`).
+IDENTITY: tuple[str, ...] = ("hash", "name", "complete", "started", "open", "size")
+
+
+@dataclass(frozen=True, slots=True)
+class Torrent:
+    """One download as rtorrent reported it in one snapshot. Unfetched fields are None."""
+
+    hash: str
+    name: str
+    label: str | None = None
+    directory: str | None = None
+    path: str | None = None
+    multi_file: bool | None = None
+    complete: bool | None = None
+    started: bool | None = None
+    active: bool | None = None
+    open: bool | None = None
+    private: bool | None = None
+    ratio: float | None = None
+    size: int | None = None
+    done: int | None = None
+    uploaded: int | None = None
+    downloaded: int | None = None
+    up_rate: int | None = None
+    down_rate: int | None = None
+    added: int | None = None
+    finished: int | None = None
+    message: str | None = None
+    peers: int | None = None
+    seeders: int | None = None
+    leechers: int | None = None
+    trackers: tuple[str, ...] | None = None
+
+
+def fields_for(names: Iterable[str]) -> tuple[Field, ...]:
+    """The fields to fetch for `names`, identity first, each once, in table order."""
+    wanted = set(IDENTITY) | set(names)
+    unknown = wanted - set(FIELDS)
+    if unknown:
+        raise KeyError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return tuple(f for f in FIELDS.values() if f.name in wanted)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How to read one `d.multicall2` row: the commands to send, and for each field
+    the positions of its commands in the row."""
+
+    fields: tuple[Field, ...]
+    commands: tuple[str, ...]
+    positions: tuple[tuple[int, ...], ...]
+
+
+def layout(fields: Sequence[Field]) -> Layout:
+    """Deduplicate the commands of `fields` (several need `d.directory=`)."""
+    commands: list[str] = []
+    positions: list[tuple[int, ...]] = []
+    for field in fields:
+        slots = []
+        for command in field.commands:
+            if command not in commands:
+                commands.append(command)
+            slots.append(commands.index(command))
+        positions.append(tuple(slots))
+    return Layout(tuple(fields), tuple(commands), tuple(positions))
+
+
+def torrent_from_row(plan: Layout, row: Sequence[object]) -> Torrent:
+    """Build a `Torrent` from one row; raises TypeError/ValueError on a malformed row."""
+    if len(row) != len(plan.commands):
+        raise ValueError(f"expected {len(plan.commands)} values, got {len(row)}")
+    values = {
+        field.name: field.convert([row[i] for i in slots])
+        for field, slots in zip(plan.fields, plan.positions, strict=True)
+    }
+    return Torrent(**values)  # type: ignore[arg-type]

@@ -74,3 +74,12 @@ class HttpError(TransportError):
 
 class UnsafeDeletion(RtorrentdError):
     """A deletion was refused because it could touch data it must not."""
+
+
+class ExprError(ConfigError):
+    """A `when` condition does not parse; `column` is 0-based into its text."""
+
+    def __init__(self, message: str, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column

@@ -256,3 +256,26 @@ def torrent_from_row(plan: Layout, row: Sequence[object]) -> Torrent:
         for field, slots in zip(plan.fields, plan.positions, strict=True)
     }
     return Torrent(**values)  # type: ignore[arg-type]
+
+
+# Names the engine computes from a snapshot, the clock and the daemon's memory;
+# rules use them like fields. All durations are in seconds.
+DERIVED: Mapping[str, Kind] = {
+    "age": Kind.DURATION,  # now - added
+    "seeding_time": Kind.DURATION,  # now - finished; 0 while incomplete
+    "idle": Kind.DURATION,  # since `uploaded` last grew, counted from first seen
+    "message_age": Kind.DURATION,  # how long the current non-empty message has stood
+}
+
+# What each derived name needs fetched from rtorrent.
+DERIVED_NEEDS: Mapping[str, tuple[str, ...]] = {
+    "age": ("added",),
+    "seeding_time": ("finished",),
+    "idle": ("uploaded",),
+    "message_age": ("message",),
+}
+
+
+def name_kinds() -> dict[str, Kind]:
+    """Every name a condition may use, with its kind."""
+    return {**{f.name: f.kind for f in FIELDS.values()}, **DERIVED}

@@ -1,0 +1,64 @@
+"""Shared fixtures: private rtorrent instances and a torrent factory (see tests/harness)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import RtorrentProcess, TorrentFactory
+from hypothesis import settings
+
+# Timing deadlines flake on a loaded 2-core CI machine; correctness is what counts.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def _rtorrent(root: Path, **options: Any) -> RtorrentProcess:
+    """An rtorrent not yet started; fails the test when rtorrent is not installed
+    (`make test` installs it: integration tests are never skipped).
+
+    Fixtures kill it on teardown instead of a clean shutdown: nothing reuses its
+    session afterwards, and an idle rtorrent takes up to a second to shut down.
+    """
+    if shutil.which("rtorrent") is None and not Path("/usr/bin/rtorrent").exists():
+        pytest.fail("rtorrent is not installed (Debian package: rtorrent); run `make test`")
+    return RtorrentProcess(root, clean_exit=False, **options)
+
+
+@pytest.fixture
+def rtorrent(tmp_path: Path) -> Iterator[RtorrentProcess]:
+    """A private, started rtorrent on a Unix socket (``.socket_path``, ``.scgi_url``)."""
+    # Leaving the block kills its process group and reaps it, even on errors.
+    with _rtorrent(tmp_path / "rtorrent") as process:
+        yield process
+
+
+@pytest.fixture
+def rtorrent_tcp(tmp_path: Path) -> Iterator[RtorrentProcess]:
+    """A private, started rtorrent whose SCGI listener is 127.0.0.1:PORT (``.tcp_url``).
+
+    rtorrent 0.9.8 accepts one SCGI listener only, so this one has no Unix socket.
+    """
+    with _rtorrent(tmp_path / "rtorrent-tcp", tcp=True) as process:
+        yield process
+
+
+@pytest.fixture
+def rtorrent_pair(tmp_path: Path) -> Iterator[tuple[RtorrentProcess, RtorrentProcess]]:
+    """Two private, started rtorrents ``(seeder, leecher)`` for ``harness.make_swarm``."""
+    with ExitStack() as stack:
+        seeder = stack.enter_context(_rtorrent(tmp_path / "seeder"))
+        leecher = stack.enter_context(_rtorrent(tmp_path / "leecher"))
+        yield seeder, leecher
+
+
+@pytest.fixture
+def torrent_factory(tmp_path: Path) -> TorrentFactory:
+    """``make_torrent`` writing payloads under ``tmp_path / "payload"`` (or ``dest_dir=``)."""
+    return TorrentFactory(tmp_path / "payload")

@@ -1,0 +1,364 @@
+"""The only socket code in rtorrentd: carry one XML-RPC request to rtorrent.
+
+One request per connection: rtorrent answers one SCGI request and closes, and a
+byte past the request makes it hang. The reply is read at once and whole, into
+memory, before anything parses it: rtorrent writes its reply on a blocking socket
+while holding its global lock, so a client that pauses mid-reply freezes all of
+rtorrent. A size cap bounds that memory; over it, the connection is closed (which
+frees rtorrent at once) and `ReplyTooLarge` raised.
+
+OS and anyio errors are translated here, at the edge, into `TransportError`
+subclasses whose messages say what to check.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+from anyio.abc import ByteStream
+
+from rtorrentd import scgi
+from rtorrentd.errors import (
+    ConfigError,
+    ConnectionClosed,
+    ConnectionRefused,
+    PermissionDenied,
+    ReplyTooLarge,
+    SocketMissing,
+    TransportError,
+    TransportTimeout,
+)
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["URL_HELP", "ScgiTransport", "Transport", "open_transport", "redact_url"]
+
+URL_HELP = "use scgi:///absolute/path/rpc.socket or scgi://host:port"
+
+_CHUNK = 256 * 1024  # asyncio reads at most this much per wake-up anyway
+_RTORRENT_MAX_REQUEST = 2 * 1024 * 1024  # larger requests: rtorrent 0.9.8 closes, no reply
+
+
+class Transport(Protocol):
+    """Carries one XML-RPC request body to rtorrent and brings back the reply body."""
+
+    @property
+    def url(self) -> str:
+        """Where rtorrent is, as configured, any password redacted: for messages."""
+        ...
+
+    async def request(self, body: bytes) -> bytes:
+        """Send one XML-RPC request body; return the XML-RPC reply body."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the transport holds (an HTTP transport's pool); idempotent."""
+        ...
+
+
+def open_transport(
+    url: str,
+    *,
+    timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+    max_reply: int = 256 * 1024 * 1024,
+) -> Transport:
+    """A transport for `url`: ``scgi:///abs/path/rpc.socket`` or ``scgi://host:port``.
+
+    `timeout` bounds a whole call (connect, send, read) in seconds, `connect_timeout`
+    the connect alone, `max_reply` the reply's size in bytes. Nothing connects yet.
+    Raises `ConfigError` for a URL or limit that cannot work, `TransportError` for
+    a scheme not supported yet.
+    """
+    limits = _Limits(timeout, connect_timeout, max_reply)
+    scheme, sep, rest = url.partition("://")
+    opener = _OPENERS.get(scheme.lower()) if sep else None
+    if opener is None:
+        raise ConfigError(f"unsupported rtorrent url {redact_url(url)!r}: {URL_HELP}")
+    return opener(url, rest, limits)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ``***``, fit for logs and messages."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        # Cannot tell where a password would be: show only the scheme.
+        return url.partition(":")[0] + "://(unparseable)"
+    if password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    timeout: float
+    connect_timeout: float
+    max_reply: int
+
+    def __post_init__(self) -> None:
+        # `not x > 0` also refuses NaN.
+        if not (self.timeout > 0 and self.connect_timeout > 0):
+            raise ConfigError("timeout and connect_timeout must be positive numbers of seconds")
+        if self.max_reply < 1:
+            raise ConfigError("max_reply must be a positive number of bytes")
+
+
+# --- endpoints: how to connect, and what a failure to connect means -------------
+
+# (OS error, what we raise, message); the first rule matching the error, or any
+# error it wraps, wins. {where} is the address, {reason} the OS's words.
+_ErrorRule = tuple[type[OSError], type[TransportError], str]
+
+_UNIX_ERRORS: tuple[_ErrorRule, ...] = (
+    (
+        FileNotFoundError,
+        SocketMissing,
+        "no socket at {where}: is rtorrent running, "
+        "and is network.scgi.open_local set to this path?",
+    ),
+    (
+        NotADirectoryError,
+        SocketMissing,
+        "no socket at {where} (a parent is not a directory): check the path",
+    ),
+    (
+        PermissionError,
+        PermissionDenied,
+        "permission denied on {where}: add the user rtorrentd runs as to the socket's "
+        "group and make the socket group-writable (chmod 660); check its directories too",
+    ),
+    (
+        ConnectionRefusedError,
+        ConnectionRefused,
+        "nothing listens on {where}: a stale socket file (or not a socket); is rtorrent running?",
+    ),
+)
+
+_TCP_ERRORS: tuple[_ErrorRule, ...] = (
+    (
+        ConnectionRefusedError,
+        ConnectionRefused,
+        "nothing listens at {where}: is rtorrent running, "
+        "with network.scgi.open_port set to this address?",
+    ),
+    (socket.gaierror, TransportError, "cannot resolve the host of {where}: {reason}"),
+    (PermissionError, PermissionDenied, "not permitted to connect to {where}: {reason}"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _UnixEndpoint:
+    path: str
+
+    async def connect(self) -> ByteStream:
+        return await anyio.connect_unix(self.path)
+
+    def connect_error(self, exc: OSError) -> TransportError:
+        return _translate(exc, _UNIX_ERRORS, self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class _TcpEndpoint:
+    host: str
+    port: int
+
+    async def connect(self) -> ByteStream:
+        return await anyio.connect_tcp(self.host, self.port)
+
+    def connect_error(self, exc: OSError) -> TransportError:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return _translate(exc, _TCP_ERRORS, f"{host}:{self.port}")
+
+
+_Endpoint = _UnixEndpoint | _TcpEndpoint
+
+
+def _translate(exc: OSError, rules: tuple[_ErrorRule, ...], where: str) -> TransportError:
+    for cause in _causes(exc):
+        for kind, error, template in rules:
+            if isinstance(cause, kind):
+                return error(template.format(where=where, reason=_reason(cause)))
+    return TransportError(f"cannot connect to {where}: {_reason(exc)}")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every error it wraps: anyio's connect_tcp raises a bare OSError
+    "All connection attempts failed" from the real error (or a group of them)."""
+    yield exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _causes(inner)
+    elif exc.__cause__ is not None:
+        yield from _causes(exc.__cause__)
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's own words for `exc`, from the errors that carry an errno."""
+    reasons = [
+        cause.strerror or str(cause)
+        for cause in _causes(exc)
+        if isinstance(cause, OSError) and cause.errno is not None
+    ]
+    return "; ".join(dict.fromkeys(reasons)) or str(exc) or type(exc).__name__
+
+
+# --- the SCGI transport ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScgiTransport:
+    """XML-RPC over SCGI, on a Unix socket or TCP; one connection per request."""
+
+    url: str
+    _endpoint: _Endpoint
+    _limits: _Limits
+
+    async def request(self, body: bytes) -> bytes:
+        """Send one XML-RPC request body; return the XML-RPC reply body."""
+        deadline = anyio.current_time() + self._limits.timeout
+        stream = await self._connect(deadline)
+        async with stream:
+            raw = await self._exchange(stream, body, deadline)
+        return scgi.parse_reply(raw)
+
+    async def aclose(self) -> None:
+        """Nothing to release: every request has its own connection."""
+
+    async def _connect(self, deadline: float) -> ByteStream:
+        budget = min(self._limits.connect_timeout, deadline - anyio.current_time())
+        try:
+            with anyio.fail_after(budget):
+                return await self._endpoint.connect()
+        except TimeoutError as exc:  # before OSError: it is one
+            raise TransportTimeout(
+                f"{self.url}: no connection within {budget:g} s (connect phase, "
+                "connect_timeout): is rtorrent overloaded or frozen, is the host reachable?"
+            ) from exc
+        except OSError as exc:
+            raise self._endpoint.connect_error(exc) from exc
+
+    async def _exchange(self, stream: ByteStream, body: bytes, deadline: float) -> bytearray:
+        phase = "sending the request"
+        try:
+            with anyio.fail_at(deadline):
+                await stream.send(scgi.encode_request(body))
+                phase = "reading the reply"
+                return await self._read_reply(stream, len(body))
+        except TimeoutError as exc:
+            raise TransportTimeout(
+                f"{self.url}: no complete reply within {self._limits.timeout:g} s (timeout; "
+                f"reply phase, stuck {phase}): is rtorrent busy or frozen? "
+                "raise timeout for slow calls"
+            ) from exc
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise ConnectionClosed(
+                f"{self.url}: connection lost {phase}: {_reason(exc)}{_size_hint(len(body))}"
+            ) from exc
+
+    async def _read_reply(self, stream: ByteStream, request_size: int) -> bytearray:
+        """Read until EOF, or until the reply's Content-Length is in: without waiting
+        for the close, one slow peer cannot stretch every call."""
+        data = bytearray()
+        expected: int | None = None
+        while expected is None or len(data) < expected:
+            try:
+                data += await stream.receive(_CHUNK)
+            except anyio.EndOfStream:
+                self._check_complete(data, expected, request_size)
+                break
+            if expected is None:
+                expected = scgi.reply_length(data)
+            self._check_size(len(data), expected)
+        return data
+
+    def _check_complete(self, data: bytearray, expected: int | None, request_size: int) -> None:
+        """At EOF: a short reply is the connection's fault, not rtorrent's words."""
+        if not data:
+            raise ConnectionClosed(
+                f"{self.url}: rtorrent closed the connection without answering "
+                f"(over 100 connections at once? restarting?){_size_hint(request_size)}"
+            )
+        if expected is not None and len(data) < expected:
+            raise ConnectionClosed(
+                f"{self.url}: connection closed after {len(data)} of the reply's {expected} bytes"
+            )
+
+    def _check_size(self, received: int, expected: int | None) -> None:
+        cap = self._limits.max_reply
+        if max(received, expected or 0) <= cap:
+            return
+        size = "is over" if expected is None else f"will be {expected} bytes, over"
+        raise ReplyTooLarge(
+            f"{self.url}: the reply {size} max_reply = {cap} bytes ({cap / 2**20:.1f} MiB): "
+            "raise max_reply in the [rtorrent] section of the configuration"
+        )
+
+
+def _size_hint(request_size: int) -> str:
+    if request_size <= _RTORRENT_MAX_REQUEST:
+        return ""
+    return (
+        f"; the request is {request_size} bytes and rtorrent drops requests "
+        f"over {_RTORRENT_MAX_REQUEST}: send smaller batches"
+    )
+
+
+# --- URLs ----------------------------------------------------------------------
+
+
+def _open_scgi(url: str, rest: str, limits: _Limits) -> Transport:
+    if rest.startswith("/"):
+        # Taken verbatim, not percent-decoded: it is a file name, as in rtorrent.rc.
+        return ScgiTransport(url, _UnixEndpoint(rest), limits)
+    host, port = _host_port(url, rest)
+    return ScgiTransport(url, _TcpEndpoint(host, port), limits)
+
+
+def _host_port(url: str, rest: str) -> tuple[str, int]:
+    parts = urlsplit("//" + rest)
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(
+            f"rtorrent url {url!r}: a socket path must be absolute, with three slashes, "
+            f"and a TCP address has nothing after the port: {URL_HELP}"
+        )
+    if parts.username is not None:
+        raise ConfigError(f"rtorrent url {redact_url(url)!r}: SCGI takes no login: {URL_HELP}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"rtorrent url {url!r} has a bad port: {URL_HELP}") from exc
+    if not parts.hostname or not port:
+        raise ConfigError(f"rtorrent url {url!r} lacks a host or a port: {URL_HELP}")
+    try:
+        # What getaddrinfo would choke on with a UnicodeError, not an OSError.
+        parts.hostname.encode("idna")
+    except UnicodeError as exc:
+        raise ConfigError(f"rtorrent url {url!r} has a bad host name: {URL_HELP}") from exc
+    return parts.hostname, port
+
+
+def _open_http(url: str, rest: str, limits: _Limits) -> Transport:
+    # The slot for an httpx-based transport (nginx scgi_pass at /RPC2, basic auth, TLS).
+    raise TransportError(
+        f"rtorrent url {redact_url(url)!r}: HTTP(S) is not supported yet; "
+        f"connect to rtorrent's SCGI socket directly: {URL_HELP}"
+    )
+
+
+# How each URL scheme is opened.
+_OPENERS: dict[str, Callable[[str, str, _Limits], Transport]] = {
+    "scgi": _open_scgi,
+    "http": _open_http,
+    "https": _open_http,
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := rtorrent nginx
+SYSTEM_PACKAGES := rtorrent nginx systemd
 
 .PHONY: test demo lint typecheck unit bench system-deps clean
 

@@ -42,6 +42,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from rtorrentd.errors import UnsafeDeletion
+from rtorrentd.torrent import FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -65,13 +66,6 @@ class ListedFile(Protocol):
     @property
     def size(self) -> int: ...
 
-
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One file as rtorrent lists it: `f.path` (relative to the root), `f.size_bytes`."""
-
-    path: str
-    size: int
 
 
 class Fate(Enum):

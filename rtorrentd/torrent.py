@@ -224,6 +224,15 @@ def fields_for(names: Iterable[str]) -> tuple[Field, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a torrent as rtorrent lists it: `f.path` (relative to
+    `d.directory`) and `f.size_bytes`."""
+
+    path: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     """How to read one `d.multicall2` row: the commands to send, and for each field
     the positions of its commands in the row."""

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import Deletion, Fate, FileEntry, Note, carry_out, plan_deletion
+from rtorrentd.fsdelete import Deletion, Fate, Note, carry_out, plan_deletion
+from rtorrentd.torrent import FileEntry
 
 CANARY = b"the canary: data that must survive\n"
 

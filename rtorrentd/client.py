@@ -1,0 +1,199 @@
+"""`RtorrentClient`: typed calls to rtorrent over any transport; makes no decisions.
+
+One poll is one `d.multicall2` (RTORRENT.md: per-torrent calls cost rtorrent its
+global lock thousands of times). Replies are decoded off the event loop when large,
+so a 5 MB snapshot never stalls signal handling or the watchdog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import anyio.to_thread
+
+from rtorrentd import rpc
+from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
+from rtorrentd.torrent import FileEntry, Layout, Torrent, fields_for, layout, torrent_from_row
+from rtorrentd.transport import Transport
+
+# Replies larger than this are decoded in a worker thread; small ones inline,
+# where a thread hop would cost more than the decoding.
+THREAD_DECODE_BYTES = 64 * 1024
+
+# Stay well below rtorrent's default request limit (network.xmlrpc.size_limit,
+# 524288 bytes): a larger system.multicall is refused whole with fault -503.
+MULTICALL_BATCH_BYTES = 256 * 1024
+
+_UNKNOWN_HASH_TEXTS = ("could not find info-hash", "info-hash not found")
+
+
+Call = tuple[str, Sequence[object]]
+
+
+def classify_fault(fault: RpcFault) -> RpcFault:
+    """Map rtorrent's fault codes (and newer builds' wording) to specific classes."""
+    lowered = fault.message.lower()
+    if any(text in lowered for text in _UNKNOWN_HASH_TEXTS):
+        return UnknownTorrent(fault.code, fault.message)
+    if fault.code == -506:
+        return UnknownMethod(fault.code, fault.message)
+    return fault
+
+
+def command_call(command: str, target: str) -> Call:
+    """Turn a `d.multicall2` field (`d.custom=addtime`, `t.multicall=,t.url=`) into
+    a direct call on one torrent: method name, then the target and the arguments."""
+    method, _, args = command.partition("=")
+    return method, [target, *args.split(",")] if args else [target]
+
+
+@lru_cache(maxsize=32)
+def _layout_for(names: frozenset[str]) -> Layout:
+    return layout(fields_for(names))
+
+
+def _rows_to_torrents(plan: Layout, body: bytes) -> tuple[Torrent, ...]:
+    value = rpc.decode_response(body)
+    if not isinstance(value, list):
+        raise MalformedReply(f"d.multicall2 returned {type(value).__name__}, expected a list")
+    try:
+        return tuple(torrent_from_row(plan, row) for row in value)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise MalformedReply(f"d.multicall2 returned an unexpected row: {exc}") from exc
+
+
+def _batches(calls: Sequence[Call], limit: int) -> list[list[Call]]:
+    """Split calls so that each batch's encoded request stays under `limit` bytes."""
+    batches: list[list[Call]] = [[]]
+    size = 0
+    for call in calls:
+        cost = len(rpc.encode_call(call[0], call[1]))
+        if batches[-1] and size + cost > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(call)
+        size += cost
+    return batches if batches[0] else []
+
+
+def _unpack_multicall(reply: object, expected: int) -> list[object]:
+    """`system.multicall` gives each result as a one-item list, each failure in place
+    as a fault struct; keep faults in place as `RpcFault` values."""
+    if not isinstance(reply, list) or len(reply) != expected:
+        raise MalformedReply(
+            f"system.multicall returned {reply!r:.80}, expected {expected} results"
+        )
+    results: list[object] = []
+    for item in reply:
+        if isinstance(item, list) and len(item) == 1:
+            results.append(item[0])
+        elif isinstance(item, dict) and "faultCode" in item:
+            code, text = item.get("faultCode"), item.get("faultString", "")
+            results.append(
+                classify_fault(RpcFault(int(code) if isinstance(code, int) else 0, str(text)))
+            )
+        else:
+            raise MalformedReply(f"system.multicall returned an unexpected item {item!r:.80}")
+    return results
+
+
+class RtorrentClient:
+    """Calls to one rtorrent. Every method may raise `TransportError` or `RpcError`."""
+
+    def __init__(self, transport: Transport, *, batch_bytes: int = MULTICALL_BATCH_BYTES) -> None:
+        self.transport = transport
+        self.batch_bytes = batch_bytes
+
+    async def _request(self, method: str, params: Sequence[object]) -> bytes:
+        return await self.transport.request(rpc.encode_call(method, params))
+
+    async def call(self, method: str, *params: object) -> object:
+        """One call; a fault is raised as `RpcFault` (or a more specific subclass)."""
+        body = await self._request(method, params)
+        try:
+            if len(body) > THREAD_DECODE_BYTES:
+                return await anyio.to_thread.run_sync(rpc.decode_response, body)
+            return rpc.decode_response(body)
+        except RpcFault as fault:
+            raise classify_fault(fault) from None
+
+    async def multicall(self, calls: Sequence[Call]) -> list[object]:
+        """Many calls in `system.multicall` batches; per-call faults come back in
+        place as `RpcFault` values, not raised."""
+        results: list[object] = []
+        for batch in _batches(calls, self.batch_bytes):
+            payload = [{"methodName": name, "params": list(params)} for name, params in batch]
+            results.extend(
+                _unpack_multicall(await self.call("system.multicall", payload), len(batch))
+            )
+        return results
+
+    async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+        """Every loaded torrent, with the fields `names` plus identity, in one call."""
+        plan = _layout_for(frozenset(names))
+        body = await self._request("d.multicall2", ["", "main", *plan.commands])
+        try:
+            return await anyio.to_thread.run_sync(_rows_to_torrents, plan, body)
+        except RpcFault as fault:
+            raise classify_fault(fault) from None
+
+    async def torrent(self, info_hash: str, names: Iterable[str] = ()) -> Torrent:
+        """Fresh values for one torrent; raises `UnknownTorrent` if it is gone."""
+        plan = _layout_for(frozenset(names))
+        values = await self.multicall([command_call(c, info_hash) for c in plan.commands])
+        for value in values:
+            if isinstance(value, RpcFault):
+                raise value
+        try:
+            return torrent_from_row(plan, values)
+        except (TypeError, ValueError) as exc:
+            raise MalformedReply(f"unexpected values for {info_hash}: {exc}") from exc
+
+    async def files(self, info_hash: str) -> tuple[FileEntry, ...]:
+        """The torrent's files, paths relative to its `d.directory`."""
+        reply = await self.call("f.multicall", info_hash, "", "f.path=", "f.size_bytes=")
+        return tuple(_file_entry(row) for row in _as_list(reply, "f.multicall"))
+
+    async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
+        """Files of many torrents in `system.multicall` batches; a torrent that
+        vanished meanwhile is left out."""
+        calls = [("f.multicall", [h, "", "f.path=", "f.size_bytes="]) for h in hashes]
+        found: dict[str, tuple[FileEntry, ...]] = {}
+        for info_hash, reply in zip(hashes, await self.multicall(calls), strict=True):
+            if isinstance(reply, UnknownTorrent):
+                continue
+            if isinstance(reply, RpcFault):
+                raise reply
+            found[info_hash] = tuple(_file_entry(row) for row in _as_list(reply, "f.multicall"))
+        return found
+
+    async def stop(self, info_hash: str) -> None:
+        """`d.stop`: the tracker hears "stopped" with the final totals; files stay open."""
+        await self.call("d.stop", info_hash)
+
+    async def close(self, info_hash: str) -> None:
+        """`d.close`: closes the files (after `d.stop`; alone it leaves d.state set)."""
+        await self.call("d.close", info_hash)
+
+    async def erase(self, info_hash: str) -> None:
+        """`d.erase`: takes the torrent out of rtorrent; never deletes data by itself."""
+        await self.call("d.erase", info_hash)
+
+
+def _as_list(value: object, what: str) -> list[object]:
+    if not isinstance(value, list):
+        raise MalformedReply(f"{what} returned {type(value).__name__}, expected a list")
+    return value
+
+
+def _file_entry(row: object) -> FileEntry:
+    if (
+        isinstance(row, list)
+        and len(row) == 2
+        and isinstance(row[0], str)
+        and isinstance(row[1], int)
+        and not isinstance(row[1], bool)
+    ):
+        return FileEntry(row[0], row[1])
+    raise MalformedReply(f"f.multicall returned an unexpected row {row!r:.80}")

@@ -1,11 +1,75 @@
-"""TOML configuration to a frozen `Config`. (Parser being written by a helper.)"""
+"""TOML configuration to a frozen `Config`.
+
+Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
+"50GiB", "500MB" or a number of bytes)::
+
+    [rtorrent]
+    url = "scgi:///path/rpc.socket"  # required; or scgi://host:port, http(s)://host/RPC2
+    timeout = "30s"                  # whole call
+    connect_timeout = "10s"
+    max_reply = "256MiB"
+    username = "..."                 # optional, HTTP
+    password_file = "/path"          # optional, HTTP
+    tls_verify = true
+    ca_file = "/path"                # optional
+    [daemon]
+    interval = "5m"                  # at least 10s
+    dry_run = false
+    window = "7d"
+    [safety]
+    allowed_roots = []               # absolute; required as soon as anything deletes
+    max_deletes_per_poll = 20        # 0 or more
+    max_delete_fraction = 0.5        # in (0, 1]
+    [[rule]]                         # zero or more, tried in order
+    name = "..."                     # required, unique
+    when = "complete and ratio >= 2" # required, the condition language (expr.py)
+    action = "delete"                # required: keep | stop | remove | delete
+    [[space]]                        # zero or more
+    path = "/path"                   # required, absolute, unique
+    min_free = "50GiB"               # required
+    target_free = "80GiB"            # default: min_free
+    candidates = "complete"          # required, a condition
+    order = "seeding_time desc"      # default; numeric fields, asc (default) or desc
+    action = "delete"                # required; only delete frees space
+
+A configuration with no rules and no space policies is valid (it watches and
+does nothing); `config_warnings` says so, as it does for allowed roots that do
+not exist on this machine (the file may be checked elsewhere).
+
+Every error names the file, the line (tomllib gives no positions for keys, so
+`LineIndex` finds them in the text) and the rule, and says what to write.
+In TOML, write conditions in single quotes (`when = 'name ~ "\\d"'`) so that
+backslashes reach the condition unchanged.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+from typing import Any, cast
 
-from rtorrentd.expr import Condition
+from rtorrentd.config_source import LineIndex, Where, close_match, excerpt, load_toml
+from rtorrentd.config_values import (
+    Invalid,
+    show,
+    to_count,
+    to_directory,
+    to_duration,
+    to_flag,
+    to_fraction,
+    to_interval,
+    to_roots,
+    to_rule_name,
+    to_size,
+    to_text,
+    to_url,
+)
+from rtorrentd.errors import ConfigError, ExprError
+from rtorrentd.expr import FIELDS_HINT, Condition, parse_condition
+from rtorrentd.torrent import Kind, name_kinds
 
 
 class Action(Enum):
@@ -85,3 +149,278 @@ class Config:
         for policy in self.space:
             found |= policy.candidates.names | {key.name for key in policy.order}
         return frozenset(found)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and parse the configuration file at `path`; raises `ConfigError`."""
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the configuration: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse TOML `text` read from `source` (named in messages); raises `ConfigError`."""
+    data = load_toml(text, source)
+    lines = LineIndex(text)
+    _check_top(source, lines, data)
+    rtorrent = RtorrentSettings(**_section(source, lines, data, "rtorrent"))
+    daemon = DaemonSettings(**_section(source, lines, data, "daemon"))
+    safety = Safety(**_section(source, lines, data, "safety"))
+    rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
+    space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
+    _check_unique(rules, "name", "rule")
+    _check_unique(space, "path", "space policy")
+    _check_deletions(safety, [*rules, *space])
+    return Config(
+        source,
+        rtorrent,
+        daemon,
+        safety,
+        tuple(rule for rule, _ in rules),
+        tuple(policy for policy, _ in space),
+    )
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is legal but probably not meant: missing directories, nothing to do."""
+    warnings = [
+        f'{config.source}: [safety] allowed_roots: "{root}" is not a directory on this machine'
+        for root in config.safety.allowed_roots
+        if not os.path.isdir(root)
+    ]
+    warnings += [
+        f'{config.source}:{policy.line}: space "{policy.path}": not a directory on this machine'
+        for policy in config.space
+        if not os.path.isdir(policy.path)
+    ]
+    if not config.rules and not config.space:
+        warnings.append(f"{config.source}: no [[rule]] and no [[space]]: rtorrentd will do nothing")
+    return warnings
+
+
+# --- values -----------------------------------------------------------------------
+
+_ORDER_HINT = 'write field names with asc or desc, like "seeders desc, ratio desc"'
+_ORDER_KINDS = frozenset({Kind.NUMBER, Kind.DURATION, Kind.TIMESTAMP})
+_KIND_WORDS = {Kind.STRING: "text", Kind.BOOL: "true or false", Kind.STRINGS: "a list of text"}
+_DEFAULT_ORDER = (OrderKey("seeding_time", descending=True),)
+
+
+def _to_action(value: object) -> Action:
+    try:
+        return Action(to_text(value))
+    except ValueError:
+        raise Invalid("is not an action", "write keep, stop, remove or delete") from None
+
+
+def _to_space_action(value: object) -> Action:
+    if _to_action(value) is not Action.DELETE:
+        hint = 'write "delete": only deleting frees space (stop and remove keep the data)'
+        raise Invalid("does not free space", hint)
+    return Action.DELETE
+
+
+def _to_order(value: object) -> tuple[OrderKey, ...]:
+    return tuple(_order_key(part.split()) for part in to_text(value).split(","))
+
+
+def _order_key(words: list[str]) -> OrderKey:
+    if len(words) not in (1, 2) or words[1:] not in ([], ["asc"], ["desc"]):
+        raise Invalid(f"has {show(' '.join(words))}, not a field and asc or desc", _ORDER_HINT)
+    kinds = name_kinds()
+    kind = kinds.get(words[0])
+    if kind is None:
+        hint = close_match(words[0], {name: f"`{name}`" for name in kinds})
+        raise Invalid(f"has unknown field `{words[0]}`", hint + FIELDS_HINT)
+    if kind not in _ORDER_KINDS:
+        hint = "order by numbers, sizes, durations or timestamps, like seeding_time desc"
+        raise Invalid(f"has `{words[0]}`, which is {_KIND_WORDS[kind]}, not a number", hint)
+    return OrderKey(words[0], descending=words[1:] == ["desc"])
+
+
+# --- tables -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    title: str
+    keys: Mapping[str, Callable[[object], Any]]
+    required: tuple[str, ...] = ()
+    needs: str = ""  # what to write when a required key is missing
+
+
+_TABLES: Mapping[str, _Table] = {
+    "rtorrent": _Table(
+        "[rtorrent]",
+        {
+            "url": to_url,
+            "timeout": to_duration,
+            "connect_timeout": to_duration,
+            "max_reply": to_size,
+            "username": to_text,
+            "password_file": to_text,
+            "tls_verify": to_flag,
+            "ca_file": to_text,
+        },
+        ("url",),
+        'write where rtorrent listens, like url = "scgi:///home/you/rtorrent/rpc.socket"',
+    ),
+    "daemon": _Table(
+        "[daemon]", {"interval": to_interval, "dry_run": to_flag, "window": to_duration}
+    ),
+    "safety": _Table(
+        "[safety]",
+        {
+            "allowed_roots": to_roots,
+            "max_deletes_per_poll": to_count,
+            "max_delete_fraction": to_fraction,
+        },
+    ),
+    "rule": _Table(
+        "[[rule]]",
+        {"name": to_rule_name, "when": to_text, "action": _to_action},
+        ("name", "when", "action"),
+        "every [[rule]] needs name, when and action",
+    ),
+    "space": _Table(
+        "[[space]]",
+        {
+            "path": to_directory,
+            "min_free": to_size,
+            "target_free": to_size,
+            "candidates": to_text,
+            "order": _to_order,
+            "action": _to_space_action,
+        },
+        ("path", "min_free", "candidates", "action"),
+        "every [[space]] needs path, min_free, candidates and action",
+    ),
+}
+_ARRAYS = ("rule", "space")
+
+
+def _check_top(source: str, lines: LineIndex, data: dict[str, Any]) -> None:
+    """Every top-level name is a known section, written as a table or array of tables."""
+    top = Where(source, lines, ("", 0), "")
+    for name, value in data.items():
+        line = lines.line(("", 0), name) or lines.line((name, 0))
+        if name not in _TABLES:
+            raise top.error_at(line, _unknown_section(name, value))
+        if name in _ARRAYS and not isinstance(value, list):
+            raise top.error_at(line, f"write [[{name}]], one table for each {name}, not [{name}]")
+        if name not in _ARRAYS and not isinstance(value, dict):
+            raise top.error_at(line, f"{name} = {show(value)} is not a section\n  write [{name}]")
+
+
+def _unknown_section(name: str, value: object) -> str:
+    titles = ", ".join(table.title for table in _TABLES.values())
+    if not isinstance(value, dict | list):
+        return f'unknown key "{name}" outside any section\n  The sections are {titles}.'
+    choices = {known: table.title for known, table in _TABLES.items()}
+    return f"unknown section [{name}]\n  {close_match(name, choices)}The sections are {titles}."
+
+
+def _convert(where: Where, data: object, table: _Table) -> dict[str, Any]:
+    """Check the keys of one table and convert each value."""
+    if not isinstance(data, dict):
+        raise where.error(f"{table.title} must be a table, not {show(data)}")
+    for key in data:
+        if key not in table.keys:
+            choices = {known: f'"{known}"' for known in table.keys}
+            hint = close_match(key, choices) + f"{table.title} takes {', '.join(table.keys)}."
+            raise where.error(f'unknown key "{key}"', hint, key)
+    for key in table.required:
+        if key not in data:
+            raise where.error(f"{key} is missing", table.needs)
+    return {key: _value(where, key, value, table.keys[key]) for key, value in data.items()}
+
+
+def _value(where: Where, key: str, value: object, convert: Callable[[object], Any]) -> Any:
+    try:
+        return convert(value)
+    except Invalid as bad:
+        raise where.error(f"{key} = {show(value)} {bad.complaint}", bad.hint, key) from None
+
+
+def _section(source: str, lines: LineIndex, data: dict[str, Any], name: str) -> dict[str, Any]:
+    where = Where(source, lines, (name, 0), _TABLES[name].title)
+    return _convert(where, data.get(name, {}), _TABLES[name])
+
+
+def _items(
+    source: str, lines: LineIndex, data: dict[str, Any], name: str
+) -> list[tuple[Where, object]]:
+    """Each [[rule]] or [[space]] with its label: its name or path, else its number."""
+    items = []
+    for index, item in enumerate(data.get(name, [])):
+        key = "name" if name == "rule" else "path"
+        known = item.get(key) if isinstance(item, dict) else None
+        label = f'{name} "{known}"' if isinstance(known, str) and known else f"{name} #{index + 1}"
+        items.append((Where(source, lines, (name, index), label), item))
+    return items
+
+
+def _condition(where: Where, key: str, text: str) -> Condition:
+    try:
+        return parse_condition(text, name_kinds())
+    except ExprError as exc:
+        raise _condition_error(where, key, text, exc) from None
+
+
+def _condition_error(where: Where, key: str, text: str, exc: ExprError) -> ConfigError:
+    """The message with the condition's line and a caret under the column."""
+    problem, _, hint = exc.message.partition("\n")
+    before = text[: exc.column]
+    row, column = before.count("\n"), len(before) - before.rfind("\n") - 1
+    line = where.lines.value_line(where.place, key, row)
+    shown = excerpt(text.split("\n")[row], column)
+    return where.error_at(line, f"{problem} in `{key}`{shown}" + f"\n  {hint}" * bool(hint))
+
+
+def _rule(where: Where, item: object) -> tuple[Rule, Where]:
+    values = _convert(where, item, _TABLES["rule"])
+    when = _condition(where, "when", values["when"])
+    line = where.lines.line(where.place) or 0
+    return Rule(values["name"], when, values["action"], line), where
+
+
+def _space(where: Where, item: object) -> tuple[SpacePolicy, Where]:
+    values = _convert(where, item, _TABLES["space"])
+    candidates = _condition(where, "candidates", values["candidates"])
+    minimum = values["min_free"]
+    target = values.get("target_free", minimum)
+    if target < minimum:
+        raw = cast(dict[str, object], item)
+        problem = f"target_free = {show(raw['target_free'])} is less than min_free = "
+        hint = "target_free is how much to free up to once below min_free: at least min_free"
+        raise where.error(problem + show(raw["min_free"]), hint, "target_free")
+    order = values.get("order", _DEFAULT_ORDER)
+    line = where.lines.line(where.place) or 0
+    policy = SpacePolicy(values["path"], minimum, target, candidates, order, values["action"], line)
+    return policy, where
+
+
+def _check_unique(items: list[tuple[Any, Where]], attribute: str, owner: str) -> None:
+    """No two rules with one name, no two space policies for one path."""
+    seen: dict[object, Where] = {}
+    for item, where in items:
+        value = getattr(item, attribute)
+        if value in seen:
+            first = seen[value].lines.line(seen[value].place)
+            problem = f"the {attribute} {show(value)} is also used by the {owner} at line {first}"
+            raise where.error(problem, f"give each {owner} its own {attribute}", attribute)
+        seen[value] = where
+
+
+def _check_deletions(safety: Safety, items: list[tuple[Rule | SpacePolicy, Where]]) -> None:
+    if safety.allowed_roots:
+        return
+    for item, where in items:
+        if item.action is Action.DELETE:
+            hint = 'list the directories it may delete in, like allowed_roots = ["/home/you/dl"]'
+            raise where.error('action = "delete" needs [safety] allowed_roots', hint, "action")

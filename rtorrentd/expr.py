@@ -1,13 +1,76 @@
-"""The condition language. (Being written: see the helper's work.)"""
+"""The condition language: `when` text to a compiled predicate.
+
+Grammar (EBNF; keywords are lower case; whitespace separates tokens)::
+
+    condition   = disjunction ;
+    disjunction = conjunction { "or" conjunction } ;
+    conjunction = negation { "and" negation } ;
+    negation    = "not" negation | comparison ;
+    comparison  = sum [ compare sum
+                      | ( "~" | "!~" ) string
+                      | [ "not" ] "in" list ] ;
+    compare     = "==" | "!=" | "<" | "<=" | ">" | ">=" ;
+    sum         = product { ( "+" | "-" ) product } ;
+    product     = unary { ( "*" | "/" ) unary } ;
+    unary       = "-" unary | atom ;
+    atom        = quantity | string | "true" | "false" | name
+                | ( "min" | "max" ) "(" sum "," sum ")"
+                | "(" condition ")" ;
+    list        = "[" [ sum { "," sum } [ "," ] ] "]" ;     (* constant items *)
+    quantity    = number [ size_unit ] | duration ;
+    duration    = number duration_unit { number duration_unit } ;   (* 1d12h *)
+    number      = digit { digit } [ "." digit { digit } ] ;
+    duration_unit = "s" | "m" | "h" | "d" | "w" ;              (* value in seconds *)
+    size_unit   = "B" | "KB" | "MB" | "GB" | "TB"               (* x 1000, bytes *)
+                | "KiB" | "MiB" | "GiB" | "TiB" ;               (* x 1024 *)
+    string      = "'" { char } "'" | '"' { char } '"' ;
+    name        = letter { letter | digit | "_" } ;
+
+Meaning:
+
+- Unknown values. A name whose value is None or missing from the facts is
+  unknown. Arithmetic with an unknown (or a division by zero) is unknown, and
+  any comparison, match or `in` with an unknown is false. So `seeders > 3` and
+  `seeders <= 3` are both false without a scrape, while `not (seeders > 3)` is
+  true: write `seeders <= 3` to mean "known and at most 3". A bare boolean
+  field holds only when it is known to be true.
+- Types are checked at parse time. Numbers (`ratio`, `peers`), sizes (`size`,
+  `uploaded`, rates), durations (`age`, `seeding_time`) and timestamps
+  (`added`, `finished`, unix seconds) do not mix, except that a plain number
+  goes with any of them (seconds for durations and timestamps, bytes for
+  sizes). A timestamp minus a timestamp is a duration; a size divided by a
+  size, or a duration by a duration, is a plain number.
+- Text: `==`, `!=`, `in` compare exactly; `~` is `re.search`, case-insensitive,
+  and `!~` its negation. Against a list of text (`trackers`), `==`, `~` and
+  `in` hold when any element does; `!=`, `!~` and `not in` when none does.
+- In strings a backslash escapes only a quote or a backslash; any other
+  backslash is kept, so regular expressions read naturally: `name ~ "\\d{4}"`.
+
+The text is parsed once into a tree of closures; a field compared with a
+constant becomes a single closure, the common case in rules.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
+from rtorrentd import expr_compile as build
+from rtorrentd.errors import ExprError
+from rtorrentd.expr_compile import Getter, Test
+from rtorrentd.expr_lex import KEYWORDS, Token, Type, error, parse_duration, parse_size, tokenize
 from rtorrentd.torrent import Kind
 
+__all__ = ["Condition", "Facts", "parse_condition", "parse_duration", "parse_size"]
+
 Facts = Mapping[str, object]
+_Join = Callable[[tuple[Test, ...], "build.Flag | None"], Test]
+_FUNCTIONS = ("min", "max")
+FIELDS_HINT = 'Fields are listed in README under "Condition fields".'
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,5 +88,315 @@ class Condition:
 
 
 def parse_condition(text: str, names: Mapping[str, Kind]) -> Condition:
-    """Parse and compile `text`; raises `ExprError` with a 0-based column."""
-    raise NotImplementedError
+    """Parse and compile `text`; raises `ExprError` with a 0-based column.
+
+    An error's message is one line saying what is wrong, then (after a newline)
+    what to write instead.
+    """
+    parser = _Parser(text, names)
+    test = parser.parse()
+    return Condition(text, frozenset(parser.used), test)
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A parsed sub-expression: its type, how to compute it, where it is."""
+
+    type: Type
+    get: Getter
+    start: int
+    end: int
+    field: str | None = None  # set when the value is one field, for specialisation
+    const: tuple[object] | None = None  # (value,) when known at parse time
+    flag: build.Flag | None = None  # set for `complete` and `not complete`
+
+
+class _Parser:
+    """Recursive descent, one method per grammar rule; each returns a typed `_Value`."""
+
+    def __init__(self, text: str, names: Mapping[str, Kind]) -> None:
+        self.text = text
+        self.names = names
+        self.tokens = tokenize(text)
+        self.index = 0
+        self.used: set[str] = set()
+
+    def parse(self) -> Test:
+        if self.peek().kind == "end":
+            raise error("the condition is empty", 0, "write one like `complete and ratio >= 2`")
+        value = self.disjunction()
+        token = self.peek()
+        if token.kind != "end":
+            hint = _keyword_hint(token.text) or "join conditions with `and` or `or`"
+            raise error(
+                f"expected `and`, `or` or the end, found {token.shown()}", token.start, hint
+            )
+        return self.as_test(value)
+
+    # helpers
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+
+    def take(self) -> Token:
+        token = self.peek()
+        self.index += 1
+        return token
+
+    def accept(self, *texts: str) -> Token | None:
+        token = self.peek()
+        return self.take() if token.kind == "op" and token.text in texts else None
+
+    def expect(self, text: str, why: str) -> Token:
+        token = self.accept(text)
+        if token is None:
+            found = self.peek()
+            raise error(f"expected `{text}` {why}, found {found.shown()}", found.start)
+        return token
+
+    def shown(self, value: _Value) -> str:
+        return f"`{self.text[value.start : value.end]}`"
+
+    def advice(self, value: _Value) -> str:
+        sort, accepted = build.ADVICE[value.type]
+        return f"{self.shown(value)} is {sort}; {accepted}"
+
+    def as_test(self, value: _Value) -> Test:
+        if value.type is not Type.BOOL:
+            sort, accepted = build.ADVICE[value.type]
+            raise error(f"{self.shown(value)} is {sort}, not a condition", value.start, accepted)
+        return build.flag_test(value.flag) if value.flag else value.get
+
+    def boolean(self, test: Test, start: int, end: int) -> _Value:
+        return _Value(Type.BOOL, test, start, end)
+
+    # grammar, loosest first
+
+    def disjunction(self) -> _Value:
+        return self.chain("or", self.conjunction, build.any_of)
+
+    def conjunction(self) -> _Value:
+        return self.chain("and", self.negation, build.all_of)
+
+    def chain(self, word: str, operand: Callable[[], _Value], join: _Join) -> _Value:
+        parts = [operand()]
+        while self.accept(word):
+            parts.append(operand())
+        if len(parts) == 1:
+            return parts[0]
+        test = join(tuple(map(self.as_test, parts)), parts[0].flag)
+        return self.boolean(test, parts[0].start, parts[-1].end)
+
+    def negation(self) -> _Value:
+        token = self.accept("not")
+        if token is None:
+            return self.comparison()
+        test = self.as_test(operand := self.negation())
+        if operand.flag is not None:
+            flag = (operand.flag[0], not operand.flag[1])
+            return _Value(Type.BOOL, build.flag_test(flag), token.start, operand.end, flag=flag)
+        return self.boolean(lambda f: not test(f), token.start, operand.end)
+
+    def comparison(self) -> _Value:
+        left = self.sum()
+        token = self.peek()
+        if token.kind != "op":
+            return left
+        if token.text in build.COMPARE:
+            self.take()
+            return self.compare(token, left, self.sum())
+        if token.text in ("~", "!~"):
+            return self.match(self.take(), left)
+        if token.text == "in" or (token.text == "not" and self.peek(1).text == "in"):
+            negated = self.accept("not") is not None
+            self.take()  # `in`
+            return self.member(left, negated)
+        return left
+
+    def compare(self, token: Token, left: _Value, right: _Value) -> _Value:
+        op = token.text
+        self.check_comparable(left, right)
+        if op not in ("==", "!=") and left.type not in build.NUMERIC:
+            problem = f"`{op}` compares numbers, not {build.ADVICE[left.type][0]}"
+            raise error(problem, token.start, self.advice(left))
+        start, end = left.start, right.end
+        if left.field is None and right.field is not None:
+            op, left, right = build.MIRROR[op], right, left  # `2 <= ratio` as `ratio >= 2`
+        return self.boolean(self.compare_test(op, left, right), start, end)
+
+    def compare_test(self, op: str, left: _Value, right: _Value) -> Test:
+        if Type.STRINGS in (left.type, right.type):
+            items, item = (left, right) if left.type is Type.STRINGS else (right, left)
+            return build.contains(op, items.get, item.get)
+        if left.field is not None and right.const is not None:
+            return build.FIELD_CONST[op](left.field, right.const[0])
+        return build.compare_values(op, left.get, right.get)
+
+    def check_comparable(self, left: _Value, right: _Value) -> None:
+        if build.comparable(left.type, right.type):
+            return
+        swap = left.const is not None and right.const is None
+        subject, culprit = (right, left) if swap else (left, right)
+        problem = (
+            f"cannot compare {self.shown(subject)} ({build.ADVICE[subject.type][0]}) "
+            f"with {self.shown(culprit)} ({build.ADVICE[culprit.type][0]})"
+        )
+        raise error(problem, culprit.start, self.advice(subject))
+
+    def match(self, token: Token, left: _Value) -> _Value:
+        if left.type not in (Type.STRING, Type.STRINGS):
+            problem = f"`{token.text}` matches text, but {self.shown(left)} is "
+            sort, accepted = build.ADVICE[left.type]
+            raise error(problem + sort, token.start, accepted)
+        pattern = self.take()
+        if pattern.kind != "string":
+            hint = 'write it in quotes, like name ~ "x264|x265"'
+            raise error(f"`{token.text}` needs a regular expression", pattern.start, hint)
+        search = _compile_regex(pattern).search
+        many, negated = left.type is Type.STRINGS, token.text == "!~"
+        return self.boolean(
+            self.holds(left, build.match_predicate(search, many, negated)), left.start, pattern.end
+        )
+
+    def holds(self, value: _Value, predicate: Callable[[Any], bool]) -> Test:
+        if value.field is not None:
+            return build.field_holds(value.field, predicate)
+        return build.holds(value.get, predicate)
+
+    def member(self, left: _Value, negated: bool) -> _Value:
+        self.expect("[", "to start a list")
+        items: list[object] = []
+        while (close := self.accept("]")) is None:
+            items.append(self.list_item(left))
+            if not self.accept(","):
+                close = self.expect("]", "or `,` in the list")
+                break
+        many, members = left.type is Type.STRINGS, frozenset(items)
+        if left.field is not None and not many:
+            return self.boolean(build.field_in(left.field, members, negated), left.start, close.end)
+        predicate = build.member_predicate(members, many, negated)
+        return self.boolean(self.holds(left, predicate), left.start, close.end)
+
+    def list_item(self, left: _Value) -> object:
+        item = self.sum()
+        if item.const is None:
+            hint = 'write literal values, like ["movies", "tv"] or [0, 1]'
+            raise error("list items must be known before any torrent is seen", item.start, hint)
+        self.check_comparable(left, item)
+        return item.const[0]
+
+    def sum(self) -> _Value:
+        return self.binary(("+", "-"), self.product)
+
+    def product(self) -> _Value:
+        return self.binary(("*", "/"), self.unary)
+
+    def binary(self, ops: tuple[str, ...], operand: Callable[[], _Value]) -> _Value:
+        left = operand()
+        while token := self.accept(*ops):
+            left = self.arithmetic(token.text, left, operand())
+        return left
+
+    def arithmetic(self, op: str, left: _Value, right: _Value) -> _Value:
+        result = build.arith_type(op, left.type, right.type)
+        if result is None:
+            verb = build.VERBS.get(op, f"take the {op} of")
+            left_sort, right_sort = build.ADVICE[left.type][0], build.ADVICE[right.type][0]
+            problem = f"cannot {verb} {self.shown(left)} ({left_sort}) and {self.shown(right)}"
+            raise error(f"{problem} ({right_sort})", right.start, build.ARITH_HINTS[op])
+        if op == "/" and right.const is not None and not right.const[0]:
+            raise error("division by zero", right.start)
+        if left.const is not None and right.const is not None:
+            value = build.ARITH[op](left.const[0], right.const[0])
+            return self.constant(value, result, left.start, right.end)
+        return _Value(result, build.combine(op, left.get, right.get), left.start, right.end)
+
+    def unary(self) -> _Value:
+        token = self.accept("-")
+        if token is None:
+            return self.atom()
+        operand = self.unary()
+        if operand.type not in build.NUMERIC - {Type.TIMESTAMP}:
+            raise error(f"cannot negate {self.shown(operand)}", token.start, self.advice(operand))
+        if operand.const is not None:
+            value: Any = operand.const[0]
+            return self.constant(-value, operand.type, token.start, operand.end)
+        return _Value(operand.type, build.negate(operand.get), token.start, operand.end)
+
+    def atom(self) -> _Value:
+        token = self.take()
+        if token.kind in ("number", "string") or token.text in ("true", "false"):
+            return self.literal(token)
+        if token.kind == "name":
+            return self.call(token) if self.peek().text == "(" else self.name(token)
+        if token.text == "(":
+            inner = self.disjunction()
+            self.expect(")", "to close the `(`")
+            return inner
+        hint = "a value is a field like ratio, a number like 2 or 14d, a quoted string, or ( ... )"
+        raise error(f"expected a value, found {token.shown()}", token.start, hint)
+
+    def literal(self, token: Token) -> _Value:
+        if token.kind == "number":
+            value, kind = cast(tuple[object, Type], token.value)
+        elif token.kind == "string":
+            value, kind = token.value, Type.STRING
+        else:
+            value, kind = token.text == "true", Type.BOOL
+        return self.constant(value, kind, token.start, token.end)
+
+    def constant(self, value: object, kind: Type, start: int, end: int) -> _Value:
+        return _Value(kind, build.constant(value), start, end, const=(value,))
+
+    def name(self, token: Token) -> _Value:
+        name = token.text
+        kind = self.names.get(name)
+        if kind is None:
+            raise _unknown_name(name, self.names, token.start)
+        self.used.add(name)
+        value_type = Type.SIZE if name in build.SIZE_FIELDS else build.KIND_TYPES[kind]
+        flag = (name, True) if value_type is Type.BOOL else None
+        return _Value(value_type, lambda f: f.get(name), token.start, token.end, name, flag=flag)
+
+    def call(self, token: Token) -> _Value:
+        if token.text not in _FUNCTIONS:
+            hint = "the functions are min(a, b) and max(a, b)"
+            raise error(f"unknown function `{token.text}`", token.start, hint)
+        self.take()
+        left = self.sum()
+        self.expect(",", f"between the two values of {token.text}(a, b)")
+        right = self.sum()
+        self.expect(")", f"after the two values of {token.text}(a, b)")
+        value = self.arithmetic(token.text, left, right)
+        return _Value(value.type, value.get, token.start, self.peek(-1).end, const=value.const)
+
+
+def _unknown_name(name: str, names: Mapping[str, Kind], column: int) -> ExprError:
+    hint = _keyword_hint(name)
+    if not hint:
+        close = [f"`{c}`" for c in difflib.get_close_matches(name, list(names), 3, 0.75)]
+        guess = ", ".join(close[:-1]) + " or " + close[-1] if len(close) > 1 else "".join(close)
+        hint = f"did you mean {guess}? {FIELDS_HINT}" if close else FIELDS_HINT
+    return error(f"unknown field `{name}`", column, hint)
+
+
+def _keyword_hint(word: str) -> str:
+    lower = word.lower()
+    return f"keywords are lower case: `{lower}`" if lower in KEYWORDS and lower != word else ""
+
+
+def _compile_regex(token: Token) -> re.Pattern[str]:
+    pattern = str(token.value)
+    try:
+        with warnings.catch_warnings():
+            # re warns of patterns whose meaning a later Python will change.
+            warnings.simplefilter("error")
+            return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        # Point at the offending character when the text was copied unchanged.
+        unchanged = token.text[1:-1] == pattern and exc.pos is not None
+        column = token.start + 1 + (exc.pos or 0) if unchanged else token.start
+        raise error(f"invalid regular expression: {exc.msg}", column) from None
+    except Warning as warning:
+        hint = r"inside [...], write \[ for a literal [ (and \- \& \~ \| likewise)"
+        raise error(f"unclear regular expression: {warning}", token.start, hint) from None

@@ -1,0 +1,148 @@
+"""The words of the condition language: numbers with units, strings, names, operators.
+
+Durations and sizes are shared with the configuration (`parse_duration`,
+`parse_size`); each literal carries its `Type` so the parser can check units.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum, auto
+from typing import NamedTuple
+
+from rtorrentd.errors import ExprError
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE_UNITS = {
+    "B": 1,
+    **{f"{p}B": 1000 ** (i + 1) for i, p in enumerate("KMGT")},
+    **{f"{p}iB": 1024 ** (i + 1) for i, p in enumerate("KMGT")},
+}
+_NUMBER = r"\d+(?:\.\d+)?"
+_PLAIN_RE = re.compile(_NUMBER)
+_DURATION_RE = re.compile(rf"(?:{_NUMBER}[smhdw])+")
+_DURATION_PART = re.compile(rf"({_NUMBER})([smhdw])")
+_SIZE_RE = re.compile(rf"({_NUMBER})([KMGT]i?B|B)")
+QUANTITY_HINT = (
+    "durations use s m h d w (like 30s or 1d12h); sizes use B KB MB GB TB (x1000) "
+    "or KiB MiB GiB TiB (x1024), like 1.5GiB"
+)
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+def _whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+class Type(Enum):
+    """The static type of a value in a condition."""
+
+    BOOL = auto()
+    STRING = auto()
+    STRINGS = auto()
+    NUMBER = auto()  # a plain number field or result, e.g. ratio
+    SIZE = auto()  # bytes
+    DURATION = auto()  # seconds
+    TIMESTAMP = auto()  # unix seconds
+    PLAIN = auto()  # a unit-less literal: it goes with any numeric type
+
+
+def parse_quantity(text: str) -> tuple[int | float, Type] | None:
+    """`30`, `1d12h`, `1.5GiB` to (value in seconds or bytes, type); None if invalid."""
+    if _PLAIN_RE.fullmatch(text):
+        return _number(text), Type.PLAIN
+    if _DURATION_RE.fullmatch(text):
+        parts = _DURATION_PART.findall(text)
+        return _whole(sum(_number(n) * _DURATION_UNITS[u] for n, u in parts)), Type.DURATION
+    if match := _SIZE_RE.fullmatch(text):
+        return round(_number(match[1]) * _SIZE_UNITS[match[2]]), Type.SIZE
+    return None
+
+
+def parse_duration(text: str) -> int | float:
+    """`"30s"`, `"1d12h"` or `"90"` to seconds; raises ValueError otherwise."""
+    found = parse_quantity(text.strip())
+    if found is None or found[1] not in (Type.PLAIN, Type.DURATION):
+        raise ValueError(f"not a duration: {text!r}")
+    return found[0]
+
+
+def parse_size(text: str) -> int:
+    """`"50GiB"`, `"500MB"` or `"1024"` to bytes; raises ValueError otherwise."""
+    found = parse_quantity(text.strip())
+    if found is None or found[1] not in (Type.PLAIN, Type.SIZE):
+        raise ValueError(f"not a size: {text!r}")
+    return round(found[0])
+
+
+# --- tokens --------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(
+    r"""(?P<space>\s+)
+    | (?P<number>\d[\w.]*)
+    | (?P<name>[A-Za-z_]\w*)
+    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<op>==|!=|<=|>=|!~|&&|\|\||<>|[-+*/<>~()\[\],=!&|])""",
+    re.VERBOSE | re.ASCII | re.DOTALL,
+)
+KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
+_MISTAKES = {"=": "==", "<>": "!=", "&&": "and", "&": "and", "||": "or", "|": "or", "!": "not"}
+_ESCAPE_RE = re.compile(r"\\([\\'\"])")
+
+
+class Token(NamedTuple):
+    """One word of a condition; `value` is the literal's (value, Type) or unescaped text."""
+
+    kind: str  # number, name, string, op (keywords too) or end
+    text: str
+    start: int
+    value: object = None
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+    def shown(self) -> str:
+        return "the end" if self.kind == "end" else f"`{self.text}`"
+
+
+def error(problem: str, column: int, hint: str = "") -> ExprError:
+    return ExprError(f"{problem}\n{hint}" if hint else problem, column)
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN_RE.match(text, position)
+        if match is None:
+            raise _bad_character(text, position)
+        kind, lexeme = match.lastgroup or "", match.group()
+        if kind != "space":
+            tokens.append(_token(kind, lexeme, position))
+        position = match.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+def _bad_character(text: str, position: int) -> ExprError:
+    if text[position] in "'\"":
+        hint = 'end it with the same quote; write \\" for a quote inside'
+        return error("this string is not closed", position, hint)
+    return error(f"unexpected character `{text[position]}`", position)
+
+
+def _token(kind: str, lexeme: str, start: int) -> Token:
+    if kind == "op" and lexeme in _MISTAKES:
+        raise error(f"`{lexeme}` is not an operator", start, f"write `{_MISTAKES[lexeme]}`")
+    if kind == "number":
+        quantity = parse_quantity(lexeme)
+        if quantity is None:
+            raise error(f"`{lexeme}` is not a number, duration or size", start, QUANTITY_HINT)
+        return Token(kind, lexeme, start, quantity)
+    if kind == "string":
+        return Token(kind, lexeme, start, _ESCAPE_RE.sub(r"\1", lexeme[1:-1]))
+    return Token("op" if lexeme in KEYWORDS else kind, lexeme, start)

@@ -233,7 +233,7 @@ async def apply(
     ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run)
     risky = [s for s in plan.steps if s.action in (Action.REMOVE, Action.DELETE)]
     hooks = await erase_handlers(client) if risky else frozenset()
-    cache: dict[str, frozenset[str]] = set()
+    cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []
     for step in plan.steps:
         if hooks and step in risky:

@@ -1,0 +1,158 @@
+"""`rtorrentd run | check | plan | list | version`.
+
+Exit codes: 0 success, 1 rtorrent unreachable or answering nonsense, 2 bad usage or
+an invalid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import anyio
+
+from rtorrentd import __version__
+from rtorrentd.client import RtorrentClient
+from rtorrentd.config import Config, config_warnings, load_config
+from rtorrentd.daemon import poll_once, serve
+from rtorrentd.engine import Plan, fetch_names, plan
+from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
+from rtorrentd.logs import configure_logging, default_format
+from rtorrentd.memory import Memory, remember
+from rtorrentd.report import format_plan_table, human_bytes, plan_to_json
+from rtorrentd.torrent import Torrent
+from rtorrentd.transport import open_transport
+
+EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
+
+
+def client_for(config: Config) -> RtorrentClient:
+    """A client for the rtorrent the configuration names."""
+    settings = config.rtorrent
+    transport = open_transport(
+        settings.url,
+        timeout=settings.timeout,
+        connect_timeout=settings.connect_timeout,
+        max_reply=settings.max_reply,
+    )
+    return RtorrentClient(transport)
+
+
+def _cmd_version(_args: argparse.Namespace, out: TextIO) -> int:
+    print(f"rtorrentd {__version__}", file=out)
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    config = load_config(args.config)
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
+    print(
+        f"{args.config}: valid; {len(config.rules)} rules ({deleting} delete), "
+        f"{len(config.space)} space policies, rtorrent at {config.rtorrent.url}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+async def _snapshot_and_plan(config: Config, now: float) -> Plan:
+    torrents = await client_for(config).snapshot(fetch_names(config))
+    memory = remember(Memory.empty(), torrents, now)
+    return plan(torrents, config, now, memory)
+
+
+def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    config = load_config(args.config)
+    result = anyio.run(_snapshot_and_plan, config, time.time())
+    if args.format == "json":
+        print(json.dumps(plan_to_json(result), indent=2, ensure_ascii=False), file=out)
+    else:
+        print(format_plan_table(result), file=out)
+    return EXIT_OK
+
+
+def format_torrent_table(torrents: Sequence[Torrent]) -> str:
+    """A table of torrents for people: state, ratio, size, name."""
+    lines = [f"{'HASH':<10} {'STATE':<9} {'RATIO':>6} {'SIZE':>10}  NAME"]
+    for t in torrents:
+        state = "complete" if t.complete else "partial"
+        state += "" if t.started else "/stop"
+        ratio = f"{t.ratio:.2f}" if t.ratio is not None else "?"
+        lines.append(
+            f"{t.hash[:10]:<10} {state:<9} {ratio:>6} {human_bytes(t.size or 0):>10}  {t.name}"
+        )
+    lines.append(f"{len(torrents)} torrents")
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    configure_logging(args.log_format or default_format(), args.log_level)
+    config = load_config(args.config)
+    dry_run = args.dry_run or config.daemon.dry_run
+    if not args.once:
+        code: int = anyio.run(serve, args.config, config, dry_run)
+        return code
+    client = client_for(config)
+    anyio.run(lambda: poll_once(client, config, Memory.empty(), dry_run=dry_run, now=time.time()))
+    return EXIT_OK
+
+
+def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    if args.url:
+        url = args.url
+        client = RtorrentClient(open_transport(url))
+    else:
+        client = client_for(load_config(args.config))
+    torrents = anyio.run(client.snapshot, ["ratio"])
+    print(format_torrent_table(torrents), file=out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each sub-command sets `handler`."""
+    parser = argparse.ArgumentParser(prog="rtorrentd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    handlers: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+        "version": _cmd_version,
+        "check": _cmd_check,
+        "plan": _cmd_plan,
+        "list": _cmd_list,
+        "run": _cmd_run,
+    }
+    for name, handler in handlers.items():
+        p = sub.add_parser(name)
+        p.set_defaults(handler=handler)
+        if name != "version":
+            p.add_argument("-c", "--config", default="/etc/rtorrentd/config.toml")
+    sub.choices["plan"].add_argument("--format", choices=("table", "json"), default="table")
+    sub.choices["list"].add_argument("--url", help="rtorrent URL, instead of a config file")
+    run = sub.choices["run"]
+    run.add_argument("--once", action="store_true", help="one poll, then exit")
+    run.add_argument(
+        "--dry-run", action="store_true", help="log what would be done, change nothing"
+    )
+    run.add_argument("--log-format", choices=("journal", "console", "json"), default=None)
+    run.add_argument("--log-level", default="info")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Entry point of the `rtorrentd` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args, out)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TransportError, RpcError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except RtorrentdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return code

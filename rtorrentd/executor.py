@@ -14,7 +14,10 @@ against the disk.
 
 from __future__ import annotations
 
+import functools
+import os
 import posixpath
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +27,7 @@ from rtorrentd import fsdelete
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Action
 from rtorrentd.engine import Plan, Step
-from rtorrentd.errors import RpcError, UnknownTorrent, UnsafeDeletion
+from rtorrentd.errors import RpcError, TransportError, UnknownTorrent, UnsafeDeletion
 from rtorrentd.torrent import FileEntry, Torrent
 
 log = structlog.get_logger("rtorrentd.executor")
@@ -37,17 +40,25 @@ DEFAULT_ERASE_HANDLERS = frozenset({"!_download_list", "~_delete_tied"})
 # What the executor re-reads for each torrent besides what the rules need.
 RECHECK_NAMES = frozenset({"path", "directory", "multi_file"})
 
+# Actions that take the torrent out of rtorrent, so fire event.download.erased.
+LEAVING = frozenset({Action.REMOVE, Action.DELETE})
+
 StillMatches = Callable[[Torrent, Step], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """What became of one step: `result` is done, dry-run, skipped, refused or failed."""
+    """What became of one step: `result` is done, dry-run, skipped, refused or failed.
+
+    `kept_shared` are files of a deleted torrent left on disk because another
+    loaded torrent lists them.
+    """
 
     step: Step
     result: str
     reason: str = ""
     freed_bytes: int = 0
+    kept_shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +103,37 @@ async def erase_handlers(client: RtorrentClient) -> frozenset[str]:
     return frozenset(str(k) for k in keys) - DEFAULT_ERASE_HANDLERS
 
 
+async def hooks_refusal(client: RtorrentClient) -> str:
+    """Why `remove` and `delete` must not run now, or "" when they may.
+
+    A build that cannot list the handlers is treated like one with a hook: not
+    knowing what d.erase will do is a doubt, and doubt refuses.
+    """
+    try:
+        hooks = await erase_handlers(client)
+    except RpcError as exc:
+        return (
+            f"cannot check what rtorrent runs when a torrent is erased ({exc}); "
+            "rtorrentd removes and deletes only where event.download.erased can be listed"
+        )
+    return _hooks_reason(hooks) if hooks else ""
+
+
 def _hooks_reason(hooks: frozenset[str]) -> str:
     return (
         "rtorrent runs extra commands when a torrent is erased "
         f"(event.download.erased: {', '.join(sorted(hooks))}); they may delete data "
         "rtorrentd must keep. Remove them from rtorrent.rc: rtorrentd deletes data itself."
     )
+
+
+class _PollAborted(Exception):
+    """rtorrent went away mid-step: the step is logged, then `cause` stops the poll."""
+
+    def __init__(self, result: StepResult, cause: TransportError) -> None:
+        super().__init__(result.reason)
+        self.result = result
+        self.cause = cause
 
 
 async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
@@ -111,13 +147,29 @@ async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
     return fresh
 
 
-async def _stop_and_close(client: RtorrentClient, torrent: Torrent) -> None:
+async def _stop_and_close(client: RtorrentClient, torrent: Torrent) -> bool:
+    """Stop, then close; whether anything had to be done. Unknown state counts as
+    running: both calls are harmless on a stopped, closed torrent."""
     # Stop first: the tracker gets the final totals, and a bare d.close would
     # leave d.state set (RTORRENT.md).
-    if torrent.started:
+    started = torrent.started is not False
+    if started:
         await client.stop(torrent.hash)
-    if torrent.open or torrent.started:
+    if started or torrent.open is not False:
         await client.close(torrent.hash)
+        return True
+    return False
+
+
+async def _save_session(client: RtorrentClient, info_hash: str) -> None:
+    """Write the stopped, closed state to rtorrent's session before any unlink.
+
+    Otherwise an rtorrent killed before our d.erase restarts from its last saved
+    session: the torrent comes back *started*, is hash-checked, finds its files
+    gone and downloads again, so the rule (`complete and ...`) never matches it
+    again and nothing finishes the deletion.
+    """
+    await client.call("d.save_full_session", info_hash)
 
 
 async def _do_stop(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
@@ -127,55 +179,145 @@ async def _do_stop(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
 
 
 async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
+    # d.erase of a running torrent is fine in rtorrent: it closes it and the
+    # tracker hears "stopped"; the data stays (hooks were checked in `apply`).
     if not ctx.dry_run:
         await ctx.client.erase(torrent.hash)
-    return StepResult(step, "dry-run" if ctx.dry_run else "done")
+    return StepResult(step, "dry-run" if ctx.dry_run else "done", "data kept")
+
+
+async def _plan_files(
+    ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]
+) -> fsdelete.Deletion:
+    """The fresh file list, checked against the disk; raises `UnsafeDeletion`."""
+    entries = await ctx.client.files(torrent.hash)
+    shared = await shared_paths(ctx, torrent, cache)
+    directory = torrent.directory or ""
+    check_lookalikes(directory, entries)
+    return fsdelete.plan_deletion(
+        directory, entries, ctx.allowed_roots, shared, multi_file=bool(torrent.multi_file)
+    )
 
 
 async def _do_delete(
     ctx: Context, step: Step, torrent: Torrent, cache: dict[str, frozenset[str]]
 ) -> StepResult:
-    entries = await ctx.client.files(torrent.hash)
-    shared = await shared_paths(ctx, torrent, cache)
     try:
-        deletion = fsdelete.plan_deletion(
-            torrent.directory or "",
-            entries,
-            ctx.allowed_roots,
-            shared,
-            multi_file=bool(torrent.multi_file),
-        )
+        deletion = await _plan_files(ctx, torrent, cache)
+        if ctx.dry_run:
+            summary, kept = _summary(deletion), deletion.kept_shared
+            return StepResult(step, "dry-run", summary, deletion.freed_bytes, kept)
+        if await _stop_and_close(ctx.client, torrent):
+            # rtorrent may have written (mtime) or flushed until the close: plan
+            # again from the closed files, or carry_out would find them "changed".
+            deletion = await _plan_files(ctx, torrent, cache)
+        await _save_session(ctx.client, step.hash)
     except UnsafeDeletion as exc:
         return StepResult(step, "refused", str(exc))
-    if ctx.dry_run:
-        return StepResult(step, "dry-run", _kept_note(deletion), deletion.freed_bytes)
-    await _stop_and_close(ctx.client, torrent)
     # Written before the first unlink: if we die now, the log says what was going on.
     log.info(
         "action.deleting",
         hash=step.hash,
         name=step.name,
         files=len(deletion.to_unlink),
-        kept_shared=len(deletion.kept_shared),
+        kept_shared=list(deletion.kept_shared),
+        freed_bytes=deletion.freed_bytes,
     )
     outcome = fsdelete.carry_out(deletion)
     if not outcome.complete:
         skipped = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped)
-        return StepResult(
-            step, "failed", f"not erased, files changed under us: {skipped}", outcome.freed_bytes
+        reason = f"not erased, files changed under us: {skipped}"
+        return StepResult(step, "failed", reason, outcome.freed_bytes, deletion.kept_shared)
+    return await _erase_deleted(ctx, step, deletion, outcome)
+
+
+async def _erase_deleted(
+    ctx: Context, step: Step, deletion: fsdelete.Deletion, outcome: fsdelete.Outcome
+) -> StepResult:
+    """The last step: the files are gone, so a failure here must say so."""
+    freed, kept = outcome.freed_bytes, deletion.kept_shared
+    try:
+        await ctx.client.erase(step.hash)
+    except UnknownTorrent:
+        note = "files deleted; the torrent was erased by someone else meanwhile"
+        return StepResult(step, "done", _join(note, _summary(deletion, outcome)), freed, kept)
+    except (RpcError, TransportError) as exc:
+        reason = f"files deleted ({freed} bytes freed) but d.erase failed ({exc}); "
+        result = StepResult(step, "failed", reason + "the next poll erases it", freed, kept)
+        if isinstance(exc, TransportError):
+            raise _PollAborted(result, exc) from exc
+        return result
+    return StepResult(step, "done", _summary(deletion, outcome), freed, kept)
+
+
+def _summary(deletion: fsdelete.Deletion, outcome: fsdelete.Outcome | None = None) -> str:
+    """What was (or would be) left on disk, and why; "" when nothing was."""
+    notes = []
+    if deletion.kept_shared:
+        paths = ", ".join(deletion.kept_shared)
+        notes.append(
+            f"kept {len(deletion.kept_shared)} file(s) another loaded torrent uses: {paths}"
         )
-    await ctx.client.erase(torrent.hash)
-    return StepResult(step, "done", _kept_note(deletion), outcome.freed_bytes)
+    gone = deletion.already_gone + (outcome.already_gone if outcome else ())
+    if gone:
+        notes.append(f"{len(gone)} file(s) already gone (deleted earlier, or moved away)")
+    if outcome is not None and outcome.skipped_dirs:
+        dirs = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped_dirs)
+        notes.append(f"directories kept: {dirs}")
+    return _join(*notes)
 
 
-def _kept_note(deletion: fsdelete.Deletion) -> str:
-    if not deletion.kept_shared:
-        return ""
-    return f"kept {len(deletion.kept_shared)} file(s) that another loaded torrent uses"
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def check_lookalikes(directory: str, entries: Sequence[FileEntry]) -> None:
+    """Refuse when a listed name with '?' could be another file's mangled name.
+
+    rtorrent shows every byte >= 0x80 of a non-UTF-8 name as '?' (RTORRENT.md), so
+    `caf?.bin` may be this torrent's `caf\\xe9.bin` while a file really called
+    `caf?.bin`, of the same size, belongs to someone else. If both forms are on
+    disk, the listed path cannot be matched to one of them: refuse. Every component
+    counts, the torrent's own directory (the end of d.directory) included.
+    """
+    ambiguous = functools.cache(_has_lookalike)  # one listdir per directory and name
+    for entry in entries:
+        path = posixpath.join(directory, entry.path)
+        parent = "/"
+        for part in path.split("/"):
+            if "?" in part and ambiguous(parent, part):
+                raise UnsafeDeletion(
+                    f"refusing to delete {path!r}: {parent!r} holds another entry whose "
+                    f"name rtorrent would also show as {part!r} (bytes of non-UTF-8 names "
+                    "become '?'), so which one is this torrent's cannot be told; delete "
+                    "this torrent's data by hand, or remove the torrent without its data"
+                )
+            parent = posixpath.join(parent, part)
+
+
+def _has_lookalike(parent: str, listed: str) -> bool:
+    try:
+        names = os.listdir(os.fsencode(parent))
+    except OSError:
+        return False  # fsdelete refuses a missing or unreadable directory itself
+    exact = listed.encode()
+    return any(name != exact and _as_rtorrent_shows(name) == exact for name in names)
+
+
+def _as_rtorrent_shows(name: bytes) -> bytes:
+    try:
+        name.decode()
+    except UnicodeDecodeError:
+        return re.sub(rb"[\x80-\xff]", b"?", name)
+    return name
 
 
 async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]]) -> StepResult:
-    """Carry out one step; failures of this torrent are returned, not raised."""
+    """Carry out one step; failures of this torrent are returned, not raised.
+
+    A `TransportError` is not about this torrent: it is raised (wrapped with the
+    step's result, for the log) so the poll stops and the daemon backs off.
+    """
     try:
         fresh = await _reread(ctx, step)
         if isinstance(fresh, StepResult):
@@ -191,20 +333,25 @@ async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]])
         return StepResult(step, "skipped", "the torrent disappeared during the step")
     except (RpcError, OSError) as exc:
         return StepResult(step, "failed", str(exc))
+    except TransportError as exc:
+        reason = f"rtorrent became unreachable ({exc}); the next poll resumes this step"
+        raise _PollAborted(StepResult(step, "failed", reason), exc) from exc
+
+
+_EVENTS = {
+    "done": "action.done",
+    "dry-run": "action.planned",
+    "skipped": "action.skipped",
+    "refused": "action.refused",
+    "failed": "action.failed",
+}
+_LEVELS = {"refused": "warning", "failed": "error"}
 
 
 def _log_result(result: StepResult) -> None:
     step = result.step
-    event = {
-        "done": "action.done",
-        "dry-run": "action.planned",
-        "skipped": "action.skipped",
-        "refused": "action.refused",
-        "failed": "action.failed",
-    }[result.result]
-    level = {"refused": "warning", "failed": "error"}.get(result.result, "info")
-    getattr(log, level)(
-        event,
+    getattr(log, _LEVELS.get(result.result, "info"))(
+        _EVENTS[result.result],
         action=step.action.value,
         hash=step.hash,
         name=step.name,
@@ -213,6 +360,8 @@ def _log_result(result: StepResult) -> None:
         freed_bytes=result.freed_bytes,
         result=result.result,
         reason=result.reason or None,
+        dry_run=result.result == "dry-run",
+        kept_shared=list(result.kept_shared) or None,
     )
 
 
@@ -227,19 +376,24 @@ async def apply(
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
-    A transport failure stops the poll (rtorrent is gone; the next poll resumes);
-    anything that concerns one torrent only is logged and the others go on.
+    A transport failure stops the poll (rtorrent is gone; the next poll resumes):
+    the step it interrupted is logged as failed, then the `TransportError` is
+    raised. Anything that concerns one torrent only is logged and the others go on.
     """
     ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run)
-    risky = [s for s in plan.steps if s.action in (Action.REMOVE, Action.DELETE)]
-    hooks = await erase_handlers(client) if risky else frozenset()
+    leaving = any(s.action in LEAVING for s in plan.steps)
+    hooks = await hooks_refusal(client) if leaving else ""
     cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []
     for step in plan.steps:
-        if hooks and step in risky:
-            result = StepResult(step, "refused", _hooks_reason(hooks))
+        if hooks and step.action in LEAVING:
+            result = StepResult(step, "refused", hooks)
         else:
-            result = await apply_step(ctx, step, cache)
+            try:
+                result = await apply_step(ctx, step, cache)
+            except _PollAborted as aborted:
+                _log_result(aborted.result)
+                raise aborted.cause from None
         _log_result(result)
         results.append(result)
     return tuple(results)

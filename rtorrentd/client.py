@@ -176,6 +176,10 @@ class RtorrentClient:
         """`d.close`: closes the files (after `d.stop`; alone it leaves d.state set)."""
         await self.call("d.close", info_hash)
 
+    async def save_session(self, info_hash: str) -> None:
+        """`d.save_full_session`: write the torrent's state to rtorrent's session now."""
+        await self.call("d.save_full_session", info_hash)
+
     async def erase(self, info_hash: str) -> None:
         """`d.erase`: takes the torrent out of rtorrent; never deletes data by itself."""
         await self.call("d.erase", info_hash)

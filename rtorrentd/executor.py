@@ -14,10 +14,7 @@ against the disk.
 
 from __future__ import annotations
 
-import functools
-import os
 import posixpath
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +24,7 @@ from rtorrentd import fsdelete
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Action
 from rtorrentd.engine import Plan, Step
-from rtorrentd.errors import RpcError, TransportError, UnknownTorrent, UnsafeDeletion
+from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
 from rtorrentd.torrent import FileEntry, Torrent
 
 log = structlog.get_logger("rtorrentd.executor")
@@ -169,7 +166,14 @@ async def _save_session(client: RtorrentClient, info_hash: str) -> None:
     gone and downloads again, so the rule (`complete and ...`) never matches it
     again and nothing finishes the deletion.
     """
-    await client.call("d.save_full_session", info_hash)
+    try:
+        await client.save_session(info_hash)
+    except UnknownTorrent:
+        raise
+    except RpcFault as fault:
+        # No session directory (session.path unset): nothing to save, nothing to
+        # come back from a crash either. Go on; the deletion itself is no less safe.
+        log.warning("session.not_saved", hash=info_hash, reason=str(fault))
 
 
 async def _do_stop(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
@@ -193,7 +197,6 @@ async def _plan_files(
     entries = await ctx.client.files(torrent.hash)
     shared = await shared_paths(ctx, torrent, cache)
     directory = torrent.directory or ""
-    check_lookalikes(directory, entries)
     return fsdelete.plan_deletion(
         directory, entries, ctx.allowed_roots, shared, multi_file=bool(torrent.multi_file)
     )
@@ -269,47 +272,6 @@ def _summary(deletion: fsdelete.Deletion, outcome: fsdelete.Outcome | None = Non
 
 def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
-
-
-def check_lookalikes(directory: str, entries: Sequence[FileEntry]) -> None:
-    """Refuse when a listed name with '?' could be another file's mangled name.
-
-    rtorrent shows every byte >= 0x80 of a non-UTF-8 name as '?' (RTORRENT.md), so
-    `caf?.bin` may be this torrent's `caf\\xe9.bin` while a file really called
-    `caf?.bin`, of the same size, belongs to someone else. If both forms are on
-    disk, the listed path cannot be matched to one of them: refuse. Every component
-    counts, the torrent's own directory (the end of d.directory) included.
-    """
-    ambiguous = functools.cache(_has_lookalike)  # one listdir per directory and name
-    for entry in entries:
-        path = posixpath.join(directory, entry.path)
-        parent = "/"
-        for part in path.split("/"):
-            if "?" in part and ambiguous(parent, part):
-                raise UnsafeDeletion(
-                    f"refusing to delete {path!r}: {parent!r} holds another entry whose "
-                    f"name rtorrent would also show as {part!r} (bytes of non-UTF-8 names "
-                    "become '?'), so which one is this torrent's cannot be told; delete "
-                    "this torrent's data by hand, or remove the torrent without its data"
-                )
-            parent = posixpath.join(parent, part)
-
-
-def _has_lookalike(parent: str, listed: str) -> bool:
-    try:
-        names = os.listdir(os.fsencode(parent))
-    except OSError:
-        return False  # fsdelete refuses a missing or unreadable directory itself
-    exact = listed.encode()
-    return any(name != exact and _as_rtorrent_shows(name) == exact for name in names)
-
-
-def _as_rtorrent_shows(name: bytes) -> bytes:
-    try:
-        name.decode()
-    except UnicodeDecodeError:
-        return re.sub(rb"[\x80-\xff]", b"?", name)
-    return name
 
 
 async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]]) -> StepResult:

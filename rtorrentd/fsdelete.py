@@ -42,6 +42,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from rtorrentd.errors import UnsafeDeletion
+from rtorrentd.mangling import check_lookalikes
 from rtorrentd.torrent import FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -252,6 +253,7 @@ def _plan(
     real_root = os.path.realpath(listed_root)
     anchor = _anchor_for(real_root, anchors, listed_root)
     entries = _dedupe(files)
+    check_lookalikes(listed_root, entries)
     root_exists = _check_root_on_disk(listed_root, real_root, multi_file=multi_file)
     below = PurePosixPath(real_root).parts[len(PurePosixPath(anchor.path).parts) :]
     base = Location(anchor.path, anchor.key, below)

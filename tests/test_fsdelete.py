@@ -740,3 +740,28 @@ def test_whatever_is_listed_nothing_outside_the_torrent_is_planned(tree: Tree, r
         return
     for path in (*deletion.to_unlink, *deletion.already_gone, *deletion.prune_dirs):
         assert path == str(movie) or path.startswith(f"{movie}/")
+
+
+@pytest.mark.parametrize("mangled_dir", [False, True])
+def test_refuses_when_a_lookalike_of_a_mangled_name_exists(
+    tmp_path: Path, mangled_dir: bool
+) -> None:
+    """rtorrent lists b"caf\\xe9" as "caf?"; a real "caf?" of the same size beside
+    it belongs to someone else, and which one is the torrent's cannot be told."""
+    download = tmp_path / "dl"
+    parent = os.fsencode(download / "caf\udce9") if mangled_dir else os.fsencode(download)
+    os.makedirs(parent)
+    ours = os.path.join(parent, b"caf\xe9.bin" if not mangled_dir else b"a.bin")
+    with open(ours, "wb") as f:
+        f.write(b"ours")
+    other_dir = download / "caf?" if mangled_dir else download
+    other_dir.mkdir(exist_ok=True)
+    other = other_dir / ("caf?.bin" if not mangled_dir else "a.bin")
+    other.write_bytes(b"them")
+    if mangled_dir:
+        root, files = str(download / "caf?"), [FileEntry("a.bin", 4)]
+    else:
+        root, files = str(download), [FileEntry("caf?.bin", 4)]
+    with pytest.raises(UnsafeDeletion, match="name mangled by rtorrent"):
+        plan_deletion(root, files, [str(download)], (), multi_file=mangled_dir)
+    assert (b"ours", b"them") == (Path(os.fsdecode(ours)).read_bytes(), other.read_bytes())

@@ -68,7 +68,6 @@ class ListedFile(Protocol):
     def size(self) -> int: ...
 
 
-
 class Fate(Enum):
     """What the plan does with one listed file."""
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import anyio
+import structlog
 
 from rtorrentd import __version__
 from rtorrentd.client import RtorrentClient
@@ -25,21 +28,56 @@ from rtorrentd.logs import configure_logging, default_format
 from rtorrentd.memory import Memory, remember
 from rtorrentd.report import format_plan_table, human_bytes, plan_to_json
 from rtorrentd.torrent import Torrent
-from rtorrentd.transport import open_transport
+from rtorrentd.transport import open_transport, redact_url
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
 
+log = structlog.get_logger("rtorrentd.cli")
+
 
 def client_for(config: Config) -> RtorrentClient:
-    """A client for the rtorrent the configuration names."""
+    """A client for the rtorrent the configuration names; reads the password file."""
     settings = config.rtorrent
+    password = None if settings.password_file is None else read_password(settings.password_file)
     transport = open_transport(
         settings.url,
         timeout=settings.timeout,
         connect_timeout=settings.connect_timeout,
         max_reply=settings.max_reply,
+        username=settings.username,
+        password=password,
+        tls_verify=settings.tls_verify,
+        ca_file=settings.ca_file,
     )
     return RtorrentClient(transport)
+
+
+def read_password(path: str) -> str:
+    """The password kept in `path`, less one trailing newline (editors add one).
+
+    Raises `ConfigError` naming the file when it cannot be read or is empty; logs a
+    warning when its group or everyone may read it.
+    """
+    try:
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            data = file.read()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"password_file {path}: cannot read it: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"password_file {path}: not UTF-8 text (byte {exc.start})") from exc
+    if mode & 0o044:
+        log.warning(
+            "config.password_file_readable",
+            path=path,
+            mode=f"{stat.S_IMODE(mode):04o}",
+            hint=f"chmod 600 {path} (owned by the user rtorrentd runs as)",
+        )
+    password = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    if not password:
+        raise ConfigError(f"password_file {path}: the file is empty; write the password in it")
+    return password
 
 
 def _cmd_version(_args: argparse.Namespace, out: TextIO) -> int:
@@ -54,7 +92,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
     print(
         f"{args.config}: valid; {len(config.rules)} rules ({deleting} delete), "
-        f"{len(config.space)} space policies, rtorrent at {config.rtorrent.url}",
+        f"{len(config.space)} space policies, rtorrent at {redact_url(config.rtorrent.url)}",
         file=out,
     )
     return EXIT_OK
@@ -93,10 +131,12 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     configure_logging(args.log_format or default_format(), args.log_level)
     config = load_config(args.config)
-    dry_run = args.dry_run or config.daemon.dry_run
     if not args.once:
-        code: int = anyio.run(serve, args.config, config, dry_run)
+        # The flag, not the combination: a reload may change `[daemon] dry_run`.
+        transport_for = lambda c: client_for(c).transport  # noqa: E731
+        code: int = anyio.run(serve, args.config, config, args.dry_run, transport_for)
         return code
+    dry_run = args.dry_run or config.daemon.dry_run
     client = client_for(config)
     anyio.run(lambda: poll_once(client, config, Memory.empty(), dry_run=dry_run, now=time.time()))
     return EXIT_OK
@@ -144,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Entry point of the `rtorrentd` command."""
     args = build_parser().parse_args(argv)
+    if args.command != "run":
+        # Warnings go to stderr, never into `plan --format json` on stdout.
+        configure_logging(default_format(), "warning")
     try:
         code: int = args.handler(args, out)
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from rtorrentd.expr import parse_duration, parse_size
+from rtorrentd.redact import redact_urls
 
 
 class Invalid(Exception):
@@ -26,11 +27,11 @@ class Invalid(Exception):
 
 
 def show(value: object) -> str:
-    """A value as it looks in TOML."""
+    """A value as it looks in TOML, with any password in a URL hidden."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(redact_urls(value), ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(map(show, value)) + "]"
     return "{...}" if isinstance(value, dict) else str(value)

@@ -30,6 +30,7 @@ from typing import Literal, TextIO, get_args
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
+from rtorrentd.redact import REDACTED, redact_urls
 from rtorrentd.systemd import journal_stream_is_stderr
 
 LogFormat = Literal["journal", "console", "json"]
@@ -41,7 +42,6 @@ LEVELS: Mapping[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40
 PRIORITIES: Mapping[str, int] = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 _LEVEL_ALIASES: Mapping[str, str] = {"warn": "warning", "exception": "error", "fatal": "critical"}
 
-REDACTED = "***"
 # Substrings of a key whose value is a secret. Keys ending in `_file` or `_path`
 # name where a secret is kept (`password_file`), which is worth logging.
 _SECRET_WORDS = (
@@ -59,7 +59,6 @@ _SECRET_WORDS = (
 _NOT_SECRET_SUFFIXES = ("_file", "_path")
 # scheme://user:password@host: the password runs to the last `@` before the
 # host's path, so a password with a raw `@` in it is hidden whole.
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@")
 # Values the renderers handle themselves, not to be turned into text here.
 _PASS_THROUGH = frozenset({"exc_info"})
 _MAX_DEPTH = 8
@@ -142,11 +141,6 @@ def is_secret_key(key: str) -> bool:
     if lowered.endswith(_NOT_SECRET_SUFFIXES):
         return False
     return any(word in lowered for word in _SECRET_WORDS)
-
-
-def redact_urls(text: str) -> str:
-    """`text` with the password of every `scheme://user:password@host` replaced."""
-    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import ByteStream
@@ -34,6 +34,7 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.redact import redact_url
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -69,35 +70,28 @@ def open_transport(
     timeout: float = 30.0,
     connect_timeout: float = 10.0,
     max_reply: int = 256 * 1024 * 1024,
+    username: str | None = None,
+    password: str | None = None,
+    tls_verify: bool = True,
+    ca_file: str | None = None,
 ) -> Transport:
-    """A transport for `url`: ``scgi:///abs/path/rpc.socket`` or ``scgi://host:port``.
+    """A transport for `url`: ``scgi:///abs/path/rpc.socket``, ``scgi://host:port``
+    or ``http(s)://host/RPC2`` (a web server passing requests on to rtorrent).
 
     `timeout` bounds a whole call (connect, send, read) in seconds, `connect_timeout`
-    the connect alone, `max_reply` the reply's size in bytes. Nothing connects yet.
-    Raises `ConfigError` for a URL or limit that cannot work, `TransportError` for
-    a scheme not supported yet.
+    the connect alone, `max_reply` the reply's size in bytes. The rest is for HTTP(S)
+    only: a basic-auth login (or one written in the URL, not both), and whether and
+    how to verify the server's TLS certificate (`ca_file`: PEM certificates to trust
+    instead of the system's). Nothing connects yet. Raises `ConfigError` for a URL,
+    login or limit that cannot work.
     """
     limits = _Limits(timeout, connect_timeout, max_reply)
+    access = _Access(username, password, tls_verify, ca_file)
     scheme, sep, rest = url.partition("://")
     opener = _OPENERS.get(scheme.lower()) if sep else None
     if opener is None:
         raise ConfigError(f"unsupported rtorrent url {redact_url(url)!r}: {URL_HELP}")
-    return opener(url, rest, limits)
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password replaced by ``***``, fit for logs and messages."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        # Cannot tell where a password would be: show only the scheme.
-        return url.partition(":")[0] + "://(unparseable)"
-    if password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    return opener(url, rest, limits, access)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +106,16 @@ class _Limits:
             raise ConfigError("timeout and connect_timeout must be positive numbers of seconds")
         if self.max_reply < 1:
             raise ConfigError("max_reply must be a positive number of bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    """Who we are and whom we trust, for HTTP(S); SCGI has neither login nor TLS."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_verify: bool = True
+    ca_file: str | None = None
 
 
 # --- endpoints: how to connect, and what a failure to connect means -------------
@@ -317,7 +321,12 @@ def _size_hint(request_size: int) -> str:
 # --- URLs ----------------------------------------------------------------------
 
 
-def _open_scgi(url: str, rest: str, limits: _Limits) -> Transport:
+def _open_scgi(url: str, rest: str, limits: _Limits, access: _Access) -> Transport:
+    if access.username is not None or access.password is not None:
+        raise ConfigError(
+            f"rtorrent url {redact_url(url)!r}: SCGI takes no login; "
+            "username and password_file are for http(s) urls"
+        )
     if rest.startswith("/"):
         # Taken verbatim, not percent-decoded: it is a file name, as in rtorrent.rc.
         return ScgiTransport(url, _UnixEndpoint(rest), limits)
@@ -348,16 +357,16 @@ def _host_port(url: str, rest: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _open_http(url: str, rest: str, limits: _Limits) -> Transport:
-    # The slot for an httpx-based transport (nginx scgi_pass at /RPC2, basic auth, TLS).
-    raise TransportError(
-        f"rtorrent url {redact_url(url)!r}: HTTP(S) is not supported yet; "
-        f"connect to rtorrent's SCGI socket directly: {URL_HELP}"
-    )
+def _open_http(url: str, rest: str, limits: _Limits, access: _Access) -> Transport:
+    # Imported here: httpx costs ~80 ms to import, which SCGI users need not pay,
+    # and http_transport builds on this module.
+    from rtorrentd.http_transport import open_http  # noqa: PLC0415
+
+    return open_http(url, limits, access)
 
 
 # How each URL scheme is opened.
-_OPENERS: dict[str, Callable[[str, str, _Limits], Transport]] = {
+_OPENERS: dict[str, Callable[[str, str, _Limits, _Access], Transport]] = {
     "scgi": _open_scgi,
     "http": _open_http,
     "https": _open_http,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import RtorrentProcess, TorrentFactory
+from harness.nginx import NGINX, NginxProcess
 from hypothesis import settings
 
 # Timing deadlines flake on a loaded 2-core CI machine; correctness is what counts.
@@ -62,3 +63,17 @@ def rtorrent_pair(tmp_path: Path) -> Iterator[tuple[RtorrentProcess, RtorrentPro
 def torrent_factory(tmp_path: Path) -> TorrentFactory:
     """``make_torrent`` writing payloads under ``tmp_path / "payload"`` (or ``dest_dir=``)."""
     return TorrentFactory(tmp_path / "payload")
+
+
+@pytest.fixture
+def nginx() -> Iterator[Callable[..., NginxProcess]]:
+    """Start private nginx instances in front of an SCGI socket, as contrib's config
+    does: ``nginx(socket_path, users={...}, tls=..., run_as=...)``; killed on teardown."""
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is not installed (Debian package: nginx-light); run `make test`")
+    with ExitStack() as stack:
+
+        def start(socket_path: str | os.PathLike[str], **options: Any) -> NginxProcess:
+            return stack.enter_context(NginxProcess(socket_path, **options))
+
+        yield start

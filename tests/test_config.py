@@ -512,3 +512,11 @@ def test_error(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, SOURCE)
     assert message == str(caught.value)
+
+
+def test_a_password_in_a_bad_url_is_not_shown() -> None:
+    text = '[rtorrent]\nurl = "ftp://me:hunter2@seedbox.example/RPC2"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "/etc/rtorrentd/config.toml")
+    assert "hunter2" not in str(caught.value)
+    assert "me:***@seedbox.example" in str(caught.value)

@@ -528,14 +528,6 @@ def test_bad_url(url: str, message: str) -> None:
     assert "secret" not in str(caught.value)
 
 
-@pytest.mark.parametrize("url", ["http://localhost/RPC2", "https://me:secret@seedbox.example/RPC2"])
-def test_http_is_not_supported_yet(url: str) -> None:
-    with pytest.raises(TransportError, match="HTTP\\(S\\) is not supported yet") as caught:
-        open_transport(url)
-    assert not isinstance(caught.value, ConfigError)
-    assert "secret" not in str(caught.value)
-
-
 @pytest.mark.parametrize(
     ("limits", "message"),
     [

@@ -21,11 +21,12 @@ import structlog
 from rtorrentd import __version__
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Config, config_warnings, load_config
-from rtorrentd.daemon import poll_once, serve
+from rtorrentd.daemon import serve
 from rtorrentd.engine import Plan, fetch_names, plan
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
 from rtorrentd.logs import configure_logging, default_format
 from rtorrentd.memory import Memory, remember
+from rtorrentd.poll import poll_once
 from rtorrentd.report import format_plan_table, human_bytes, plan_to_json
 from rtorrentd.torrent import Torrent
 from rtorrentd.transport import open_transport, redact_url

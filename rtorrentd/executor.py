@@ -335,19 +335,25 @@ async def apply(
     names: frozenset[str],
     still_matches: StillMatches,
     dry_run: bool,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
     A transport failure stops the poll (rtorrent is gone; the next poll resumes):
     the step it interrupted is logged as failed, then the `TransportError` is
     raised. Anything that concerns one torrent only is logged and the others go on.
+    `should_stop` is asked before each step (a stop signal): a step under way is
+    always finished, so no torrent is left with its files deleted but not erased.
     """
     ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run)
     leaving = any(s.action in LEAVING for s in plan.steps)
     hooks = await hooks_refusal(client) if leaving else ""
     cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []
-    for step in plan.steps:
+    for done, step in enumerate(plan.steps):
+        if should_stop():
+            log.info("poll.interrupted", reason="stopping", steps_left=len(plan.steps) - done)
+            break
         if hooks and step.action in LEAVING:
             result = StepResult(step, "refused", hooks)
         else:

@@ -24,10 +24,10 @@ from structlog.testing import capture_logs
 from rtorrentd import engine, executor
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Config, parse_config
-from rtorrentd.daemon import PollResult, poll_once, rechecker
 from rtorrentd.errors import ConnectionClosed, RpcFault, TransportError, UnknownMethod
 from rtorrentd.executor import StepResult
 from rtorrentd.memory import Memory, remember
+from rtorrentd.poll import PollResult, poll_once, rechecker
 from rtorrentd.transport import open_transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]

@@ -26,7 +26,6 @@ from structlog.testing import capture_logs
 from rtorrentd.cli import client_for, read_password
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Config, parse_config
-from rtorrentd.daemon import poll_once
 from rtorrentd.errors import (
     ConfigError,
     ConnectionRefused,
@@ -39,6 +38,7 @@ from rtorrentd.errors import (
     TransportTimeout,
 )
 from rtorrentd.memory import Memory
+from rtorrentd.poll import poll_once
 from rtorrentd.torrent import FIELDS
 from rtorrentd.transport import open_transport
 

@@ -2,15 +2,19 @@
 
 Starts two headless rtorrent instances (a seeder and a peer that downloads from
 it, so ratios are real), loads a handful of torrents, writes a config with the
-rules users ask for most, and shows what rtorrentd sees and what it would do.
-Everything lives in a temporary directory that is removed at the end.
+rules users ask for most, shows what rtorrentd sees and would do, then runs the
+daemon: it deletes what its rules match, deletes again when the peer has taken a
+second torrent (SIGUSR1: poll now), reloads its config on SIGHUP, and stops
+cleanly on SIGTERM. Everything lives in a temporary directory removed at the end.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +59,38 @@ def rtorrentd(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "rtorrentd", *args], check=False)
 
 
+class Daemon:
+    """`rtorrentd run` as a subprocess; its console log is echoed, and each
+    `poll.done` (or `config.reloaded`) line is counted so the demo can wait for it."""
+
+    def __init__(self, config: Path) -> None:
+        print(f"\n$ rtorrentd run -c {config} --log-format console", flush=True)
+        command = [sys.executable, "-m", "rtorrentd", "run", "-c", str(config)]
+        self.process = subprocess.Popen(
+            [*command, "--log-format", "console"], stderr=subprocess.PIPE, text=True
+        )
+        self.seen: list[str] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._echo, daemon=True).start()
+
+    def _echo(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            print("  " + line.rstrip(), flush=True)
+            with self.changed:
+                self.seen.append(line)
+                self.changed.notify_all()
+
+    def wait_for(self, event: str, count: int, timeout: float = 30.0) -> None:
+        """Until `event` has been logged `count` times in all."""
+        with self.changed:
+            self.changed.wait_for(lambda: sum(event in s for s in self.seen) >= count, timeout)
+
+    def signal(self, number: signal.Signals) -> None:
+        print(f"\n$ kill -{number.name} <rtorrentd>", flush=True)
+        self.process.send_signal(number)
+
+
 def load_torrents(seeder: RtorrentProcess, factory: TorrentFactory) -> None:
     """A handful of torrents in the states a seedbox has."""
     download = seeder.download_dir
@@ -96,7 +132,27 @@ def main() -> int:
             rtorrentd("list", "-c", str(config))
             rtorrentd("check", "-c", str(config))
             rtorrentd("plan", "-c", str(config))
+            run_daemon(config, seeder, peer, factory)
+            rtorrentd("list", "-c", str(config))
     return 0
+
+
+def run_daemon(
+    config: Path, seeder: RtorrentProcess, peer: RtorrentProcess, factory: TorrentFactory
+) -> None:
+    """The daemon at work: deletions as rules match, a reload, a clean stop."""
+    daemon = Daemon(config)
+    daemon.wait_for("poll.done", 1)
+    fresh = factory("Fresh Release.mkv", random_bytes(250_000, 5), dest_dir=seeder.download_dir)
+    print("\nThe peer now downloads 'Fresh Release.mkv' too ...", flush=True)
+    make_swarm(seeder, peer, fresh)
+    daemon.signal(signal.SIGUSR1)  # poll now, rather than at the next interval
+    daemon.wait_for("poll.done", 2)
+    config.write_text(config.read_text().replace('"keep what is labelled keep"', '"keep labelled"'))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("config.re", 1)
+    daemon.signal(signal.SIGTERM)
+    print(f"rtorrentd exited with {daemon.process.wait(timeout=30)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -117,13 +117,13 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 def format_torrent_table(torrents: Sequence[Torrent]) -> str:
     """A table of torrents for people: state, ratio, size, name."""
-    lines = [f"{'HASH':<10} {'STATE':<9} {'RATIO':>6} {'SIZE':>10}  NAME"]
+    lines = [f"{'HASH':<10} {'STATE':<13} {'RATIO':>6} {'SIZE':>10}  NAME"]
     for t in torrents:
         state = "complete" if t.complete else "partial"
         state += "" if t.started else "/stop"
         ratio = f"{t.ratio:.2f}" if t.ratio is not None else "?"
         lines.append(
-            f"{t.hash[:10]:<10} {state:<9} {ratio:>6} {human_bytes(t.size or 0):>10}  {t.name}"
+            f"{t.hash[:10]:<10} {state:<13} {ratio:>6} {human_bytes(t.size or 0):>10}  {t.name}"
         )
     lines.append(f"{len(torrents)} torrents")
     return "\n".join(lines)

@@ -1,9 +1,7 @@
 """structlog set-up: one event per line, for the journal, a terminal, or a machine.
 
-Events have stable dotted names (`poll.done`, `action.done`, `action.failed`,
-`action.refused`, `rtorrent.unreachable`, `rtorrent.recovered`, `config.reloaded`,
-`config.rejected`, `daemon.started`, `daemon.stopping`) and carry their facts as
-key-value pairs. Three renderings:
+Events have stable dotted names and carry their facts as key-value pairs; the
+README lists them all ("Logs"). Three renderings:
 
 - `journal`: logfmt (`event=action.done hash=ABC name="x y"`) behind the syslog
   priority prefix `<N>`, which journald turns into the entry's priority

@@ -14,7 +14,15 @@ import anyio.to_thread
 
 from rtorrentd import rpc
 from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
-from rtorrentd.torrent import FileEntry, Layout, Torrent, fields_for, layout, torrent_from_row
+from rtorrentd.torrent import (
+    FileEntry,
+    Layout,
+    Torrent,
+    fields_for,
+    layout,
+    torrent_from_row,
+    torrents_from_rows,
+)
 from rtorrentd.transport import Transport
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
@@ -58,7 +66,7 @@ def _rows_to_torrents(plan: Layout, body: bytes) -> tuple[Torrent, ...]:
     if not isinstance(value, list):
         raise MalformedReply(f"d.multicall2 returned {type(value).__name__}, expected a list")
     try:
-        return tuple(torrent_from_row(plan, row) for row in value)
+        return torrents_from_rows(plan, value)
     except (TypeError, ValueError, IndexError) as exc:
         raise MalformedReply(f"d.multicall2 returned an unexpected row: {exc}") from exc
 

@@ -46,12 +46,15 @@ Meaning:
 - In strings a backslash escapes only a quote or a backslash; any other
   backslash is kept, so regular expressions read naturally: `name ~ "\\d{4}"`.
 
-The text is parsed once into a tree of closures; a field compared with a
-constant becomes a single closure, the common case in rules.
+The text is parsed once into two trees of closures that agree: `test` judges
+one torrent's facts (a mapping), `select` judges a whole snapshot held as columns
+(see `expr_select`), which is how the engine evaluates rules. In both, a field
+compared with a constant is a single closure, the common case in rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import warnings
@@ -60,15 +63,27 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from rtorrentd import expr_compile as build
+from rtorrentd import expr_select as by_column
 from rtorrentd.errors import ExprError
 from rtorrentd.expr_compile import Getter, Test
 from rtorrentd.expr_lex import KEYWORDS, Token, Type, error, parse_duration, parse_size, tokenize
+from rtorrentd.expr_select import Columns, Gather, Select
 from rtorrentd.torrent import Kind
 
-__all__ = ["Condition", "Facts", "parse_condition", "parse_duration", "parse_size"]
+__all__ = [
+    "Columns",
+    "Condition",
+    "Facts",
+    "Select",
+    "parse_condition",
+    "parse_duration",
+    "parse_size",
+]
 
 Facts = Mapping[str, object]
 _Join = Callable[[tuple[Test, ...], "build.Flag | None"], Test]
+_JoinColumns = Callable[[tuple[Select, ...]], Select]
+_Forms = tuple[Test, Select, int]  # a condition's two forms, and the cost of `select`
 _FUNCTIONS = ("min", "max")
 FIELDS_HINT = 'Fields are listed in README under "Condition fields".'
 
@@ -80,11 +95,25 @@ class Condition:
     `names` are the field and derived names it reads (the engine fetches and
     computes only those); `test(facts)` evaluates it against one torrent's facts,
     a mapping from name to value where None (or a missing key) means unknown.
+
+    `select(columns, candidates)` evaluates it against many torrents at once:
+    `columns` maps each name to a sequence of values index-aligned with the
+    snapshot (None = unknown, a missing name unknown throughout), `candidates` are
+    the indices in question; it returns those for which the condition holds, in
+    candidate order. It always agrees with `test`. A condition built by hand with
+    only `test` gets a `select` that builds one facts dict per candidate.
     """
 
     text: str
     names: frozenset[str]
     test: Callable[[Facts], bool]
+    # Derived from the same text as `test`, so not part of equality. None only
+    # until __post_init__ fills it in.
+    select: Select = dataclasses.field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.select is None:
+            object.__setattr__(self, "select", by_column.by_rows(self.test))
 
 
 def parse_condition(text: str, names: Mapping[str, Kind]) -> Condition:
@@ -94,21 +123,25 @@ def parse_condition(text: str, names: Mapping[str, Kind]) -> Condition:
     what to write instead.
     """
     parser = _Parser(text, names)
-    test = parser.parse()
-    return Condition(text, frozenset(parser.used), test)
+    test, select = parser.parse()
+    return Condition(text, frozenset(parser.used), test, select)
 
 
 @dataclass(frozen=True, slots=True)
 class _Value:
-    """A parsed sub-expression: its type, how to compute it, where it is."""
+    """A parsed sub-expression: its type, how to compute it (for one torrent, and
+    for many: `gather`, and for a condition `select`), where it is."""
 
     type: Type
     get: Getter
+    gather: Gather
     start: int
     end: int
     field: str | None = None  # set when the value is one field, for specialisation
     const: tuple[object] | None = None  # (value,) when known at parse time
     flag: build.Flag | None = None  # set for `complete` and `not complete`
+    select: Select | None = None  # set for conditions, except `true`/`false`
+    cost: int = by_column.SCAN  # of `select`, per candidate: see `chain`
 
 
 class _Parser:
@@ -121,7 +154,7 @@ class _Parser:
         self.index = 0
         self.used: set[str] = set()
 
-    def parse(self) -> Test:
+    def parse(self) -> tuple[Test, Select]:
         if self.peek().kind == "end":
             raise error("the condition is empty", 0, "write one like `complete and ratio >= 2`")
         value = self.disjunction()
@@ -131,7 +164,7 @@ class _Parser:
             raise error(
                 f"expected `and`, `or` or the end, found {token.shown()}", token.start, hint
             )
-        return self.as_test(value)
+        return self.as_test(value), self.as_select(value)
 
     # helpers
 
@@ -167,25 +200,41 @@ class _Parser:
             raise error(f"{self.shown(value)} is {sort}, not a condition", value.start, accepted)
         return build.flag_test(value.flag) if value.flag else value.get
 
-    def boolean(self, test: Test, start: int, end: int) -> _Value:
-        return _Value(Type.BOOL, test, start, end)
+    def as_select(self, value: _Value) -> Select:
+        """The column-wise form of `as_test` (which has checked the type)."""
+        if value.flag:
+            return by_column.flag(value.flag)
+        return value.select or by_column.truthy(value.gather)
+
+    def boolean(self, forms: _Forms, start: int, end: int) -> _Value:
+        test, select, cost = forms
+        gather = by_column.as_values(select)
+        return _Value(Type.BOOL, test, gather, start, end, select=select, cost=cost)
 
     # grammar, loosest first
 
     def disjunction(self) -> _Value:
-        return self.chain("or", self.conjunction, build.any_of)
+        return self.chain("or", self.conjunction, build.any_of, by_column.any_of)
 
     def conjunction(self) -> _Value:
-        return self.chain("and", self.negation, build.all_of)
+        return self.chain("and", self.negation, build.all_of, by_column.all_of)
 
-    def chain(self, word: str, operand: Callable[[], _Value], join: _Join) -> _Value:
+    def chain(
+        self, word: str, operand: Callable[[], _Value], join: _Join, join_columns: _JoinColumns
+    ) -> _Value:
         parts = [operand()]
         while self.accept(word):
             parts.append(operand())
         if len(parts) == 1:
             return parts[0]
         test = join(tuple(map(self.as_test, parts)), parts[0].flag)
-        return self.boolean(test, parts[0].start, parts[-1].end)
+        # Column-wise, cheap parts go first: `and` then runs a regex or arithmetic
+        # only on the candidates the plain comparisons kept. Every part is pure and
+        # total, so the order changes the cost, never the result (nor its order).
+        cheap_first = sorted(parts, key=lambda part: part.cost)
+        select = join_columns(tuple(map(self.as_select, cheap_first)))
+        cost = max(part.cost for part in parts)
+        return self.boolean((test, select, cost), parts[0].start, parts[-1].end)
 
     def negation(self) -> _Value:
         token = self.accept("not")
@@ -194,8 +243,12 @@ class _Parser:
         test = self.as_test(operand := self.negation())
         if operand.flag is not None:
             flag = (operand.flag[0], not operand.flag[1])
-            return _Value(Type.BOOL, build.flag_test(flag), token.start, operand.end, flag=flag)
-        return self.boolean(lambda f: not test(f), token.start, operand.end)
+            test, select = build.flag_test(flag), by_column.flag(flag)
+            gather = by_column.as_values(select)
+            return _Value(Type.BOOL, test, gather, token.start, operand.end, flag=flag)
+        select = by_column.none_of(self.as_select(operand))
+        forms = (lambda f: not test(f)), select, operand.cost
+        return self.boolean(forms, token.start, operand.end)
 
     def comparison(self) -> _Value:
         left = self.sum()
@@ -224,13 +277,23 @@ class _Parser:
             op, left, right = build.MIRROR[op], right, left  # `2 <= ratio` as `ratio >= 2`
         return self.boolean(self.compare_test(op, left, right), start, end)
 
-    def compare_test(self, op: str, left: _Value, right: _Value) -> Test:
+    def compare_test(self, op: str, left: _Value, right: _Value) -> _Forms:
         if Type.STRINGS in (left.type, right.type):
             items, item = (left, right) if left.type is Type.STRINGS else (right, left)
-            return build.contains(op, items.get, item.get)
+            return (
+                build.contains(op, items.get, item.get),
+                by_column.contains(op, items.gather, item.gather),
+                by_column.COMPUTE,
+            )
         if left.field is not None and right.const is not None:
-            return build.FIELD_CONST[op](left.field, right.const[0])
-        return build.compare_values(op, left.get, right.get)
+            name, const = left.field, right.const[0]
+            test = build.FIELD_CONST[op](name, const)
+            return test, by_column.field_const(op, name, const), by_column.SCAN
+        return (
+            build.compare_values(op, left.get, right.get),
+            by_column.compare_values(op, left.gather, right.gather),
+            by_column.COMPUTE,
+        )
 
     def check_comparable(self, left: _Value, right: _Value) -> None:
         if build.comparable(left.type, right.type):
@@ -254,14 +317,16 @@ class _Parser:
             raise error(f"`{token.text}` needs a regular expression", pattern.start, hint)
         search = _compile_regex(pattern).search
         many, negated = left.type is Type.STRINGS, token.text == "!~"
-        return self.boolean(
-            self.holds(left, build.match_predicate(search, many, negated)), left.start, pattern.end
-        )
+        predicate = build.match_predicate(search, many, negated)
+        return self.boolean(self.holds(left, predicate), left.start, pattern.end)
 
-    def holds(self, value: _Value, predicate: Callable[[Any], bool]) -> Test:
+    def holds(self, value: _Value, predicate: Callable[[Any], bool]) -> _Forms:
         if value.field is not None:
-            return build.field_holds(value.field, predicate)
-        return build.holds(value.get, predicate)
+            name = value.field
+            select = by_column.field_holds(name, predicate)
+            return build.field_holds(name, predicate), select, by_column.SEARCH
+        select = by_column.holds(value.gather, predicate)
+        return build.holds(value.get, predicate), select, by_column.COMPUTE
 
     def member(self, left: _Value, negated: bool) -> _Value:
         self.expect("[", "to start a list")
@@ -273,7 +338,10 @@ class _Parser:
                 break
         many, members = left.type is Type.STRINGS, frozenset(items)
         if left.field is not None and not many:
-            return self.boolean(build.field_in(left.field, members, negated), left.start, close.end)
+            name = left.field
+            test = build.field_in(name, members, negated)
+            select = by_column.field_in(name, members, negated)
+            return self.boolean((test, select, by_column.SCAN), left.start, close.end)
         predicate = build.member_predicate(members, many, negated)
         return self.boolean(self.holds(left, predicate), left.start, close.end)
 
@@ -309,7 +377,9 @@ class _Parser:
         if left.const is not None and right.const is not None:
             value = build.ARITH[op](left.const[0], right.const[0])
             return self.constant(value, result, left.start, right.end)
-        return _Value(result, build.combine(op, left.get, right.get), left.start, right.end)
+        get = build.combine(op, left.get, right.get)
+        gather = by_column.combine(op, left.gather, right.gather)
+        return _Value(result, get, gather, left.start, right.end)
 
     def unary(self) -> _Value:
         token = self.accept("-")
@@ -321,7 +391,8 @@ class _Parser:
         if operand.const is not None:
             value: Any = operand.const[0]
             return self.constant(-value, operand.type, token.start, operand.end)
-        return _Value(operand.type, build.negate(operand.get), token.start, operand.end)
+        get, gather = build.negate(operand.get), by_column.negate(operand.gather)
+        return _Value(operand.type, get, gather, token.start, operand.end)
 
     def atom(self) -> _Value:
         token = self.take()
@@ -346,7 +417,8 @@ class _Parser:
         return self.constant(value, kind, token.start, token.end)
 
     def constant(self, value: object, kind: Type, start: int, end: int) -> _Value:
-        return _Value(kind, build.constant(value), start, end, const=(value,))
+        get, gather = build.constant(value), by_column.constant(value)
+        return _Value(kind, get, gather, start, end, const=(value,))
 
     def name(self, token: Token) -> _Value:
         name = token.text
@@ -356,7 +428,8 @@ class _Parser:
         self.used.add(name)
         value_type = Type.SIZE if name in build.SIZE_FIELDS else build.KIND_TYPES[kind]
         flag = (name, True) if value_type is Type.BOOL else None
-        return _Value(value_type, lambda f: f.get(name), token.start, token.end, name, flag=flag)
+        get, gather = (lambda f: f.get(name)), by_column.field(name)
+        return _Value(value_type, get, gather, token.start, token.end, name, flag=flag)
 
     def call(self, token: Token) -> _Value:
         if token.text not in _FUNCTIONS:
@@ -368,7 +441,8 @@ class _Parser:
         right = self.sum()
         self.expect(")", f"after the two values of {token.text}(a, b)")
         value = self.arithmetic(token.text, left, right)
-        return _Value(value.type, value.get, token.start, self.peek(-1).end, const=value.const)
+        end = self.peek(-1).end
+        return _Value(value.type, value.get, value.gather, token.start, end, const=value.const)
 
 
 def _unknown_name(name: str, names: Mapping[str, Kind], column: int) -> ExprError:

@@ -17,7 +17,12 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import chain
+from operator import itemgetter
+from typing import cast
 from urllib.parse import urlsplit
+
+from rtorrentd.batch import frozen_batch
 
 
 class Kind(Enum):
@@ -234,12 +239,18 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """How to read one `d.multicall2` row: the commands to send, and for each field
-    the positions of its commands in the row."""
+    """How to read `d.multicall2` rows: the commands to send, and for each field
+    the positions of its commands in a row and how to convert a whole column."""
 
     fields: tuple[Field, ...]
     commands: tuple[str, ...]
     positions: tuple[tuple[int, ...], ...]
+    columns: tuple[ConvertColumn, ...] = ()
+
+
+# Converts the raw columns of one field's commands (one sequence per command,
+# aligned with the rows) to the field's values, one per row.
+ConvertColumn = Callable[[Sequence[Sequence[object]]], Sequence[object]]
 
 
 def layout(fields: Sequence[Field]) -> Layout:
@@ -253,18 +264,117 @@ def layout(fields: Sequence[Field]) -> Layout:
                 commands.append(command)
             slots.append(commands.index(command))
         positions.append(tuple(slots))
-    return Layout(tuple(fields), tuple(commands), tuple(positions))
+    columns = tuple(_column_converter(field.convert) for field in fields)
+    return Layout(tuple(fields), tuple(commands), tuple(positions), columns)
 
 
 def torrent_from_row(plan: Layout, row: Sequence[object]) -> Torrent:
     """Build a `Torrent` from one row; raises TypeError/ValueError on a malformed row."""
-    if len(row) != len(plan.commands):
-        raise ValueError(f"expected {len(plan.commands)} values, got {len(row)}")
+    return torrents_from_rows(plan, [row])[0]
+
+
+def torrents_from_rows(plan: Layout, rows: Sequence[object]) -> tuple[Torrent, ...]:
+    """Build a `Torrent` from each row of a `d.multicall2` reply, in order.
+
+    Raises TypeError/ValueError if any row is malformed. Why column by column: a
+    snapshot has thousands of rows of the same shape, so each field is checked and
+    converted with one C-level pass over its column (`map`, `set(map(type, ...))`)
+    instead of a few Python calls per row, and the Torrents are filled in the
+    same way (see `rtorrentd.batch`).
+    """
+    if not rows:
+        return ()
+    raw = _transpose(rows, len(plan.commands))
     values = {
-        field.name: field.convert([row[i] for i in slots])
-        for field, slots in zip(plan.fields, plan.positions, strict=True)
+        field.name: convert([raw[i] for i in slots])
+        for field, slots, convert in zip(plan.fields, plan.positions, plan.columns, strict=True)
     }
-    return Torrent(**values)  # type: ignore[arg-type]
+    return tuple(frozen_batch(Torrent, len(rows), values))
+
+
+def _transpose(rows: Sequence[object], width: int) -> list[tuple[object, ...]]:
+    """Rows (lists or tuples of `width` values) to `width` columns."""
+    if not set(map(type, rows)) <= {list, tuple}:
+        bad = next(r for r in rows if not isinstance(r, list | tuple))
+        raise TypeError(f"expected a row of values, got {bad!r:.80}")
+    checked = cast(Sequence[Sequence[object]], rows)
+    lengths = set(map(len, checked))
+    if lengths != {width}:
+        raise ValueError(f"expected {width} values, got {max(lengths - {width})}")
+    return list(zip(*checked, strict=True))
+
+
+# --- column converters: the field table's converters, one pass per column ---------
+
+
+def _column_converter(convert: Convert) -> ConvertColumn:
+    """The column-wise form of a field's `convert`: a fast one for the plain
+    single-command converters, else `convert` row by row."""
+    fast = _FAST_COLUMNS.get(convert)
+    if fast is not None:
+        return fast
+    return lambda raw: list(map(convert, zip(*raw, strict=True)))
+
+
+def _ints(column: Sequence[object]) -> Sequence[int]:
+    """`column` itself when every value is an int (not a bool), else `_int`'s error."""
+    if set(map(type, column)) <= {int}:
+        return column  # type: ignore[return-value]
+    return list(map(_int, column))  # raises at the first bad value
+
+
+def _strs(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    column = raw[0]
+    return column if set(map(type, column)) <= {str} else list(map(_str, column))
+
+
+def _ints_column(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    return _ints(raw[0])
+
+
+def _bools(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    return list(map(bool, _ints(raw[0])))  # bool(n) is n != 0
+
+
+def _ratios(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    return [n / 1000 for n in _ints(raw[0])]
+
+
+def _timestamps(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    return [n if n > 0 else None for n in _ints(raw[0])]
+
+
+def _scrape_maxes(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    """`_scrape_max` for a whole column: checked in bulk, then one expression per
+    torrent; any odd shape goes through `_scrape_max` for its exact error."""
+    column = raw[0]
+    if not _all_pairs_of_ints(column):
+        return list(map(_scrape_max, zip(column, strict=True)))
+    trackers = cast(Sequence[Sequence[tuple[int, int]]], column)
+    if set(map(len, trackers)) == {1}:  # the usual library: one tracker each
+        return [n if when > 0 else None for n, when in map(itemgetter(0), trackers)]
+    return [max([n for n, when in rows if when > 0], default=None) for rows in trackers]
+
+
+def _all_pairs_of_ints(column: Sequence[object]) -> bool:
+    """Whether every value is a list of [int, int] tracker rows (bools excluded)."""
+    if not set(map(type, column)) <= {list}:
+        return False
+    rows = list(chain.from_iterable(cast(Sequence[list[object]], column)))
+    if not set(map(type, rows)) <= {list}:
+        return False
+    pairs = cast(list[list[object]], rows)
+    return set(map(len, pairs)) <= {2} and set(map(type, chain.from_iterable(pairs))) <= {int}
+
+
+_FAST_COLUMNS: Mapping[Convert, ConvertColumn] = {
+    _scrape_max: _scrape_maxes,
+    _first_str: _strs,
+    _first_int: _ints_column,
+    _first_bool: _bools,
+    _ratio: _ratios,
+    _nonzero_timestamp: _timestamps,
+}
 
 
 # Names the engine computes from a snapshot, the clock and the daemon's memory;

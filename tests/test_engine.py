@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from rtorrentd.config import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine import Plan, Step, build_facts, decide, fetch_names, plan
 from rtorrentd.errors import ConfigError
-from rtorrentd.expr import Condition
+from rtorrentd.expr import Condition, parse_condition
 from rtorrentd.memory import Memory, remember
-from rtorrentd.torrent import IDENTITY, Torrent
+from rtorrentd.torrent import IDENTITY, Torrent, name_kinds
 
 NOW = 1_700_000_000.0
 DAY = 86400.0
@@ -363,3 +363,56 @@ def test_every_torrent_is_counted_once(
     assert len(ts) == result.total == len(hashes) + result.kept
     assert sum(s.action is DELETE for s in result.steps) <= per_poll
     assert all(s.action is not STOP for s in result.held)
+
+
+# --- column-wise evaluation agrees with the row-wise reference --------------------
+
+PARSED = [
+    ("ratio >= 2", STOP),
+    ('label == "keep"', KEEP),
+    ("complete and age > 2d", DELETE),
+    ('not complete or label ~ "^t"', REMOVE),
+    ('ratio < 1 and (age > 1d or label in ["a", "tv"])', STOP),
+    ("true", DELETE),
+]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([None, 0.0, 0.5, 2.0, 3.0]),
+            st.sampled_from([None, "keep", "tv", "a", ""]),
+            st.sampled_from([None, True, False]),
+            st.sampled_from([None, 0, 1, 3]),
+            st.booleans(),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(0, len(PARSED) - 1), min_size=1, max_size=5),
+)
+def test_plan_is_first_match_of_each_rules_test(
+    shapes: list[tuple[float | None, str | None, bool | None, int | None, bool]],
+    order: list[int],
+) -> None:
+    ts = [
+        torrent(n, ratio=r, label=lb, complete=c, started=s, open=s, added=None if d is None
+                else int(NOW - d * DAY))
+        for n, (r, lb, c, d, s) in enumerate(shapes)
+    ]  # fmt: skip
+    kinds = name_kinds()
+    cfg = config(*((str(i), parse_condition(PARSED[i][0], kinds), PARSED[i][1]) for i in order))
+    memory = remember(Memory(), ts, NOW)
+    facts = build_facts(ts, cfg.names(), NOW, memory)
+    expected = []
+    for t, f in zip(ts, facts, strict=True):
+        rule = next((r for r in cfg.rules if r.when.test(f)), None)
+        if (
+            rule is not None
+            and rule.action is not KEEP
+            and not (rule.action is STOP and t.started is False)
+        ):
+            read = tuple((n, f[n]) for n in sorted(rule.when.names))
+            expected.append((cfg.rules.index(rule), t.hash, rule.name, read))
+    expected.sort(key=lambda e: e[0])  # rule order, then snapshot order (sort is stable)
+    result = plan(ts, cfg, NOW, memory)
+    assert [e[1:] for e in expected] == [(s.hash, s.rule, s.values) for s in result.steps]

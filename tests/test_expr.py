@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pytest
@@ -20,6 +20,18 @@ GIB = 1024**3
 
 def holds(text: str, facts: Mapping[str, object]) -> bool:
     return parse_condition(text, NAMES).test(facts)
+
+
+def as_columns(facts: Sequence[Mapping[str, object]]) -> dict[str, list[object]]:
+    """Rows of facts as columns; a name no row has stays out (unknown throughout)."""
+    names = {name for row in facts for name in row}
+    return {name: [row.get(name) for row in facts] for name in names}
+
+
+def selects(
+    text: str, facts: Sequence[Mapping[str, object]], candidates: Sequence[int]
+) -> list[int]:
+    return parse_condition(text, NAMES).select(as_columns(facts), candidates)
 
 
 def fails(text: str) -> tuple[int, str]:
@@ -122,12 +134,22 @@ OPERATORS = [
     ("added - 1000 == 0", {"added": 1000}, True),
     ("up_rate < uploaded / age", {"up_rate": 1, "uploaded": 100, "age": 10}, True),
     ("ratio * size > 1GiB", {"ratio": 2, "size": GIB}, True),
+    ("(ratio > 1) == true", {"ratio": 2}, True),
+    ("(ratio > 1) == complete", {"ratio": 0, "complete": False}, True),
+    ("(ratio > 1) != (seeders > 1)", {"ratio": 2}, True),
+    ('(label ~ "a") == false', {"label": "b"}, True),
 ]
 
 
 @pytest.mark.parametrize(("text", "facts", "expected"), OPERATORS)
 def test_operator(text: str, facts: dict[str, object], expected: bool) -> None:
     assert expected == holds(text, facts)
+
+
+@pytest.mark.parametrize(("text", "facts", "expected"), OPERATORS)
+def test_operator_column_wise(text: str, facts: dict[str, object], expected: bool) -> None:
+    # The torrent in question sits between two with nothing known, at index 1.
+    assert ([1] if expected else []) == selects(text, [{}, facts, {}], [1])
 
 
 # --- units -----------------------------------------------------------------------
@@ -261,6 +283,18 @@ UNKNOWN = [
 @pytest.mark.parametrize("facts", [{}, {"seeders": None, "trackers": None, "complete": None}])
 def test_unknown_value(text: str, expected: bool, facts: dict[str, object]) -> None:
     assert expected == holds(text, facts)
+    assert ([0] if expected else []) == selects(text, [facts], [0])
+
+
+def test_select_keeps_the_candidates_order_and_ignores_the_others() -> None:
+    facts = [{"ratio": r, "complete": c} for r, c in [(3, True), (0, True), (5, False), (4, True)]]
+    assert [3, 0] == selects("ratio > 2 and complete or ratio == 0", facts, [3, 2, 0])
+    assert [2] == selects("not (ratio > 2 and complete)", facts, [3, 2, 0])
+
+
+def test_a_hand_built_condition_selects_row_by_row() -> None:
+    condition = Condition("odd", frozenset({"n"}), lambda f: f["n"] % 2 == 1)
+    assert [1, 3] == condition.select({"n": [0, 1, 2, 3]}, range(4))
 
 
 def test_condition_lists_the_names_it_reads() -> None:
@@ -591,6 +625,17 @@ def test_formatted_expressions_parse_to_the_reference_semantics(
 ) -> None:
     test = parse_condition(node.text, NAMES).test
     assert [node.evaluate(f) for f in facts] == [test(f) for f in facts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(conditions(), st.lists(FACTS, min_size=1, max_size=6), st.data())
+def test_select_agrees_with_test(node: Node, facts: list[Facts], data: st.DataObject) -> None:
+    condition = parse_condition(node.text, NAMES)
+    candidates = data.draw(
+        st.lists(st.sampled_from(range(len(facts))), unique=True) | st.just(range(len(facts)))
+    )
+    expected = [i for i in candidates if condition.test(facts[i])]
+    assert expected == condition.select(as_columns(facts), candidates)
 
 
 @settings(max_examples=300, deadline=None)

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rtorrentd.torrent import FIELDS, IDENTITY, Torrent, fields_for, layout, torrent_from_row
+from rtorrentd.torrent import (
+    FIELDS,
+    IDENTITY,
+    Layout,
+    Torrent,
+    fields_for,
+    layout,
+    torrent_from_row,
+    torrents_from_rows,
+)
 
 
 def test_every_torrent_attribute_has_a_field() -> None:
@@ -113,3 +125,76 @@ def test_malformed_row_raises() -> None:
         torrent_from_row(plan, ("x",))
     with pytest.raises(TypeError):
         torrent_from_row(plan, (1, "x", 1, 0, 0, 5))
+
+
+# --- whole replies, column by column ---------------------------------------------
+
+ALL = [f.name for f in FIELDS.values()]
+TRACKERS = st.lists(st.lists(st.integers(0, 9), min_size=2, max_size=2), max_size=3)
+RAW: dict[str, st.SearchStrategy[object]] = {
+    "d.custom=addtime": st.sampled_from(["", "1700000000", "junk"]),
+    "t.multicall=,t.scrape_complete=,t.scrape_time_last=": TRACKERS,
+    "t.multicall=,t.scrape_incomplete=,t.scrape_time_last=": TRACKERS,
+    "t.multicall=,t.url=": st.lists(
+        st.sampled_from([["http://a.example/x"], ["udp://b.example:6969"]]).map(list), max_size=2
+    ),
+}
+TEXT_COMMANDS = {"d.hash=", "d.name=", "d.custom1=", "d.directory=", "d.base_path=", "d.message="}
+
+
+def raw_value(command: str) -> st.SearchStrategy[object]:
+    if command in RAW:
+        return RAW[command]
+    if command in TEXT_COMMANDS:
+        return st.sampled_from(["", "x", "/dl/a b"])
+    return st.integers(-1, 3000)
+
+
+def reference(plan: Layout, row: Sequence[object]) -> Torrent:
+    """One row converted field by field through the table, built by the constructor."""
+    values = {
+        field.name: field.convert([row[i] for i in slots])
+        for field, slots in zip(plan.fields, plan.positions, strict=True)
+    }
+    return Torrent(**values)  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sets(st.sampled_from(ALL)), st.data())
+def test_a_reply_converts_as_each_row_would_through_the_table(
+    names: set[str], data: st.DataObject
+) -> None:
+    plan = layout(fields_for(names))
+    row = st.tuples(*map(raw_value, plan.commands)).map(list)
+    rows = data.draw(st.lists(row, max_size=8))
+    expected = tuple(reference(plan, r) for r in rows)
+    actual = torrents_from_rows(plan, rows)
+    assert expected == actual
+    for torrent in actual:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            torrent.name = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "error", "match"),
+    [
+        pytest.param(("AB" * 20, "y", 1, 0, 0), ValueError, "expected 6 values", id="short"),
+        pytest.param(("AB" * 20, "y", True, 0, 0, 5), TypeError, "integer", id="bool for int"),
+        pytest.param(("AB" * 20, 7, 1, 0, 0, 5), TypeError, "string", id="int for text"),
+        pytest.param("AB", TypeError, "row of values", id="not a row"),
+    ],
+)
+def test_one_malformed_row_fails_the_reply(bad_row: object, error: type, match: str) -> None:
+    plan = layout(fields_for([]))
+    good = ("AB" * 20, "x", 1, 0, 0, 5)
+    with pytest.raises(error, match=match):
+        torrents_from_rows(plan, [good, bad_row, good])
+
+
+def test_an_empty_reply_has_no_torrents() -> None:
+    assert () == torrents_from_rows(layout(fields_for(["ratio"])), [])
+
+
+def test_torrent_has_no_post_init_that_building_by_columns_would_skip() -> None:
+    # torrents_from_rows fills the slots of object.__new__(Torrent) directly.
+    assert not hasattr(Torrent, "__post_init__")

@@ -70,8 +70,9 @@ class Context:
 
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
-    """Absolute, normalised paths of a torrent's files."""
-    return {posixpath.normpath(posixpath.join(directory, e.path)) for e in entries}
+    """Paths of a torrent's files as rtorrent names them. Not normalised here: after
+    a symlink, ".." means what only the kernel knows (fsdelete resolves them)."""
+    return {posixpath.join(directory, e.path) for e in entries}
 
 
 async def shared_paths(
@@ -86,6 +87,13 @@ async def shared_paths(
     """
     loaded = await ctx.client.snapshot(RECHECK_NAMES)
     others = {t.hash: t for t in loaded if t.hash != torrent.hash}
+    for other in others.values():
+        if not (other.directory or "").startswith("/"):
+            raise UnsafeDeletion(
+                f"refusing to delete: the loaded torrent {other.hash} ({other.name!r}) has "
+                f"d.directory {other.directory!r}, which is not absolute, so sharing cannot "
+                "be checked; give it an absolute directory in rtorrent, or remove it"
+            )
     missing = [h for h in others if h not in cache]
     for info_hash, entries in (await ctx.client.all_files(missing)).items():
         cache[info_hash] = frozenset(file_paths(others[info_hash].directory or "", entries))

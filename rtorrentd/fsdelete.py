@@ -17,7 +17,8 @@ Strategy:
   Symlinks *inside* the torrent (any directory between its root and a file, and
   the root itself when it is the torrent's own directory) are refused, because
   following one deletes data the torrent does not own. A file that is a symlink
-  is removed as a link; its target is never touched.
+  is removed as a link; its target is never touched. A mount point inside the
+  torrent is refused for the same reason (a bind mount keeps st_dev).
 - `carry_out` walks from the allowed root one component at a time with
   O_DIRECTORY|O_NOFOLLOW and unlinks relative to the parent's descriptor, so a
   directory swapped for a symlink after planning stops the walk instead of
@@ -31,10 +32,12 @@ Strategy:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import posixpath
+import re
 import stat
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -42,7 +45,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.mangling import check_lookalikes
+from rtorrentd.mangling import check_lookalikes, disk_spellings
 from rtorrentd.torrent import FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -256,6 +259,7 @@ def _plan(
     root_exists = _check_root_on_disk(listed_root, real_root, multi_file=multi_file)
     below = PurePosixPath(real_root).parts[len(PurePosixPath(anchor.path).parts) :]
     base = Location(anchor.path, anchor.key, below)
+    _check_no_mounts(real_root, entries, anchors, include_root=multi_file)
     probes = [_probe(e, listed_root, base, root_exists=root_exists) for e in entries]
     planned = _decide(probes, _find_sharers(probes, others))
     kept = [p for p, f in zip(probes, planned, strict=True) if f.fate is Fate.SHARED]
@@ -303,8 +307,12 @@ def _normalise_shared(shared: Collection[str]) -> frozenset[str]:
 
 
 def _normalise(path: str) -> str:
-    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux does not.
-    return "/" + posixpath.normpath(path).lstrip("/")
+    """Drop empty and "." components; keep "..", which only the kernel can resolve.
+
+    normpath would turn "/x/link/../tv" into "/x/tv", but after a symlink ".." is
+    the link target's parent, and rtorrent keeps d.directory as it was set.
+    """
+    return "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
 
 
 def _check_root(root: str) -> str:
@@ -377,6 +385,43 @@ def _check_root_on_disk(listed_root: str, real_root: str, *, multi_file: bool) -
     if st is not None and not stat.S_ISDIR(st.st_mode):
         raise _refuse(real_root, "the torrent's directory is not a directory", advice)
     return st is not None
+
+
+def _check_no_mounts(
+    real_root: str, entries: Sequence[FileEntry], anchors: Sequence[_Anchor], *, include_root: bool
+) -> None:
+    """Refuse a mount point inside the torrent, as a symlinked directory is refused.
+
+    A bind mount of the same filesystem has the same st_dev, so only the mount
+    table shows that its files are someone else's (a library bound into the
+    torrent's directory to seed from). Allowed roots are the administrator's.
+    """
+    mounts = _mount_points() - {a.path for a in anchors}
+    if not mounts:
+        return
+    for entry in entries:
+        parts = entry.path.split("/")
+        for depth in range(0 if include_root else 1, len(parts) + 1):
+            path = posixpath.join(real_root, *parts[:depth])
+            if path in mounts:
+                why = "this is a mount point inside the torrent (a bind mount of other data?)"
+                raise _refuse(path, why, "following it could delete data elsewhere; " + _BY_HAND)
+
+
+def _mount_points() -> frozenset[str]:
+    """Every mount point this process sees (Linux); none where that cannot be read."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return frozenset()
+    points = (line.split(b" ")[4] for line in lines if line.count(b" ") >= 4)
+    return frozenset(os.fsdecode(_unescape_octal(p)) for p in points)
+
+
+def _unescape_octal(field: bytes) -> bytes:
+    # mountinfo writes space, tab, newline and backslash as \040, \011, \012, \134.
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -470,25 +515,53 @@ def _find_sharers(probes: Sequence[_Probe], others: frozenset[str]) -> dict[str,
     """Map our resolved paths to another torrent's path for the same directory entry.
 
     Besides the same text (as listed, or resolved), another torrent may reach the
-    file through a symlinked directory or a symlink file (cross-seed's link mode):
-    its path then stats to our inode and resolves to our path. A hard link has our
-    inode but not our path: unlinking ours leaves it intact, so it does not count.
+    file through a symlinked directory or a symlink file (cross-seed's link mode),
+    a bind mount, or a name rtorrent mangled ('?'): its path then stats to our
+    inode. A hard link has our inode but is another entry: unlinking ours leaves
+    it intact, so it does not count.
     """
     found: dict[str, str] = {}
-    keys: set[tuple[int, int]] = set()
-    by_real: dict[str, list[str]] = {}  # through a symlinked file: its target's path
+    ours: dict[tuple[int, int], list[str]] = {}  # inode, links followed -> our paths
     for probe in probes:
         path = probe.location.path
         found.update((path, name) for name in (path, probe.listed) if name in others)
         if probe.lstat is not None:
             st = os.stat(path)  # follows a symlinked file, whose target _check_symlink saw
-            keys.add((st.st_dev, st.st_ino))
-            by_real.setdefault(os.path.realpath(path), []).append(path)
+            ours.setdefault((st.st_dev, st.st_ino), []).append(path)
+    listdir = functools.cache(_listdir)
     for other in sorted(others):  # one stat per path: the price of catching links to ours
-        if _followed_key(other) in keys:
-            for path in by_real.get(os.path.realpath(other), ()):
-                found.setdefault(path, other)
+        for spelling in disk_spellings(other, listdir) if "?" in other else (other,):
+            key = _followed_key(spelling)
+            for path in ours.get(key, ()) if key is not None else ():
+                if path not in found and _same_entry(spelling, path, listdir):
+                    found[path] = other
     return found
+
+
+def _listdir(path: str) -> frozenset[bytes]:
+    try:
+        return frozenset(os.listdir(os.fsencode(path)))
+    except OSError:
+        return frozenset()
+
+
+def _same_entry(other: str, ours: str, listdir: Callable[[str], frozenset[bytes]]) -> bool:
+    """Whether `other`, which stats to our inode, names our entry, not a hard link.
+
+    In doubt it does: keeping a file is the safe side.
+    """
+    real_other, real_ours = os.path.realpath(other), os.path.realpath(ours)
+    if real_other == real_ours:
+        return True
+    other_dir, other_name = posixpath.split(real_other)
+    our_dir, our_name = posixpath.split(real_ours)
+    other_key = _followed_key(other_dir)
+    if other_key is not None and other_key != _followed_key(our_dir):
+        return False  # a hard link in another directory
+    # The same directory (a bind mount shows it under another path): the same name
+    # is the same entry, and so is a name the directory does not hold as such (a
+    # case-insensitive filesystem's spelling of ours); another name there is a link.
+    return other_name == our_name or os.fsencode(other_name) not in listdir(other_dir)
 
 
 def _followed_key(path: str) -> tuple[int, int] | None:

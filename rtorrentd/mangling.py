@@ -11,7 +11,7 @@ import functools
 import os
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.torrent import FileEntry
@@ -40,6 +40,31 @@ def check_lookalikes(directory: str, entries: Sequence[FileEntry]) -> None:
                     "torrent without its data"
                 )
             parent = posixpath.join(parent, part)
+
+
+def disk_spellings(path: str, listdir: Callable[[str], Collection[bytes]]) -> list[str]:
+    """The paths on disk that rtorrent may show as `path`: the text itself, and every
+    path whose components rtorrent shows as the listed ones ('?' for bytes >= 0x80).
+
+    Another torrent's mangled path names no file as such; to tell whether it is the
+    same file as ours it has to be matched against the disk. `listdir` gives the
+    names (bytes) in a directory, or none.
+    """
+    found: list[bytes] = [b"/"]
+    for part in path.split("/"):
+        if not part:
+            continue
+        want = os.fsencode(part)
+        if "?" not in part:
+            found = [os.path.join(parent, want) for parent in found]
+            continue
+        found = [
+            os.path.join(parent, name)
+            for parent in found
+            for name in sorted(listdir(os.fsdecode(parent)))
+            if _as_rtorrent_shows(name) == want
+        ]
+    return [path, *(spelling for spelling in map(os.fsdecode, found) if spelling != path)]
 
 
 def _has_lookalike(parent: str, listed: str) -> bool:

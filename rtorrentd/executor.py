@@ -215,6 +215,7 @@ async def _do_delete(
 ) -> StepResult:
     try:
         deletion = await _plan_files(ctx, torrent, cache)
+        _check_not_vanished(torrent, deletion)
         if ctx.dry_run:
             summary, kept = _summary(deletion), deletion.kept_shared
             return StepResult(step, "dry-run", summary, deletion.freed_bytes, kept)
@@ -240,6 +241,25 @@ async def _do_delete(
         reason = f"not erased, files changed under us: {skipped}"
         return StepResult(step, "failed", reason, outcome.freed_bytes, deletion.kept_shared)
     return await _erase_deleted(ctx, step, deletion, outcome)
+
+
+def _check_not_vanished(torrent: Torrent, deletion: fsdelete.Deletion) -> None:
+    """Refuse a torrent all of whose files are missing, unless it is stopped and
+    closed already.
+
+    Stopped and closed with its files gone is how our own interrupted deletion
+    leaves a torrent (the session was saved before the first unlink): finish it.
+    Started or open with every file gone is rather an unmounted disk or a moved
+    directory; erasing it would leave the data orphaned when the disk comes back.
+    """
+    gone_entirely = not deletion.to_unlink and not deletion.kept_shared
+    if gone_entirely and (torrent.started or torrent.open):
+        raise UnsafeDeletion(
+            f"refusing to delete {torrent.name!r}: none of its files is where rtorrent "
+            f"says ({torrent.directory}), yet rtorrent has it started or open; is the "
+            "disk mounted, or was the data moved? Stop it in rtorrent to confirm the "
+            "data is gone, and rtorrentd will then remove it"
+        )
 
 
 async def _erase_deleted(

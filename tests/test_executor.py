@@ -582,6 +582,32 @@ async def test_half_deleted_files_are_finished_and_the_torrent_erased(
     assert "1 file(s) already gone" in one_result(logs, info_hash)["reason"]
 
 
+async def test_all_files_missing_from_a_started_torrent_is_refused_until_it_is_stopped(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
+) -> None:
+    """An unmounted disk or moved data looks like "every file already gone": the
+    torrent must not be erased, or its data is orphaned when the disk comes back."""
+    torrent = album(torrent_factory, rtorrent.download_dir)
+    info_hash = load_doomed(rtorrent, torrent)
+    moved = rtorrent.download_dir.parent / "elsewhere"
+    torrent.payload_path.rename(moved)  # the data is not where rtorrent says any more
+    canaries.add(moved / "a.bin")
+    config = config_for(rtorrent, [rtorrent.download_dir])
+
+    with capture_logs() as logs:
+        await poll(client_for(rtorrent), config)
+
+    assert_refused(rtorrent, info_hash, logs, "none of its files", "is the disk mounted")
+    canaries.check()
+    # Stopped by hand (the user confirms the data is gone): now it is removed.
+    stop_and_close(rtorrent, info_hash)
+    with capture_logs() as logs:
+        await poll(client_for(rtorrent), config)
+    assert "action.done" == one_result(logs, info_hash)["event"]
+    assert {} == state(rtorrent)
+    canaries.check()
+
+
 async def test_rtorrent_gone_mid_poll_raises_and_deletes_nothing(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
 ) -> None:

@@ -22,11 +22,11 @@ from rtorrentd import __version__
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Config, config_warnings, load_config
 from rtorrentd.daemon import serve
-from rtorrentd.engine import Plan, fetch_names, plan
+from rtorrentd.engine import Plan
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
 from rtorrentd.logs import configure_logging, default_format
-from rtorrentd.memory import Memory, remember
-from rtorrentd.poll import poll_once
+from rtorrentd.memory import Memory
+from rtorrentd.poll import plan_now, poll_once
 from rtorrentd.report import format_plan_table, human_bytes, plan_to_json
 from rtorrentd.torrent import Torrent
 from rtorrentd.transport import open_transport, redact_url
@@ -100,9 +100,8 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _snapshot_and_plan(config: Config, now: float) -> Plan:
-    torrents = await client_for(config).snapshot(fetch_names(config))
-    memory = remember(Memory.empty(), torrents, now)
-    return plan(torrents, config, now, memory)
+    # The same observation as a poll (disk space, file facts), without acting.
+    return await plan_now(client_for(config), config, Memory.empty(), now)
 
 
 def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:

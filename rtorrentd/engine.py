@@ -12,20 +12,36 @@ turn selects, column-wise (`Condition.select`), among the indices of the torrent
 no earlier rule decided: a comparison is one list comprehension over those
 indices, and `and` narrows them before its right side runs. bench/engine.py
 measures it at 50,000 torrents.
+
+Two phases for the expensive names (`hardlinked`, `shared`: a file list and a
+stat per file): the edge first asks `files_wanted`, which evaluates each
+condition that reads them with every combination of True and False in place of
+the facts it lacks; where all combinations agree the torrent is decided without
+its files, elsewhere it is "unsure" and its files are wanted. The same goes for
+the candidates of a free-space policy below its `min_free`, whose projection
+needs the files of the candidates it walks (`space.project`). Once the edge has
+read those, `plan` runs with them. A torrent still unsure in `plan` (its files
+could not be read) gets no step from that rule or any later one, nor from a
+space policy: not knowing is never a reason to act.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import product, repeat
 from operator import attrgetter
 
+from rtorrentd import facts, space
 from rtorrentd.batch import frozen_batch
-from rtorrentd.config import Action, Config, Rule, Safety
+from rtorrentd.config import Action, Config, Rule, Safety, SpacePolicy
+from rtorrentd.derived import DERIVED_COLUMNS, Inputs
 from rtorrentd.errors import ConfigError
-from rtorrentd.memory import Memory, Seen
-from rtorrentd.torrent import DERIVED, DERIVED_NEEDS, FIELDS, IDENTITY, Torrent
+from rtorrentd.expr import Condition
+from rtorrentd.facts import Files
+from rtorrentd.memory import WEEK, Memory
+from rtorrentd.space import Disk, SpaceOutcome
+from rtorrentd.torrent import DERIVED, DERIVED_NEEDS, EXPENSIVE, FIELDS, IDENTITY, Torrent
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +60,11 @@ class Step:
 class Plan:
     """What one poll decided.
 
-    `steps` are to be carried out, in rule order then snapshot order; `held` are
-    steps a safety valve held back this poll, and `notes` say why. `kept` counts the
-    torrents with no step at all, so deletes + removes + stops + held + kept = total.
+    `steps` are to be carried out, in rule order then snapshot order, space
+    policies' deletions last; `held` are steps a safety valve held back this
+    poll, and `notes` say why. `kept` counts the torrents with no step at all, so
+    deletes + removes + stops + held + kept = total. `space` has one outcome per
+    free-space policy whose filesystem was below its `min_free`.
     """
 
     steps: tuple[Step, ...]
@@ -54,67 +72,158 @@ class Plan:
     notes: tuple[str, ...]
     total: int
     kept: int
+    space: tuple[SpaceOutcome, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """The torrents whose files `plan` needs read (`hashes`), and whether the
+    torrents that could share a file with them must be read too (`sharers`:
+    `shared` is used, or a space projection must know what stays)."""
+
+    hashes: tuple[str, ...]
+    sharers: bool
 
 
 Facts = dict[str, object]
 Columns = dict[str, Sequence[object]]
-Column = Callable[[Sequence[Torrent], float, Memory], Sequence[object]]
+
+
+# Steps of a first `files_wanted` round for space candidates; doubled each round,
+# so a large library needs few rounds (each one re-plans the whole snapshot).
+FIRST_BATCH = 64
 
 
 def fetch_names(config: Config) -> frozenset[str]:
     """The table fields the client must fetch for `config`: the fields its rules
-    reference, those its derived names are computed from, and `IDENTITY`."""
+    reference, those its derived names are computed from, and `IDENTITY`; with
+    space policies, where each torrent's data is."""
     table, derived = _split_names(config.names())
     needed = {need for name in derived for need in DERIVED_NEEDS[name]}
-    return frozenset(IDENTITY) | table | needed
+    located = {"path", "directory"} if config.space else set()
+    return frozenset(IDENTITY) | table | needed | located
 
 
-def plan(torrents: Sequence[Torrent], config: Config, now: float, memory: Memory) -> Plan:
+def plan(
+    torrents: Sequence[Torrent],
+    config: Config,
+    now: float,
+    memory: Memory,
+    *,
+    disk: Disk | None = None,
+    files: Files | None = None,
+) -> Plan:
     """Decide what to do with each torrent of one snapshot taken at `now`.
 
     `memory` should already include this snapshot (`remember(memory, torrents, now)`);
     a torrent it does not know counts as first seen at `now`. Rules are tried in
     order and the first whose condition holds decides; a `keep` decides too, with
-    no step. Then the safety valves of `config.safety` may hold steps back.
+    no step. Then each space policy whose filesystem `disk` shows below `min_free`
+    deletes among the torrents no rule decided, and the safety valves of
+    `config.safety` may hold steps back. `files` are the file facts the edge read
+    for the torrents `files_wanted` named (without them, `hardlinked` and `shared`
+    are unknown and space projections count nothing freed).
     """
-    columns = build_columns(torrents, config.names(), now, memory)
-    decided = _decide(torrents, columns, config.rules)
-    # Free-space policies (config.space) are planned: they will choose among the
-    # torrents no rule decided, so a `keep` rule protects from them by construction.
-    # Until then config.space is not acted on.
-    steps, held, notes = _apply_safety(decided, len(torrents), config.safety)
-    return Plan(steps, held, notes, len(torrents), len(torrents) - len(steps) - len(held))
+    inputs = Inputs(now, memory, config.daemon.window, files or {})
+    evaluated = _evaluate(torrents, config, inputs, disk, None)
+    steps, held, notes = _apply_safety(evaluated.steps, len(torrents), config.safety)
+    kept = len(torrents) - len(steps) - len(held)
+    return Plan(steps, held, notes, len(torrents), kept, evaluated.space)
 
 
-def decide(torrent: Torrent, config: Config, now: float, memory: Memory) -> Step | None:
+def files_wanted(
+    torrents: Sequence[Torrent],
+    config: Config,
+    now: float,
+    memory: Memory,
+    *,
+    disk: Disk | None = None,
+    files: Files | None = None,
+    limit: int = FIRST_BATCH,
+) -> Wanted:
+    """Whose files `plan` still needs, given those already read: the torrents a
+    rule or candidates condition cannot judge without `hardlinked`/`shared`, the
+    rule deletions a low filesystem counts as freed, and space candidates in
+    order (at most `limit` of them per policy) until the projection would reach
+    the target. Empty when nothing more is needed: then `plan`."""
+    inputs = Inputs(now, memory, config.daemon.window, files or {})
+    evaluated = _evaluate(torrents, config, inputs, disk, limit)
+    wanted = tuple(dict.fromkeys(h for h in evaluated.missing if h not in inputs.files))
+    low = any(space.is_low(policy, disk) for policy in config.space)
+    return Wanted(wanted, "shared" in config.names() or low)
+
+
+def decide(
+    torrent: Torrent, config: Config, now: float, memory: Memory, *, files: Files | None = None
+) -> Step | None:
     """The step the rules give one torrent, without safety valves (they judge a whole
     snapshot); None when no rule gives one. For re-checking a step against fresh
     values just before carrying it out."""
-    columns = build_columns([torrent], config.names(), now, memory)
-    steps = _decide([torrent], columns, config.rules)
-    return steps[0] if steps else None
+    inputs = Inputs(now, memory, config.daemon.window, files or {})
+    return _decide_one(torrent, config, inputs).step
+
+
+def recheck(
+    torrent: Torrent,
+    step: Step,
+    config: Config,
+    now: float,
+    memory: Memory,
+    *,
+    files: Files | None = None,
+) -> bool:
+    """Whether fresh values for `torrent` still give it `step`: the same rule and
+    action, or, for a space step, no rule deciding it and the policy's
+    `candidates` still holding. (Whether space is still short is not asked
+    again: the plan stopped at the target.)"""
+    inputs = Inputs(now, memory, config.daemon.window, files or {})
+    verdict = _decide_one(torrent, config, inputs)
+    if verdict.decided:
+        again = verdict.step
+        return again is not None and (again.action, again.rule) == (step.action, step.rule)
+    policy = _policy_named(config, step.rule)
+    if policy is None or step.action is not policy.action:
+        return False
+    columns = _columns([torrent], policy.candidates.names, inputs)
+    return bool(policy.candidates.select(columns, [0]))
 
 
 # --- columns ---------------------------------------------------------------------
 
 
 def build_columns(
-    torrents: Sequence[Torrent], names: frozenset[str], now: float, memory: Memory
+    torrents: Sequence[Torrent],
+    names: frozenset[str],
+    now: float,
+    memory: Memory,
+    *,
+    window: float = WEEK,
+    files: Files | None = None,
 ) -> Columns:
     """One list per name in `names`, index-aligned with `torrents` (None = unknown)."""
+    return _columns(torrents, names, Inputs(now, memory, window, files or {}))
+
+
+def _columns(torrents: Sequence[Torrent], names: frozenset[str], inputs: Inputs) -> Columns:
     table, derived = _split_names(names)
     columns: Columns = {name: list(map(attrgetter(name), torrents)) for name in sorted(table)}
     for name in sorted(derived):
-        columns[name] = _DERIVED_COLUMNS[name](torrents, now, memory)
+        columns[name] = DERIVED_COLUMNS[name](torrents, inputs)
     return columns
 
 
 def build_facts(
-    torrents: Sequence[Torrent], names: frozenset[str], now: float, memory: Memory
+    torrents: Sequence[Torrent],
+    names: frozenset[str],
+    now: float,
+    memory: Memory,
+    *,
+    window: float = WEEK,
+    files: Files | None = None,
 ) -> list[Facts]:
     """One facts dict per torrent holding exactly `names` (None = unknown): what a
     condition's `test` reads. The engine itself works on `build_columns`."""
-    columns = build_columns(torrents, names, now, memory)
+    columns = build_columns(torrents, names, now, memory, window=window, files=files)
     named = tuple(columns.items())
     return [{name: column[i] for name, column in named} for i in range(len(torrents))]
 
@@ -124,50 +233,6 @@ def _split_names(names: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]
     if unknown:
         raise ConfigError(f"unknown name(s) in conditions: {', '.join(sorted(unknown))}")
     return names & FIELDS.keys(), names & DERIVED.keys()
-
-
-def _age(torrents: Sequence[Torrent], now: float, memory: Memory) -> list[float | None]:
-    return [None if (added := t.added) is None else now - added for t in torrents]
-
-
-def _seeding_time(torrents: Sequence[Torrent], now: float, memory: Memory) -> list[float | None]:
-    # Incomplete: not seeding yet, so 0 rather than unknown. Complete without a
-    # finish time: unknown, so no seeding-time rule fires on a guess.
-    return [
-        0.0 if t.complete is False else None if (done := t.finished) is None else now - done
-        for t in torrents
-    ]
-
-
-def _idle(torrents: Sequence[Torrent], now: float, memory: Memory) -> list[float]:
-    get = memory.seen.get
-    # Seen.quiet_since() inlined: a method call per torrent doubles the cost.
-    return [
-        0.0
-        if (s := get(t.hash)) is None
-        else now - (s.first_seen if s.grew_at is None else s.grew_at)
-        for t in torrents
-    ]
-
-
-def _message_age(torrents: Sequence[Torrent], now: float, memory: Memory) -> list[float | None]:
-    get = memory.seen.get
-    # Most torrents have no message: they skip the call.
-    return [_message_age_one(m, get(t.hash), now) if (m := t.message) else None for t in torrents]
-
-
-def _message_age_one(message: str, seen: Seen | None, now: float) -> float:
-    if seen is None or seen.message != message or seen.message_since is None:
-        return 0.0  # a message memory has not seen yet: first seen now
-    return now - seen.message_since
-
-
-_DERIVED_COLUMNS: Mapping[str, Column] = {
-    "age": _age,
-    "seeding_time": _seeding_time,
-    "idle": _idle,
-    "message_age": _message_age,
-}
 
 
 # --- rules -----------------------------------------------------------------------
@@ -189,9 +254,24 @@ _ALREADY_DONE: Mapping[Action, Callable[[Torrent], bool] | None] = {
 _HASH, _NAME, _SIZE = attrgetter("hash"), attrgetter("name"), attrgetter("size")
 
 
-def _decide(torrents: Sequence[Torrent], columns: Columns, rules: Sequence[Rule]) -> list[Step]:
-    """Steps in rule order, then snapshot order; each torrent decided by one rule."""
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What the rules decided: steps; the torrents no rule decided (`undecided`,
+    computed only when asked); those a rule could not judge without their files."""
+
+    steps: list[Step]
+    undecided: list[int]
+    unsure: list[int]
+
+
+def _decide(
+    torrents: Sequence[Torrent], columns: Columns, rules: Sequence[Rule], *, rest: bool = False
+) -> _Decided:
+    """Steps in rule order, then snapshot order; each torrent decided by one rule.
+    An unsure torrent is decided with no step: no later rule may act on a guess."""
     steps: list[Step] = []
+    unsure_all: list[int] = []
+    missing = _missing_names(columns)
     # The torrents no rule has decided yet, in snapshot order; a list, because
     # iterating a range makes a new int per torrent in every scan.
     pending = list(range(len(torrents)))
@@ -200,9 +280,13 @@ def _decide(torrents: Sequence[Torrent], columns: Columns, rules: Sequence[Rule]
     # library is settled) does not repay: later rules just skip these.
     stale: set[int] = set()
     for rule in rules:
-        hits = rule.when.select(columns, pending)
+        hits, unsure = _select(rule.when, columns, pending, missing)
         if stale:
             hits = [i for i in hits if i not in stale]
+            unsure = [i for i in unsure if i not in stale]
+        if unsure:
+            unsure_all += unsure
+            stale.update(unsure)
         if not hits:
             continue
         if rule.action is not Action.KEEP:
@@ -211,7 +295,66 @@ def _decide(torrents: Sequence[Torrent], columns: Columns, rules: Sequence[Rule]
         if 8 * len(stale) > len(pending):
             pending = [i for i in pending if i not in stale]
             stale = set()
-    return steps
+    undecided = [i for i in pending if i not in stale] if rest else []
+    return _Decided(steps, undecided, unsure_all)
+
+
+def _missing_names(columns: Columns) -> frozenset[str]:
+    """The expensive names whose facts some torrent lacks (its files were not read)."""
+    return frozenset(n for n in EXPENSIVE if n in columns and None in columns[n])
+
+
+def _select(
+    condition: Condition, columns: Columns, candidates: list[int], missing: frozenset[str]
+) -> tuple[list[int], list[int]]:
+    """The candidates for which `condition` holds whatever the missing facts turn
+    out to be, and those for which it depends on them (unsure), in candidate order.
+
+    Every combination of True and False stands in for the unknown facts (at most
+    four: two expensive names); a torrent whose facts are known reads its own.
+    """
+    names = sorted(condition.names & missing)
+    if not names:
+        return condition.select(columns, candidates), []
+    outcomes = [
+        set(condition.select({**columns, **_filled(columns, names, values)}, candidates))
+        for values in product((True, False), repeat=len(names))
+    ]
+    sure = set.intersection(*outcomes)
+    maybe = set.union(*outcomes) - sure
+    return [i for i in candidates if i in sure], [i for i in candidates if i in maybe]
+
+
+def _filled(columns: Columns, names: Sequence[str], values: Sequence[bool]) -> Columns:
+    return {
+        name: [value if known is None else known for known in columns[name]]
+        for name, value in zip(names, values, strict=True)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """One torrent under the rules: `decided` by a rule (or unsure), with its step."""
+
+    decided: bool
+    step: Step | None
+
+
+def _decide_one(torrent: Torrent, config: Config, inputs: Inputs) -> _Verdict:
+    columns = _columns([torrent], config.names(), inputs)
+    missing = _missing_names(columns)
+    for rule in config.rules:
+        hits, unsure = _select(rule.when, columns, [0], missing)
+        if unsure:
+            return _Verdict(True, None)
+        if hits:
+            steps = [] if rule.action is Action.KEEP else _steps_for(rule, [torrent], columns, hits)
+            return _Verdict(True, steps[0] if steps else None)
+    return _Verdict(False, None)
+
+
+def _policy_named(config: Config, rule: str) -> SpacePolicy | None:
+    return next((p for p in config.space if space.rule_name(p) == rule), None)
 
 
 def _steps_for(
@@ -238,6 +381,112 @@ def _steps_for(
         "size": map(_SIZE, picked),
     }
     return frozen_batch(Step, len(hits), fields)
+
+
+# --- the whole snapshot: rules, then space policies ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Evaluated:
+    steps: list[Step]
+    space: tuple[SpaceOutcome, ...]
+    missing: list[str]  # info-hashes whose files would settle something
+
+
+def _evaluate(
+    torrents: Sequence[Torrent],
+    config: Config,
+    inputs: Inputs,
+    disk: Disk | None,
+    limit: int | None,
+) -> _Evaluated:
+    columns = _columns(torrents, config.names(), inputs)
+    low = [p for p in config.space if space.is_low(p, disk)]
+    decided = _decide(torrents, columns, config.rules, rest=bool(low))
+    missing = [torrents[i].hash for i in decided.unsure]
+    if disk is None or not low:
+        return _Evaluated(decided.steps, (), missing)
+    ctx = _SpaceContext(torrents, columns, decided, disk, inputs, limit)
+    steps, outcomes, needed = _plan_space(ctx, low)
+    return _Evaluated(decided.steps + steps, outcomes, missing + needed)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpaceContext:
+    torrents: Sequence[Torrent]
+    columns: Columns
+    decided: _Decided
+    disk: Disk
+    inputs: Inputs
+    limit: int | None
+
+
+def _plan_space(
+    ctx: _SpaceContext, policies: Sequence[SpacePolicy]
+) -> tuple[list[Step], tuple[SpaceOutcome, ...], list[str]]:
+    """Each low policy in turn, among the torrents no rule decided. Policies on one
+    filesystem share its accounting: what one frees, the next starts from."""
+    by_path = facts.listers(ctx.inputs.files)
+    freeings: dict[int, facts.Freeing] = {}
+    gained: dict[int, int] = {}
+    taken: set[int] = set()
+    steps: list[Step] = []
+    outcomes: list[SpaceOutcome] = []
+    missing: list[str] = []
+    for policy in policies:
+        fs = ctx.disk.filesystems[policy.path]
+        first = fs.device not in freeings
+        freeing = freeings.setdefault(fs.device, facts.Freeing(ctx.inputs.files, by_path))
+        start = fs.free + gained.get(fs.device, 0)
+        walk = space.Walk(policy, start, ctx.inputs.files, freeing, ctx.limit)
+        on_fs = [i for i in ctx.decided.undecided if i not in taken and _on(ctx, i, fs.device)]
+        # An unsure candidate (its files unread) joins the walk like any other: the
+        # projection needs a candidate's files anyway, and reads them in order.
+        sure, unsure = _select(policy.candidates, ctx.columns, on_fs, _missing_names(ctx.columns))
+        candidates = space.ordered(sorted(sure + unsure), ctx.columns, policy.order)
+        # The rule deletions on this filesystem count as freed, once per filesystem.
+        rule_deleted = _rule_deletions(ctx, fs.device) if first else []
+        hashes = [ctx.torrents[i].hash for i in candidates]
+        projection = space.project(walk, rule_deleted, hashes)
+        picked = _space_steps(ctx, policy, candidates, dict(projection.picks))
+        picked_hashes = {step.hash for step in picked}
+        taken.update(i for i in candidates if ctx.torrents[i].hash in picked_hashes)
+        steps += picked
+        outcomes.append(projection.outcome)
+        missing += projection.missing
+        gained[fs.device] = projection.outcome.projected - fs.free
+    return steps, tuple(outcomes), missing
+
+
+def _on(ctx: _SpaceContext, index: int, device: int) -> bool:
+    return ctx.disk.devices.get(ctx.torrents[index].hash) == device
+
+
+def _rule_deletions(ctx: _SpaceContext, device: int) -> list[str]:
+    devices = ctx.disk.devices
+    return [
+        s.hash
+        for s in ctx.decided.steps
+        if s.action is Action.DELETE and devices.get(s.hash) == device
+    ]
+
+
+def _space_steps(
+    ctx: _SpaceContext, policy: SpacePolicy, candidates: Sequence[int], frees: Mapping[str, int]
+) -> list[Step]:
+    """A delete step per pick, in order, showing what ranked it and what it frees."""
+    names = sorted(policy.candidates.names | {key.name for key in policy.order})
+    rule = space.rule_name(policy)
+    steps = []
+    for i in candidates:
+        torrent = ctx.torrents[i]
+        if torrent.hash in frees:
+            values = tuple((n, ctx.columns[n][i]) for n in names)
+            values += (("frees", frees[torrent.hash]),)
+            steps.append(
+                Step(torrent.hash, torrent.name, policy.action, rule, values, torrent.size)
+            )
+    return steps
 
 
 # --- safety valves ---------------------------------------------------------------

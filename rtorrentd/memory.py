@@ -5,6 +5,14 @@ message has stood, so the daemon works it out by comparing snapshots: `remember`
 folds each poll into a `Memory`, and the engine reads `idle` and `message_age` from
 it. Nothing is written to disk; after a restart every torrent counts as first seen
 then, which only makes `idle` and `message_age` start again from zero (the safe side).
+
+`uploaded_recent` (bytes uploaded over the last `window`) needs the upload total
+as it was a window ago. Each `Seen` keeps a few (time, total) samples, taken only
+when the total changes, at most `SAMPLES` per window: a change closer than
+window / SAMPLES to the sample before replaces the newest sample instead of adding
+one. That moves the change earlier in time, so the figure can only come out higher
+than the truth, which keeps a torrent rather than delete it; samples older than
+the one in force a window ago are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +23,17 @@ from types import MappingProxyType
 
 from rtorrentd.torrent import Torrent
 
+WEEK = 7 * 86400.0  # [daemon] window's default
+
+# Samples of the upload total per window; memory per torrent stays bounded.
+SAMPLES = 8
+
+# Samples are (unix seconds, d.up.total from then on) pairs, stored flat as one
+# tuple of ints, t0, v0, t1, v1, ...: a tuple holding only ints is untracked by
+# the garbage collector, while a tuple of pairs is several tracked objects per
+# torrent, and tens of thousands of those slow every collection during a poll.
+Samples = tuple[int, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class Seen:
@@ -23,6 +42,9 @@ class Seen:
     `uploaded` is the last known `d.up.total` and `grew_at` when it last grew (None:
     not since first seen). `message` is the current non-empty tracker message and
     `message_since` when the daemon first saw that text (both None: no message).
+    `samples` are (time, total) points of `uploaded`, oldest first and flattened
+    (`t0, v0, t1, v1, ...`), the last being the current total; empty while the
+    total has not changed since first seen.
     Times are unix seconds.
     """
 
@@ -31,6 +53,7 @@ class Seen:
     grew_at: float | None = None
     message: str | None = None
     message_since: float | None = None
+    samples: Samples = ()
 
 
 def _empty() -> Mapping[str, Seen]:
@@ -49,19 +72,36 @@ class Memory:
         return cls()
 
 
-def remember(memory: Memory, torrents: Sequence[Torrent], now: float) -> Memory:
+def remember(
+    memory: Memory, torrents: Sequence[Torrent], now: float, window: float = WEEK
+) -> Memory:
     """Fold one snapshot taken at `now` into `memory`; returns a new Memory.
 
     Hashes absent from `torrents` are forgotten: the torrent left the client. A None
     `uploaded` or `message` means the field was not fetched this poll (no rule needs
-    it), so what was known about it is kept rather than reset.
+    it), so what was known about it is kept rather than reset. `window` is how far
+    back `uploaded_recent` looks ([daemon] window): upload samples cover it.
     """
     before = memory.seen
-    after = {t.hash: _update(before.get(t.hash), t, now) for t in torrents}
+    after = {t.hash: _update(before.get(t.hash), t, now, window) for t in torrents}
     return Memory(MappingProxyType(after))
 
 
-def _update(seen: Seen | None, torrent: Torrent, now: float) -> Seen:
+def uploaded_since(seen: Seen, then: float) -> int:
+    """Bytes uploaded since `then`, as far as the daemon has watched: from the
+    total in force at `then`, or from the oldest sample when it watched less long."""
+    samples = seen.samples
+    if not samples:
+        return 0
+    base = samples[1]
+    for index in range(0, len(samples), 2):
+        if samples[index] > then:
+            break
+        base = samples[index + 1]
+    return samples[-1] - base
+
+
+def _update(seen: Seen | None, torrent: Torrent, now: float, window: float) -> Seen:
     if seen is None:
         message = torrent.message or None
         return Seen(now, torrent.uploaded, None, message, None if message is None else now)
@@ -69,7 +109,8 @@ def _update(seen: Seen | None, torrent: Torrent, now: float) -> Seen:
         return seen  # the usual case: share the old record, allocate nothing
     uploaded, grew_at = _upload(seen, torrent.uploaded, now)
     message, since = _message(seen, torrent.message, now)
-    return Seen(seen.first_seen, uploaded, grew_at, message, since)
+    samples = _samples(seen, torrent.uploaded, now, window)
+    return Seen(seen.first_seen, uploaded, grew_at, message, since, samples)
 
 
 def _unchanged(seen: Seen, torrent: Torrent) -> bool:
@@ -88,6 +129,28 @@ def _upload(seen: Seen, uploaded: int | None, now: float) -> tuple[int | None, f
     # persists across restarts), only from the torrent being re-added, so the lower
     # figure becomes the new baseline and does not count as activity.
     return uploaded, seen.grew_at
+
+
+def _samples(seen: Seen, uploaded: int | None, now: float, window: float) -> Samples:
+    old = seen.uploaded
+    if uploaded is None or old is None or uploaded == old:
+        return seen.samples
+    if uploaded < old:
+        return ()  # re-added: the lower total is the new baseline, as in `_upload`
+    # The first change: the total had stood since the torrent was first seen.
+    samples = seen.samples or (int(seen.first_seen), old)
+    if len(samples) >= 4 and now - samples[-4] < window / SAMPLES:
+        samples = samples[:-2]  # too close to the one before: replace the newest
+    return _prune((*samples, int(now), uploaded), now - window)
+
+
+def _prune(samples: Samples, then: float) -> Samples:
+    """Drop samples before the one in force at `then`: nothing reads them again."""
+    keep = 0
+    for index in range(0, len(samples), 2):
+        if samples[index] <= then:
+            keep = index
+    return samples[keep:]
 
 
 def _message(seen: Seen, message: str | None, now: float) -> tuple[str | None, float | None]:

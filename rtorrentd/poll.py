@@ -1,20 +1,23 @@
-"""One poll: snapshot, remember, plan, carry out."""
+"""One poll: snapshot, remember, observe the disk, plan, carry out."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import anyio.to_thread
 import structlog
 
-from rtorrentd import engine, executor
+from rtorrentd import disk, engine, executor, facts
 from rtorrentd.client import RtorrentClient
 from rtorrentd.config import Config
 from rtorrentd.engine import Plan, Step
 from rtorrentd.executor import StepResult
+from rtorrentd.facts import FileFact, Files
 from rtorrentd.memory import Memory, remember
-from rtorrentd.torrent import Torrent
+from rtorrentd.space import Disk
+from rtorrentd.torrent import EXPENSIVE, Torrent
 
 log = structlog.get_logger("rtorrentd.poll")
 
@@ -37,14 +40,95 @@ class PollResult:
         )
 
 
-def rechecker(config: Config, now: float, memory: Memory) -> executor.StillMatches:
-    """The executor's re-check: does the fresh torrent still get this very step?"""
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the edge measured for the engine: the disk (None without space
+    policies) and the file facts of the torrents the engine asked about."""
+
+    disk: Disk | None
+    files: Files
+
+
+def rechecker(
+    config: Config, now: float, memory: Memory, files: Files | None = None
+) -> executor.StillMatches:
+    """The executor's re-check: does the fresh torrent still get this very step?
+
+    A rule step: the same rule still decides it. A space step: still no rule
+    decides it (a `keep` added meanwhile protects it) and it still satisfies the
+    policy's `candidates`. File facts are the ones read for the plan; the
+    executor checks every file against the disk again anyway.
+    """
 
     def still_matches(fresh: Torrent, step: Step) -> bool:
-        again = engine.decide(fresh, config, now, memory)
-        return again is not None and (again.action, again.rule) == (step.action, step.rule)
+        return engine.recheck(fresh, step, config, now, memory, files=files)
 
     return still_matches
+
+
+async def observe(
+    client: RtorrentClient,
+    config: Config,
+    torrents: Sequence[Torrent],
+    now: float,
+    memory: Memory,
+    *,
+    measure: Callable[[Sequence[Torrent]], Disk] | None = None,
+) -> Observed:
+    """Measure the disk, then read files in rounds until the engine wants no more.
+
+    Round one reads the torrents whose rule outcome depends on `hardlinked` or
+    `shared`, and the first space candidates; each further round reads twice as
+    many candidates, until the projection reaches its target. With `shared` or a
+    low filesystem, the torrents whose data could overlap theirs are read too
+    (`facts.overlapping`), and only those. `measure` replaces `disk.measure`
+    (tests). Nothing at all is read for a configuration without space policies
+    and expensive names.
+    """
+    if not config.space and not config.names() & EXPENSIVE:
+        return Observed(None, {})
+    if config.space:
+        probe = measure or (lambda ts: disk.measure(config.space, ts))
+        measured: Disk | None = await anyio.to_thread.run_sync(probe, torrents)
+    else:
+        measured = None
+    files = await _read_rounds(client, config, torrents, now, memory, measured=measured)
+    return Observed(measured, files)
+
+
+async def _read_rounds(
+    client: RtorrentClient,
+    config: Config,
+    torrents: Sequence[Torrent],
+    now: float,
+    memory: Memory,
+    *,
+    measured: Disk | None,
+) -> Files:
+    files: dict[str, tuple[FileFact, ...]] = {}
+    by_hash = {t.hash: t for t in torrents}
+    paths: dict[str, str] | None = None
+    limit = engine.FIRST_BATCH
+    while True:  # ends: each round reads every hash it wants, and wants only unread ones
+        wanted = engine.files_wanted(
+            torrents, config, now, memory, disk=measured, files=files, limit=limit
+        )
+        if not wanted.hashes:
+            return files
+        hashes = set(wanted.hashes)
+        if wanted.sharers:
+            paths = paths or {t.hash: t.path or "" for t in torrents}
+            hashes = facts.overlapping(paths, hashes)
+        files.update(await disk.read_files(client, by_hash, hashes - files.keys()))
+        limit *= 2
+
+
+async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: float) -> Plan:
+    """What `poll_once` would do now, without doing it (`rtorrentd plan`)."""
+    torrents = await client.snapshot(engine.fetch_names(config))
+    memory = remember(memory, torrents, now, config.daemon.window)
+    observed = await observe(client, config, torrents, now, memory)
+    return engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
 
 
 async def poll_once(
@@ -55,14 +139,28 @@ async def poll_once(
     dry_run: bool,
     now: float,
     should_stop: Callable[[], bool] = lambda: False,
+    measure: Callable[[Sequence[Torrent]], Disk] | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
-    holds, no further step is begun (the one under way is finished)."""
+    holds, no further step is begun (the one under way is finished). `measure`
+    replaces `disk.measure` (tests)."""
     started = time.monotonic()
     torrents = await client.snapshot(engine.fetch_names(config))
-    memory = remember(memory, torrents, now)
-    plan = engine.plan(torrents, config, now, memory)
+    memory = remember(memory, torrents, now, config.daemon.window)
+    observed = await observe(client, config, torrents, now, memory, measure=measure)
+    plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
+    for outcome in plan.space:
+        log.info(
+            "space.low",
+            path=outcome.path,
+            free=outcome.free,
+            min_free=outcome.min_free,
+            target_free=outcome.target_free,
+            deletions=outcome.deletions,
+            projected=outcome.projected,
+            short=outcome.short,
+        )
     for note in plan.notes:
         log.warning("plan.held", note=note)
     results = await executor.apply(
@@ -70,7 +168,7 @@ async def poll_once(
         client,
         allowed_roots=config.safety.allowed_roots,
         names=engine.fetch_names(config),
-        still_matches=rechecker(config, now, memory),
+        still_matches=rechecker(config, now, memory, observed.files),
         dry_run=dry_run,
         should_stop=should_stop,
     )

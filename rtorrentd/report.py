@@ -13,14 +13,16 @@ from datetime import datetime, timezone
 
 from rtorrentd.config import Action
 from rtorrentd.engine import Plan, Step
+from rtorrentd.space import SpaceOutcome
 from rtorrentd.torrent import Kind, name_kinds
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _NAME_WIDTH = 40
 _HEADER = ("action", "rule", "name", "size", "values")
-# Names whose NUMBER values are byte counts or byte rates.
-_BYTES = frozenset({"size", "done", "uploaded", "downloaded"})
+# Names whose NUMBER values are byte counts or byte rates (`frees`: what a space
+# step's deletion projects to free).
+_BYTES = frozenset({"size", "done", "uploaded", "downloaded", "uploaded_recent", "frees"})
 _RATES = frozenset({"up_rate", "down_rate"})
 
 
@@ -58,7 +60,25 @@ def format_plan_table(plan: Plan) -> str:
     rows = [_row(step, step.action.value) for step in plan.steps]
     rows += [_row(step, f"{step.action.value} (held)") for step in plan.held]
     lines = _align([_HEADER, *rows]) if rows else []
-    return "\n".join([*lines, format_totals(plan), *plan.notes])
+    space = [format_space(outcome) for outcome in plan.space]
+    return "\n".join([*lines, format_totals(plan), *space, *plan.notes])
+
+
+def format_space(outcome: SpaceOutcome) -> str:
+    """`space /data: 41.2 GiB free < 50.0 GiB: 3 deletions → 83.0 GiB`, and why it
+    falls short of the target when it does."""
+    text = (
+        f"space {outcome.path}: {human_bytes(outcome.free)} free"
+        f" < {human_bytes(outcome.min_free)}: {outcome.deletions} deletions"
+        f" → {human_bytes(outcome.projected)}"
+    )
+    if outcome.rule_freed:
+        text += f" ({human_bytes(outcome.rule_freed)} of it by rule deletions)"
+    if outcome.short:
+        text += f", short of {human_bytes(outcome.target_free)}: no more candidates"
+    if outcome.passed_over:
+        text += f"; {outcome.passed_over} passed over (would free nothing)"
+    return text
 
 
 def format_totals(plan: Plan) -> str:

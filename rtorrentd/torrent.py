@@ -128,6 +128,13 @@ def _scrape_max(values: Sequence[object]) -> int | None:
     return max(reported) if reported else None
 
 
+def _latest_scrape(values: Sequence[object]) -> int | None:
+    """When a tracker last reported a scrape figure (the newest over trackers); None
+    before any did."""
+    stamps = [stamp for row in _tracker_rows(values[0]) if (stamp := _int(row[0])) > 0]
+    return max(stamps) if stamps else None
+
+
 def _tracker_hosts(values: Sequence[object]) -> tuple[str, ...]:
     hosts: list[str] = []
     for row in _tracker_rows(values[0]):
@@ -145,6 +152,7 @@ _N, _T, _S, _B, _L = Kind.NUMBER, Kind.TIMESTAMP, Kind.STRING, Kind.BOOL, Kind.S
 _PATH_COMMANDS = "d.base_path= d.directory= d.is_multi_file= d.name="
 _SCRAPE_SEEDS = "t.multicall=,t.scrape_complete=,t.scrape_time_last="
 _SCRAPE_LEECH = "t.multicall=,t.scrape_incomplete=,t.scrape_time_last="
+_SCRAPE_TIME = "t.multicall=,t.scrape_time_last="
 
 FIELDS: Mapping[str, Field] = {
     f.name: f
@@ -179,6 +187,7 @@ FIELDS: Mapping[str, Field] = {
         _field("peers", _N, "d.peers_connected=", _first_int, "connected peers"),
         _field("seeders", _N, _SCRAPE_SEEDS, _scrape_max, "swarm seeders (scrape, max)"),
         _field("leechers", _N, _SCRAPE_LEECH, _scrape_max, "swarm leechers (scrape, max)"),
+        _field("scraped", _T, _SCRAPE_TIME, _latest_scrape, "last scrape (newest tracker)"),
         _field("trackers", _L, "t.multicall=,t.url=", _tracker_hosts, "tracker host names"),
     )
 }
@@ -216,6 +225,7 @@ class Torrent:
     peers: int | None = None
     seeders: int | None = None
     leechers: int | None = None
+    scraped: int | None = None
     trackers: tuple[str, ...] | None = None
 
 
@@ -348,7 +358,7 @@ def _scrape_maxes(raw: Sequence[Sequence[object]]) -> Sequence[object]:
     """`_scrape_max` for a whole column: checked in bulk, then one expression per
     torrent; any odd shape goes through `_scrape_max` for its exact error."""
     column = raw[0]
-    if not _all_pairs_of_ints(column):
+    if not _all_rows_of_ints(column):
         return list(map(_scrape_max, zip(column, strict=True)))
     trackers = cast(Sequence[Sequence[tuple[int, int]]], column)
     if set(map(len, trackers)) == {1}:  # the usual library: one tracker each
@@ -356,19 +366,29 @@ def _scrape_maxes(raw: Sequence[Sequence[object]]) -> Sequence[object]:
     return [max([n for n, when in rows if when > 0], default=None) for rows in trackers]
 
 
-def _all_pairs_of_ints(column: Sequence[object]) -> bool:
-    """Whether every value is a list of [int, int] tracker rows (bools excluded)."""
+def _latest_scrapes(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    """`_latest_scrape` for a whole column, checked in bulk like `_scrape_maxes`."""
+    column = raw[0]
+    if not _all_rows_of_ints(column, width=1):
+        return list(map(_latest_scrape, zip(column, strict=True)))
+    trackers = cast(Sequence[Sequence[tuple[int]]], column)
+    return [max([n for (n,) in rows if n > 0], default=None) for rows in trackers]
+
+
+def _all_rows_of_ints(column: Sequence[object], width: int = 2) -> bool:
+    """Whether every value is a list of tracker rows of `width` ints (bools excluded)."""
     if not set(map(type, column)) <= {list}:
         return False
     rows = list(chain.from_iterable(cast(Sequence[list[object]], column)))
     if not set(map(type, rows)) <= {list}:
         return False
     pairs = cast(list[list[object]], rows)
-    return set(map(len, pairs)) <= {2} and set(map(type, chain.from_iterable(pairs))) <= {int}
+    return set(map(len, pairs)) <= {width} and set(map(type, chain.from_iterable(pairs))) <= {int}
 
 
 _FAST_COLUMNS: Mapping[Convert, ConvertColumn] = {
     _scrape_max: _scrape_maxes,
+    _latest_scrape: _latest_scrapes,
     _first_str: _strs,
     _first_int: _ints_column,
     _first_bool: _bools,
@@ -384,7 +404,15 @@ DERIVED: Mapping[str, Kind] = {
     "seeding_time": Kind.DURATION,  # now - finished; 0 while incomplete
     "idle": Kind.DURATION,  # since `uploaded` last grew, counted from first seen
     "message_age": Kind.DURATION,  # how long the current non-empty message has stood
+    "scrape_age": Kind.DURATION,  # now - scraped: how old the seeders/leechers figures are
+    "uploaded_recent": Kind.NUMBER,  # bytes uploaded over [daemon] window, as watched
+    "hardlinked": Kind.BOOL,  # every file has another hard link (e.g. archived)
+    "shared": Kind.BOOL,  # another loaded torrent lists one of its files
 }
+
+# Derived names that need each file of a torrent listed (`f.multicall`) and stat'ed:
+# computed only where a condition's outcome depends on them (engine.files_wanted).
+EXPENSIVE: frozenset[str] = frozenset({"hardlinked", "shared"})
 
 # What each derived name needs fetched from rtorrent.
 DERIVED_NEEDS: Mapping[str, tuple[str, ...]] = {
@@ -392,6 +420,10 @@ DERIVED_NEEDS: Mapping[str, tuple[str, ...]] = {
     "seeding_time": ("finished",),
     "idle": ("uploaded",),
     "message_age": ("message",),
+    "scrape_age": ("scraped",),
+    "uploaded_recent": ("uploaded",),
+    "hardlinked": ("directory", "path"),
+    "shared": ("directory", "path"),
 }
 
 

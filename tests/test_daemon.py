@@ -331,6 +331,13 @@ class RunningDaemon:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        # The readers end at EOF once the process is gone; then close the pipes,
+        # or the garbage collector reports them (as a ResourceWarning) in a later test.
+        for thread in self._threads[:2]:
+            thread.join(timeout=5)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
         self.notify.close()
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtorrentd.memory import Memory, Seen, remember
+from rtorrentd.memory import SAMPLES, Memory, Seen, remember, uploaded_since
 from rtorrentd.torrent import Torrent
 
 A = "A" * 40
@@ -74,7 +74,12 @@ def test_the_remembered_mapping_is_read_only() -> None:
 )
 def test_upload_growth(uploads: list[int | None], expected: Seen) -> None:
     memory = _polls(*((100.0 * (i + 1), [_torrent(uploaded=u)]) for i, u in enumerate(uploads)))
-    assert expected == memory.seen[A]
+    seen = memory.seen[A]
+    assert (expected.first_seen, expected.uploaded, expected.grew_at) == (
+        seen.first_seen,
+        seen.uploaded,
+        seen.grew_at,
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,3 +123,59 @@ def test_grew_at_is_only_ever_a_poll_time_after_first_sight(
         seen = memory.seen[hash_]
         assert seen.grew_at is None or seen.first_seen < seen.grew_at <= i
         assert [hash_] == list(memory.seen)
+
+
+# --- uploaded_recent: a few samples of the upload total --------------------------
+
+HOUR = 3600.0
+WINDOW = 7 * 24 * HOUR
+
+
+def _uploads(*points: tuple[float, int | None], window: float = WINDOW) -> Seen:
+    memory = Memory()
+    for now, uploaded in points:
+        memory = remember(memory, [_torrent(uploaded=uploaded)], now, window)
+    return memory.seen[A]
+
+
+@pytest.mark.parametrize(
+    ("points", "now", "expected"),
+    [
+        pytest.param([(0.0, 10), (HOUR, 10)], HOUR, 0, id="never grew"),
+        pytest.param([(0.0, 10), (HOUR, 25)], HOUR, 15, id="watched less than a window"),
+        pytest.param(
+            [(0.0, 10), (HOUR, 25), (8 * 24 * HOUR, 40)], 8 * 24 * HOUR, 15, id="a window ago"
+        ),
+        pytest.param(
+            [(0.0, 10), (HOUR, 25), (9 * 24 * HOUR, 25)],
+            9 * 24 * HOUR,
+            0,
+            id="no change within the window",
+        ),
+        pytest.param([(0.0, 50), (HOUR, 10), (2 * HOUR, 30)], 2 * HOUR, 20, id="after a drop"),
+        pytest.param([(0.0, None), (HOUR, 10), (2 * HOUR, 30)], 2 * HOUR, 20, id="first figure"),
+    ],
+)
+def test_uploaded_since_counts_over_the_window_as_far_as_watched(
+    points: list[tuple[float, int | None]], now: float, expected: int
+) -> None:
+    assert expected == uploaded_since(_uploads(*points), now - WINDOW)
+
+
+def test_upload_samples_stay_bounded_and_err_on_the_high_side() -> None:
+    # Grows every 5 minutes for 30 days: thousands of changes, a handful of samples.
+    points = [(i * 300.0, i * 1000) for i in range(30 * 288)]
+    seen = _uploads(*points)
+    now = points[-1][0]
+    assert len(seen.samples) <= 2 * (SAMPLES + 2)
+    exact = points[-1][1] - (now - WINDOW) / 300.0 * 1000
+    got = uploaded_since(seen, now - WINDOW)
+    assert exact <= got <= exact * (1 + 2 / SAMPLES)
+
+
+def test_an_unchanged_total_keeps_the_record_and_its_samples() -> None:
+    first = remember(Memory(), [_torrent(uploaded=1)], 100.0)
+    second = remember(first, [_torrent(uploaded=5)], 200.0)
+    third = remember(second, [_torrent(uploaded=5)], 300.0)
+    assert (100, 1, 200, 5) == third.seen[A].samples
+    assert second.seen[A] is third.seen[A]

@@ -94,6 +94,30 @@ def test_seeders_is_the_max_over_trackers_that_reported(
 
 
 @pytest.mark.parametrize(
+    ("trackers", "expected"),
+    [
+        ([], None),
+        ([[0]], None),  # never scraped
+        ([[1700000000], [0], [1700000500]], 1700000500),  # the newest figure
+    ],
+)
+def test_scraped_is_the_newest_scrape_over_trackers(
+    trackers: list[list[int]], expected: int | None
+) -> None:
+    plan = layout(fields_for(["scraped"]))
+    row = _row(["scraped"], **{"t.multicall=,t.scrape_time_last=": trackers})
+    assert expected == torrent_from_row(plan, row).scraped
+    assert (expected,) == tuple(t.scraped for t in torrents_from_rows(plan, [row]))
+
+
+def test_scraped_refuses_a_malformed_tracker_row() -> None:
+    plan = layout(fields_for(["scraped"]))
+    row = _row(["scraped"], **{"t.multicall=,t.scrape_time_last=": [["x"]]})
+    with pytest.raises(TypeError, match="integer"):
+        torrents_from_rows(plan, [row, row])
+
+
+@pytest.mark.parametrize(
     ("addtime", "started", "loaded", "expected"),
     [("1700000000", 5, 6, 1700000000), ("", 5, 6, 5), ("junk", 0, 6, 6), ("", 0, 0, None)],
 )
@@ -135,6 +159,9 @@ RAW: dict[str, st.SearchStrategy[object]] = {
     "d.custom=addtime": st.sampled_from(["", "1700000000", "junk"]),
     "t.multicall=,t.scrape_complete=,t.scrape_time_last=": TRACKERS,
     "t.multicall=,t.scrape_incomplete=,t.scrape_time_last=": TRACKERS,
+    "t.multicall=,t.scrape_time_last=": st.lists(
+        st.lists(st.integers(0, 9), min_size=1, max_size=1), max_size=3
+    ),
     "t.multicall=,t.url=": st.lists(
         st.sampled_from([["http://a.example/x"], ["udp://b.example:6969"]]).map(list), max_size=2
     ),

@@ -1,7 +1,9 @@
 """rpc: encode_call and decode_response, checked against the stdlib's xmlrpc.client.
 
 Two layouts are decoded throughout: the stdlib's (LF, which takes the tag-by-tag
-path) and rtorrent's (CRLF, one <value> per line, which takes the fast path).
+path) and rtorrent's (CRLF, one <value> per line, which takes the fast paths: a
+list of rows of one shape goes through `rpc_rows`, anything else through the
+token runs of `rpc_decode`). The two decoders are also checked against each other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hypothesis import strategies as st
 
 from rtorrentd.errors import MalformedReply, RpcFault
 from rtorrentd.rpc import MAX_DEPTH, decode_response, encode_call
+from rtorrentd.rpc_decode import parse_response
+from rtorrentd.rpc_rows import decode_rows
 
 DATA = Path(__file__).parent / "data"
 
@@ -98,6 +102,11 @@ def rtorrent_response(value: object) -> bytes:
         + rtorrent_value(value).removesuffix(b"\r\n")
         + b"</param>\r\n</params>\r\n</methodResponse>\r\n"
     )
+
+
+def stdlib_layout(value: object) -> bytes:
+    """A whole reply in the stdlib's layout (it cannot write ints beyond 32 bits)."""
+    return xmlrpc.client.dumps((value,), methodresponse=True).encode()  # type: ignore[arg-type]
 
 
 def call_as_response(call: bytes) -> bytes:
@@ -336,6 +345,11 @@ def test_decode_recorded_multicall2_reply() -> None:
     assert expected == decode_response(scgi_body("multicall2_reply.scgi"))
 
 
+def test_recorded_multicall2_reply_takes_the_row_fast_path() -> None:
+    body = scgi_body("multicall2_reply.scgi")
+    assert parse_response(body) == decode_rows(body)
+
+
 def test_decode_recorded_fault_reply() -> None:
     with pytest.raises(RpcFault) as caught:
         decode_response(scgi_body("fault_reply.scgi"))
@@ -365,17 +379,118 @@ def test_decode_large_reply_across_chunks() -> None:
     body = rtorrent_response(rows)
     assert len(body) > 4 * 64 * 1024
     assert rows == decode_response(body)
+    assert rows == parse_response(body)  # the general decoder, chunk by chunk
     assert stdlib_decode(body) == decode_response(body)
+
+
+# ---------------------------------------------------------------------------
+# The row fast path: the general decoder's values, or None to hand it over
+# ---------------------------------------------------------------------------
+
+ROWS = [
+    pytest.param([["A" * 40, "name", 1, -(2**63), [[0, 0], [5, 7]], "msg"]], id="one row"),
+    pytest.param(
+        [[f"{i:040X}", "Tom & Jerry <x> 'q' \"", i, [[i, 1]] * (i % 3)] for i in range(40)],
+        id="entities, 0 to 2 trackers",
+    ),
+    pytest.param([["", 0, []], ["", 0, []]], id="empty strings and tables"),
+    pytest.param([[[]], [[[1]]], [[[2, 3], [4]]]], id="first table empty"),
+    pytest.param([["x", 2**70], ["y", -(10**30)]], id="ints beyond 64 bits"),
+    pytest.param(
+        [[["http://a/announce"], 1], [["udp://b", "c"], 2], [[], 3]], id="tables of strings"
+    ),
+    pytest.param([[[["u", 1], ["v", 2]]], [[["w", 3]]]], id="tables of mixed rows"),
+    pytest.param([["caf\u00e9 \u6771\u4eac \U0001f600", "tab\there", "two\nlines"]], id="text"),
+]
+
+
+@pytest.mark.parametrize("rows", ROWS)
+def test_rows_fast_path_equals_general_decoder(rows: list[object]) -> None:
+    body = rtorrent_response(rows)
+    assert rows == decode_rows(body)
+    assert parse_response(body) == decode_rows(body)
+    assert stdlib_decode(body) == decode_response(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"odd\x01name\x1f", "odd\x01name\x1f"),
+        (b"caf\xe9 \xff", "caf\ufffd \ufffd"),
+        (b"a\rb\r\nc\r", "a\nb\nc\n"),
+        (b"&amp;lt; &#65;\r", "&lt; A\n"),
+    ],
+)
+def test_rows_fast_path_text_as_xml_defines_it(raw: bytes, expected: str) -> None:
+    body = rtorrent_response([["MARK", 1], ["plain", 2], ["MARK", 3]]).replace(b"MARK", raw)
+    assert [[expected, 1], ["plain", 2], [expected, 3]] == decode_rows(body)
+    assert parse_response(body) == decode_rows(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(rtorrent_response([]), id="no rows"),
+        pytest.param(rtorrent_response([["a", 1], [1, "a"]]), id="two shapes"),
+        pytest.param(rtorrent_response([["a", 1], ["b", 2, 3]]), id="two widths"),
+        pytest.param(rtorrent_response([[1.5], [True]]), id="other types"),
+        pytest.param(rtorrent_response([[{"k": 1}]]), id="struct"),
+        pytest.param(rtorrent_response([[[[1]]], [[["a"]]]]), id="table of ints, then strings"),
+        pytest.param(rtorrent_response([[[[[1]]]]]), id="tables nested deeper"),
+        pytest.param(rtorrent_response([1, 2]), id="not rows"),
+        pytest.param(rtorrent_response([[7]]).replace(b">7<", b">07<"), id="leading zero"),
+        pytest.param(rtorrent_response([[[[7]]]]).replace(b">7<", b">07<"), id="leading zero 2"),
+        pytest.param(rtorrent_response([["a"]]).replace(b"\r\n", b"\n"), id="LF layout"),
+        pytest.param(stdlib_layout([["a", 1]]), id="stdlib layout"),
+        pytest.param(rtorrent_response([["a"]]) + b"\r\n", id="trailing space"),
+    ],
+)
+def test_rows_fast_path_hands_over_anything_else(body: bytes) -> None:
+    assert decode_rows(body) is None
+    assert stdlib_decode(body) == decode_response(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rtorrent_response([["MARK"]]).replace(b"MARK", b"a &nbsp; b"),
+        rtorrent_response([["MARK"]]).replace(b"MARK", b"a & b"),
+        rtorrent_response([["MARK"]]).replace(b"MARK", b"&#xD800;"),
+        rtorrent_response([[7]]).replace(b">7<", b">" + b"9" * 5000 + b"<"),
+        rtorrent_response([[[["u"]]]]).replace(b">u<", b">&bad;<"),
+        rtorrent_response([["a"], ["b"]]).replace(b"<value><string>b", b"<value><string>b<x/>"),
+    ],
+)
+def test_rows_fast_path_leaves_errors_to_the_general_decoder(body: bytes) -> None:
+    assert decode_rows(body) is None
+    with pytest.raises(MalformedReply, match="at byte"):
+        decode_response(body)
+
+
+row_fields = st.sampled_from(
+    [
+        xml_text,
+        i64,
+        st.lists(st.lists(i64, min_size=1, max_size=3), max_size=3),
+        st.lists(st.lists(xml_text | i64, max_size=3) | xml_text | i64, max_size=3),
+    ]
+)
+rows_of_one_shape = st.lists(row_fields, min_size=1, max_size=6).flatmap(
+    lambda fields: st.lists(st.tuples(*fields).map(list), min_size=1, max_size=6)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_of_one_shape)
+def test_rows_of_one_shape_equal_stdlib(rows: list[object]) -> None:
+    body = rtorrent_response(rows)
+    assert stdlib_decode(body) == decode_response(body)
+    assert parse_response(body) == decode_response(body)
 
 
 # ---------------------------------------------------------------------------
 # What rtorrent really sends: control characters, non-UTF-8
 # ---------------------------------------------------------------------------
-
-
-def stdlib_layout(value: object) -> bytes:
-    """A whole reply in the stdlib's layout (it cannot write ints beyond 32 bits)."""
-    return xmlrpc.client.dumps((value,), methodresponse=True).encode()  # type: ignore[arg-type]
 
 
 LAYOUTS: list[Callable[[object], bytes]] = [rtorrent_response, stdlib_layout]

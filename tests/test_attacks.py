@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,16 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flow import (
+    LABEL_DOOMED,
+    Rule,
+    client_for,
+    config_for,
+    contents,
+    one_result,
+    poll,
+    state,
+)
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 
 from rtorrentd import executor
 from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, parse_config
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.fsdelete import Deletion, carry_out, plan_deletion
-from rtorrentd.memory import Memory
-from rtorrentd.poll import PollResult, poll_once
 from rtorrentd.torrent import FileEntry, Torrent
 from rtorrentd.transport import open_transport
 
@@ -683,56 +689,6 @@ async def test_shared_paths_keep_dotdot_for_the_kernel_to_resolve(tree: Tree) ->
 
 # --- integration: the whole poll against a real rtorrent ----------------------------------
 
-Rule = tuple[str, str, str]
-DOOMED: Rule = ("doomed", 'complete and label == "doomed"', "delete")
-LABEL_DOOMED = 'd.custom1.set="doomed"'
-RESULT_EVENTS = frozenset(
-    {"action.done", "action.planned", "action.skipped", "action.refused", "action.failed"}
-)
-
-
-def client_for(rt: RtorrentProcess) -> RtorrentClient:
-    return RtorrentClient(open_transport(rt.scgi_url, timeout=10.0))
-
-
-def config_for(
-    rt: RtorrentProcess,
-    roots: Sequence[Path],
-    rules: Sequence[Rule] = (DOOMED,),
-    *,
-    fraction: float = 1.0,
-) -> Config:
-    listed = ", ".join(f'"{root}"' for root in roots)
-    text = (
-        f'[rtorrent]\nurl = "{rt.scgi_url}"\n'
-        f"[safety]\nallowed_roots = [{listed}]\n"
-        f"max_deletes_per_poll = 20\nmax_delete_fraction = {fraction}\n"
-    )
-    for name, when, action in rules:
-        text += f'[[rule]]\nname = "{name}"\nwhen = \'{when}\'\naction = "{action}"\n'
-    return parse_config(text, "test.toml")
-
-
-async def poll(client: RtorrentClient, config: Config, *, dry_run: bool = False) -> PollResult:
-    return await poll_once(client, config, Memory.empty(), dry_run=dry_run, now=time.time())
-
-
-def one_result(logs: Sequence[Mapping[str, Any]], info_hash: str) -> Mapping[str, Any]:
-    found = [e for e in logs if e.get("hash") == info_hash and e["event"] in RESULT_EVENTS]
-    assert 1 == len(found), found
-    return found[0]
-
-
-def loaded(rt: RtorrentProcess) -> dict[str, tuple[int, int]]:
-    rows = rt.call("d.multicall2", "", "main", "d.hash=", "d.state=", "d.is_open=")
-    return {h: (s, o) for h, s, o in rows}
-
-
-def contents(torrent: TorrentFile) -> dict[Path, bytes]:
-    root = torrent.payload_path
-    paths = [root / os.fsdecode(e.path) for e in torrent.files] if torrent.multi_file else [root]
-    return {p: p.read_bytes() for p in paths}
-
 
 def everything(root: Path) -> dict[str, tuple[str, bytes]]:
     found: dict[str, tuple[str, bytes]] = {}
@@ -749,6 +705,7 @@ def everything(root: Path) -> dict[str, tuple[str, bytes]]:
 
 
 def album(factory: TorrentFactory, dest: Path, name: str = "album", seed: int = 0) -> TorrentFile:
+    """Two files: smaller than test_executor's album, enough for these attacks."""
     return factory(
         name,
         {"a.bin": random_bytes(30_000, seed + 1), "cd2/b.bin": random_bytes(20_000, seed + 2)},
@@ -775,7 +732,7 @@ async def test_a_hard_link_into_another_loaded_torrent_keeps_its_data(
     with capture_logs() as logs:
         await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
 
-    assert {single_hash: (1, 1)} == loaded(rtorrent)
+    assert {single_hash: (1, 1)} == state(rtorrent)
     assert not doomed.payload_path.exists()
     canaries.check()
     assert 20_000 == one_result(logs, doomed_hash)["freed_bytes"]  # a.bin lives on
@@ -802,7 +759,7 @@ async def test_same_named_multi_file_torrents_in_one_directory(
     with capture_logs() as logs:
         await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
 
-    assert {second_hash: (1, 1)} == loaded(rtorrent)
+    assert {second_hash: (1, 1)} == state(rtorrent)
     assert not (dl / "pack/a.bin").exists()
     canaries.check()
     event = one_result(logs, first_hash)
@@ -834,7 +791,7 @@ async def test_another_torrent_with_an_empty_directory_blocks_deletion_and_says_
     assert ("action.refused", "warning") == (event["event"], event["log_level"])
     assert "sharing cannot be checked" in event["reason"]
     assert other_hash in event["reason"]  # which torrent blocks it
-    assert {doomed_hash: (1, 1), other_hash: (0, 0)} == loaded(rtorrent)
+    assert {doomed_hash: (1, 1), other_hash: (0, 0)} == state(rtorrent)
     canaries.check()
 
 
@@ -861,7 +818,7 @@ async def test_rtorrent_keeps_dotdot_in_d_directory_and_shared_data_is_kept(
     with capture_logs() as logs:
         await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
 
-    assert {cross_hash: (1, 1)} == loaded(rtorrent)
+    assert {cross_hash: (1, 1)} == state(rtorrent)
     canaries.check()
     assert [str(dl / "real/tv/show.mkv")] == one_result(logs, doomed_hash)["kept_shared"]
 
@@ -877,7 +834,7 @@ async def test_a_rule_matching_every_torrent_is_held_by_the_valve(
         torrent = album(torrent_factory, dl, name=f"t{i}", seed=10 * i)
         rtorrent.load(torrent, complete=True)
         canaries.keep(contents(torrent))
-    before = loaded(rtorrent)
+    before = state(rtorrent)
     rules: list[Rule] = [("everything", "size >= 0", "delete")]
 
     with capture_logs() as logs:
@@ -885,7 +842,7 @@ async def test_a_rule_matching_every_torrent_is_held_by_the_valve(
 
     assert ((), 3) == (result.results, len(result.plan.held))
     assert any("max_delete_fraction" in e.get("note", "") for e in logs)
-    assert before == loaded(rtorrent)
+    assert before == state(rtorrent)
     canaries.check()
 
 
@@ -898,7 +855,7 @@ async def test_dry_run_of_a_refused_torrent_reports_the_refusal_and_changes_noth
     inside = album(torrent_factory, rtorrent.download_dir, name="inside", seed=10)
     refused_hash = rtorrent.load(elsewhere, commands=(LABEL_DOOMED,), complete=True)
     ok_hash = rtorrent.load(inside, commands=(LABEL_DOOMED,), complete=True)
-    before, state = everything(tmp_path), loaded(rtorrent)
+    before, loaded = everything(tmp_path), state(rtorrent)
 
     with capture_logs() as logs:
         result = await poll(
@@ -906,7 +863,7 @@ async def test_dry_run_of_a_refused_torrent_reports_the_refusal_and_changes_noth
         )
 
     assert before == everything(tmp_path)
-    assert state == loaded(rtorrent)
+    assert loaded == state(rtorrent)
     assert {refused_hash: "refused", ok_hash: "dry-run"} == {
         r.step.hash: r.result for r in result.results
     }
@@ -953,7 +910,7 @@ async def test_a_file_list_that_changes_on_the_re_read(
     event = one_result(logs, info_hash)
     if swap == "escape":
         assert "action.refused" == event["event"]
-        assert {info_hash: (0, 0)} == loaded(rtorrent)  # stopped, closed, still there
+        assert {info_hash: (0, 0)} == state(rtorrent)  # stopped, closed, still there
     else:
         # Only what rtorrent lists now is deleted; the unlisted file is kept and
         # keeps the torrent's directory, which the log reports.

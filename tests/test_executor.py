@@ -18,82 +18,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flow import (
+    DOOMED,
+    LABEL_DOOMED,
+    album,
+    client_for,
+    config_for,
+    contents,
+    events,
+    one_result,
+    poll,
+    state,
+)
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, make_swarm, random_bytes
 from structlog.testing import capture_logs
 
 from rtorrentd import engine, executor
 from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, parse_config
+from rtorrentd.config import Config
 from rtorrentd.errors import ConnectionClosed, RpcFault, TransportError, UnknownMethod
 from rtorrentd.executor import StepResult
 from rtorrentd.memory import Memory, remember
-from rtorrentd.poll import PollResult, poll_once, rechecker
+from rtorrentd.poll import rechecker
 from rtorrentd.transport import open_transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-Rule = tuple[str, str, str]  # name, condition, action
-DOOMED = ("doomed", 'complete and label == "doomed"', "delete")
-LABEL_DOOMED = 'd.custom1.set="doomed"'
-
 
 # --- helpers -----------------------------------------------------------------------
-
-
-def client_for(rt: RtorrentProcess) -> RtorrentClient:
-    return RtorrentClient(open_transport(rt.scgi_url, timeout=10.0))
-
-
-def config_for(
-    rt: RtorrentProcess,
-    roots: Sequence[Path],
-    rules: Sequence[Rule] = (DOOMED,),
-    *,
-    max_deletes: int = 20,
-    fraction: float = 1.0,
-) -> Config:
-    listed = ", ".join(f'"{root}"' for root in roots)
-    text = (
-        f'[rtorrent]\nurl = "{rt.scgi_url}"\n'
-        f"[safety]\nallowed_roots = [{listed}]\n"
-        f"max_deletes_per_poll = {max_deletes}\nmax_delete_fraction = {fraction}\n"
-    )
-    for name, when, action in rules:
-        text += f'[[rule]]\nname = "{name}"\nwhen = \'{when}\'\naction = "{action}"\n'
-    return parse_config(text, "test.toml")
-
-
-async def poll(client: RtorrentClient, config: Config, *, dry_run: bool = False) -> PollResult:
-    return await poll_once(client, config, Memory.empty(), dry_run=dry_run, now=time.time())
-
-
-def events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    return [e for e in logs if e["event"] == name]
-
-
-def one_result(logs: Sequence[Mapping[str, Any]], info_hash: str) -> Mapping[str, Any]:
-    """The single per-step result event for `info_hash`."""
-    found = [e for e in logs if e.get("hash") == info_hash and e["event"] in RESULT_EVENTS]
-    assert 1 == len(found), found
-    return found[0]
-
-
-RESULT_EVENTS = frozenset(
-    {"action.done", "action.planned", "action.skipped", "action.refused", "action.failed"}
-)
-
-
-def state(rt: RtorrentProcess) -> dict[str, tuple[int, int]]:
-    """rtorrent's own view: hash -> (d.state, d.is_open)."""
-    rows = rt.call("d.multicall2", "", "main", "d.hash=", "d.state=", "d.is_open=")
-    return {h: (s, o) for h, s, o in rows}
-
-
-def contents(torrent: TorrentFile) -> dict[Path, bytes]:
-    """What a torrent's files hold on disk now."""
-    root = torrent.payload_path
-    paths = [root / os.fsdecode(e.path) for e in torrent.files] if torrent.multi_file else [root]
-    return {p: p.read_bytes() for p in paths}
 
 
 @dataclass
@@ -132,20 +84,6 @@ def tree(root: Path) -> dict[str, tuple[str, int, str, int]]:
             else:
                 found[path] = ("dir", 0, "", st.st_mtime_ns)
     return found
-
-
-def album(
-    factory: TorrentFactory, dest: Path, name: str | bytes = "album", seed: int = 0
-) -> TorrentFile:
-    return factory(
-        name,
-        {
-            "a.bin": random_bytes(30_000, seed + 1),
-            "cd2/b.bin": random_bytes(20_000, seed + 2),
-            "cd2/deep/c.bin": random_bytes(10_000, seed + 3),
-        },
-        dest_dir=dest,
-    )
 
 
 def load_doomed(rt: RtorrentProcess, torrent: TorrentFile, **options: Any) -> str:

@@ -123,12 +123,35 @@ async def _read_rounds(
         limit *= 2
 
 
-async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: float) -> Plan:
-    """What `poll_once` would do now, without doing it (`rtorrentd plan`)."""
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A snapshot, the memory that includes it, what was observed, and the plan."""
+
+    torrents: Sequence[Torrent]
+    memory: Memory
+    observed: Observed
+    plan: Plan
+
+
+async def snapshot_and_plan(
+    client: RtorrentClient,
+    config: Config,
+    memory: Memory,
+    now: float,
+    *,
+    measure: Callable[[Sequence[Torrent]], Disk] | None = None,
+) -> Planned:
+    """Snapshot, remember, observe (disk, files), plan: everything but acting."""
     torrents = await client.snapshot(engine.fetch_names(config))
     memory = remember(memory, torrents, now, config.daemon.window)
-    observed = await observe(client, config, torrents, now, memory)
-    return engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
+    observed = await observe(client, config, torrents, now, memory, measure=measure)
+    plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
+    return Planned(torrents, memory, observed, plan)
+
+
+async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: float) -> Plan:
+    """What `poll_once` would do now, without doing it (`rtorrentd plan`)."""
+    return (await snapshot_and_plan(client, config, memory, now)).plan
 
 
 async def poll_once(
@@ -146,10 +169,13 @@ async def poll_once(
     holds, no further step is begun (the one under way is finished). `measure`
     replaces `disk.measure` (tests)."""
     started = time.monotonic()
-    torrents = await client.snapshot(engine.fetch_names(config))
-    memory = remember(memory, torrents, now, config.daemon.window)
-    observed = await observe(client, config, torrents, now, memory, measure=measure)
-    plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
+    planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
+    torrents, memory, observed, plan = (
+        planned.torrents,
+        planned.memory,
+        planned.observed,
+        planned.plan,
+    )
     for outcome in plan.space:
         log.info(
             "space.low",

@@ -154,4 +154,8 @@ def _root(value: object) -> str:
 def to_rule_name(value: object) -> str:
     if not to_text(value).strip():
         raise Invalid("is empty", "give the rule a short name: logs and `rtorrentd plan` show it")
+    if to_text(value).startswith("space "):
+        # Steps of a [[space]] policy show as `space <path>`: a rule named so would
+        # be taken for one in logs and when a step is re-checked.
+        raise Invalid("starts with `space `", "that prefix names [[space]] steps: choose another")
     return to_text(value)

@@ -520,3 +520,13 @@ def test_a_password_in_a_bad_url_is_not_shown() -> None:
         parse_config(text, "/etc/rtorrentd/config.toml")
     assert "hunter2" not in str(caught.value)
     assert "me:***@seedbox.example" in str(caught.value)
+
+
+def test_a_rule_name_may_not_look_like_a_space_step() -> None:
+    text = (
+        '[rtorrent]\nurl = "scgi:///r.sock"\n[safety]\nallowed_roots = ["/data"]\n'
+        '[[rule]]\nname = "space /data"\nwhen = "complete"\naction = "stop"\n'
+    )
+    with pytest.raises(ConfigError, match="starts with `space `") as caught:
+        parse_config(text, "/etc/rtorrentd/config.toml")
+    assert str(caught.value).startswith("/etc/rtorrentd/config.toml:6: ")

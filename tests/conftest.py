@@ -13,6 +13,7 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory
 from harness.nginx import NGINX, NginxProcess
 from hypothesis import settings
+from trees import Canaries, Tree, make_tree
 
 # Timing deadlines flake on a loaded 2-core CI machine; correctness is what counts.
 settings.register_profile("ci", deadline=None, print_blob=True)
@@ -77,3 +78,18 @@ def nginx() -> Iterator[Callable[..., NginxProcess]]:
             return stack.enter_context(NginxProcess(socket_path, **options))
 
         yield start
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[Tree]:
+    """An allowed root `data/dl`, a sibling `data/dl2`, and `outside/canary.bin`:
+    every canary is checked once more when the test ends."""
+    made = make_tree(tmp_path)
+    yield made
+    made.canaries.check()
+
+
+@pytest.fixture
+def canaries() -> Canaries:
+    """Files a test adds and then proves intact with `.check()`."""
+    return Canaries()

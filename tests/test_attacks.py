@@ -14,8 +14,7 @@ import shutil
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,98 +31,19 @@ from flow import (
 )
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
+from trees import CANARY, Canaries, Tree, make, plan, refused
 
 from rtorrentd import executor
 from rtorrentd.client import RtorrentClient
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import Deletion, carry_out, plan_deletion
+from rtorrentd.fsdelete import carry_out, plan_deletion
 from rtorrentd.torrent import FileEntry, Torrent
 from rtorrentd.transport import open_transport
 
-CANARY = b"canary: someone else's data\n"
 REPO = Path(__file__).resolve().parent.parent
 
 
 # --- unit helpers --------------------------------------------------------------------
-
-
-@dataclass
-class Canaries:
-    """Files that must survive with their exact content."""
-
-    files: dict[Path, bytes] = field(default_factory=dict)
-
-    def add(self, path: Path | bytes, content: bytes = CANARY) -> Path:
-        target = Path(os.fsdecode(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        self.files[target] = content
-        return target
-
-    def keep(self, files: Mapping[Path, bytes]) -> None:
-        self.files.update(files)
-
-    def check(self) -> None:
-        for path, content in self.files.items():
-            assert path.is_file() and not path.is_symlink(), path
-            assert content == path.read_bytes(), path
-
-
-@dataclass(frozen=True)
-class Tree:
-    base: Path
-    dl: Path  # the allowed root
-    outside: Path
-    canaries: Canaries
-
-    @property
-    def roots(self) -> list[str]:
-        return [str(self.dl)]
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Iterator[Tree]:
-    dl, outside = tmp_path / "data/dl", tmp_path / "outside"
-    dl.mkdir(parents=True)
-    outside.mkdir()
-    canaries = Canaries()
-    canaries.add(outside / "canary.bin")
-    yield Tree(tmp_path, dl, outside, canaries)
-    canaries.check()
-
-
-def make(root: Path, files: Mapping[str, bytes]) -> list[FileEntry]:
-    """Write a torrent's files under root; return them as rtorrent lists them."""
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return [FileEntry(rel, len(data)) for rel, data in files.items()]
-
-
-def plan(
-    tree: Tree,
-    root: Path | str,
-    files: Sequence[FileEntry],
-    *,
-    multi_file: bool = True,
-    shared: Sequence[str] = (),
-    roots: Sequence[str] | None = None,
-) -> Deletion:
-    return plan_deletion(
-        str(root),
-        files,
-        tree.roots if roots is None else roots,
-        frozenset(shared),
-        multi_file=multi_file,
-    )
-
-
-def refused(tree: Tree, root: Path | str, files: Sequence[FileEntry], **kw: Any) -> str:
-    with pytest.raises(UnsafeDeletion) as info:
-        plan(tree, root, files, **kw)
-    tree.canaries.check()
-    return str(info.value)
 
 
 # --- same file, other spellings ------------------------------------------------------

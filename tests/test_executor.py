@@ -13,7 +13,6 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 from flow import (
     DOOMED,
     LABEL_DOOMED,
+    Rule,
     album,
     client_for,
     config_for,
@@ -32,6 +32,7 @@ from flow import (
 )
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, make_swarm, random_bytes
 from structlog.testing import capture_logs
+from trees import Canaries
 
 from rtorrentd import engine, executor
 from rtorrentd.client import RtorrentClient
@@ -48,28 +49,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 # --- helpers -----------------------------------------------------------------------
 
 
-@dataclass
-class Canaries:
-    """Files that must survive with their exact content."""
-
-    files: dict[Path, bytes] = field(default_factory=dict)
-
-    def add(self, path: Path, content: bytes | None = None) -> Path:
-        data = content if content is not None else b"canary " + str(path).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        self.files[path] = data
-        return path
-
-    def keep(self, files: Mapping[Path, bytes]) -> None:
-        self.files.update(files)
-
-    def check(self) -> None:
-        assert self.files == {p: p.read_bytes() for p in self.files if p.exists()}
-        assert all(p.is_file() for p in self.files)
-
-
-def tree(root: Path) -> dict[str, tuple[str, int, str, int]]:
+def disk_state(root: Path) -> dict[str, tuple[str, int, str, int]]:
     """Every entry under root: kind, size, sha1 of content, mtime (links not followed)."""
     found: dict[str, tuple[str, int, str, int]] = {}
     for top, dirs, files in os.walk(root):
@@ -107,11 +87,6 @@ def assert_refused(
     assert all(word in event["reason"] for word in words), event["reason"]
     assert info_hash in rt.hashes()
     assert not events(logs, "action.deleting")
-
-
-@pytest.fixture
-def canaries() -> Canaries:
-    return Canaries()
 
 
 # --- the whole flow ------------------------------------------------------------------
@@ -567,24 +542,35 @@ async def test_rtorrent_gone_mid_poll_raises_and_deletes_nothing(
 # --- rtorrent's own hooks, the engine's valves, dry-run, races ----------------------
 
 
+# One torrent labelled for each action, and the rules that act on the label.
+BY_LABEL: tuple[Rule, ...] = (
+    ("d", 'label == "delete"', "delete"),
+    ("r", 'label == "remove"', "remove"),
+    ("s", 'label == "stop"', "stop"),
+)
+
+
+def load_one_per_action(rt: RtorrentProcess, factory: TorrentFactory) -> dict[str, TorrentFile]:
+    """An album labelled `delete`, one `remove`, one `stop`, loaded started."""
+    torrents = {}
+    for seed, label in enumerate(("delete", "remove", "stop")):
+        torrents[label] = album(factory, rt.download_dir, name=label, seed=10 * seed)
+        rt.load(torrents[label], commands=(f'd.custom1.set="{label}"',))
+    return torrents
+
+
 async def test_an_erase_hook_refuses_remove_and_delete_but_not_stop(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
 ) -> None:
     dl = rtorrent.download_dir
-    rules = [
-        ("d", 'label == "delete"', "delete"),
-        ("r", 'label == "remove"', "remove"),
-        ("s", 'label == "stop"', "stop"),
-    ]
-    hashes = {}
-    for seed, label in enumerate(("delete", "remove", "stop")):
-        torrent = album(torrent_factory, dl, name=label, seed=10 * seed)
-        hashes[label] = rtorrent.load(torrent, commands=(f'd.custom1.set="{label}"',))
+    torrents = load_one_per_action(rtorrent, torrent_factory)
+    hashes = {label: t.info_hash for label, t in torrents.items()}
+    for torrent in torrents.values():
         canaries.keep(contents(torrent))
     rtorrent.call("method.set_key", "", "event.download.erased", "rm_data", "print=x")
 
     with capture_logs() as logs:
-        await poll(client_for(rtorrent), config_for(rtorrent, [dl], rules))
+        await poll(client_for(rtorrent), config_for(rtorrent, [dl], BY_LABEL))
 
     for label in ("delete", "remove"):
         assert_refused(rtorrent, hashes[label], logs, "event.download.erased: rm_data")
@@ -677,21 +663,15 @@ async def test_dry_run_changes_nothing_byte_for_byte(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
 ) -> None:
     dl = rtorrent.download_dir
-    rules = [
-        ("d", 'label == "delete"', "delete"),
-        ("r", 'label == "remove"', "remove"),
-        ("s", 'label == "stop"', "stop"),
-    ]
-    torrents = {}
-    for seed, label in enumerate(("delete", "remove", "stop")):
-        torrents[label] = album(torrent_factory, dl, name=label, seed=10 * seed)
-        rtorrent.load(torrents[label], commands=(f'd.custom1.set="{label}"',))
-    files_before, rtorrent_before = tree(rtorrent.root), state(rtorrent)
+    torrents = load_one_per_action(rtorrent, torrent_factory)
+    files_before, rtorrent_before = disk_state(rtorrent.root), state(rtorrent)
 
     with capture_logs() as logs:
-        result = await poll(client_for(rtorrent), config_for(rtorrent, [dl], rules), dry_run=True)
+        result = await poll(
+            client_for(rtorrent), config_for(rtorrent, [dl], BY_LABEL), dry_run=True
+        )
 
-    assert files_before == tree(rtorrent.root)
+    assert files_before == disk_state(rtorrent.root)
     assert rtorrent_before == state(rtorrent)
     assert ["dry-run"] * 3 == [r.result for r in result.results]
     planned = {e["action"]: e for e in events(logs, "action.planned")}

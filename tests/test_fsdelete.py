@@ -11,103 +11,17 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trees import CANARY, Tree, make, plan, refused, write
 
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import Deletion, Fate, Note, carry_out, plan_deletion
+from rtorrentd.fsdelete import Fate, Note, carry_out, plan_deletion
 from rtorrentd.torrent import FileEntry
-
-CANARY = b"the canary: data that must survive\n"
-
-
-@dataclass(frozen=True)
-class Tree:
-    base: Path
-    dl: Path
-    dl2: Path
-    outside: Path
-    canary: Path
-
-    @property
-    def roots(self) -> list[str]:
-        return [str(self.dl)]
-
-    def check_canary(self) -> None:
-        assert CANARY == self.canary.read_bytes()
-
-    def snapshot(self) -> dict[str, object]:
-        """Every entry under base with its type and content (never following links)."""
-        found: dict[str, object] = {}
-        for top, dirs, files in os.walk(self.base):
-            for name in dirs + files:
-                path = os.path.join(top, name)
-                if os.path.islink(path):
-                    found[path] = ("link", os.readlink(path))
-                elif os.path.isfile(path):
-                    found[path] = ("file", Path(path).read_bytes())
-                else:
-                    found[path] = ("other", os.lstat(path).st_mode)
-        return found
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Iterator[Tree]:
-    dl, dl2, outside = tmp_path / "data/dl", tmp_path / "data/dl2", tmp_path / "outside"
-    for d in (dl, dl2, outside):
-        d.mkdir(parents=True)
-    canary = outside / "canary.bin"
-    canary.write_bytes(CANARY)
-    t = Tree(tmp_path, dl, dl2, outside, canary)
-    yield t
-    t.check_canary()
-
-
-def write(path: Path, data: bytes = b"payload") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def make(root: Path, files: dict[str, bytes]) -> list[FileEntry]:
-    """Create a torrent's files under root; return them as rtorrent would list them."""
-    for rel, data in files.items():
-        write(root / rel, data)
-    return [FileEntry(rel, len(data)) for rel, data in files.items()]
-
-
-def plan(
-    tree: Tree,
-    root: Path | str,
-    files: Sequence[FileEntry],
-    *,
-    multi_file: bool = True,
-    shared: Sequence[str] = (),
-    roots: Sequence[str] | None = None,
-) -> Deletion:
-    """plan_deletion, also proving that it changed nothing on disk."""
-    before = tree.snapshot()
-    try:
-        return plan_deletion(
-            str(root),
-            files,
-            tree.roots if roots is None else roots,
-            frozenset(shared),
-            multi_file=multi_file,
-        )
-    finally:
-        assert before == tree.snapshot()
-        tree.check_canary()
-
-
-def refused(tree: Tree, root: Path | str, files: Sequence[FileEntry], **kw: object) -> str:
-    with pytest.raises(UnsafeDeletion) as info:
-        plan(tree, root, files, **kw)  # type: ignore[arg-type]
-    return str(info.value)
 
 
 def why(message: str) -> str:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rtorrentd.rpc import decode_response
-from rtorrentd.rpc_decode import parse_response
+from rtorrentd.protocol.xml_decode import parse_response
+from rtorrentd.protocol.xmlrpc import decode_response
 
 TORRENTS = 10_000
 RUNS = 5

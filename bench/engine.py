@@ -2,7 +2,7 @@
 
 Target: `plan` (columns + 10 rules + safety valves) <= 100 ms. Run:
 `.venv/bin/python bench/engine.py [--closures]`. The conditions come from
-`rtorrentd.expr.parse_condition`, which compiles each to a column-wise `select`
+`rtorrentd.conditions.parse.parse_condition`, which compiles each to a column-wise `select`
 (the engine's path); with `--closures` they are hand-built row-wise `test`
 closures instead, which the engine can only run through the slow fallback of one
 facts dict per torrent per rule: that measures the fallback, not the engine. The
@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rtorrentd.config import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
-from rtorrentd.engine import Plan, build_columns, plan
-from rtorrentd.expr import Condition, parse_condition
-from rtorrentd.memory import Memory, remember
+from rtorrentd.conditions.parse import Condition, parse_condition
+from rtorrentd.config.load import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.plan import Plan, build_columns, plan
 from rtorrentd.torrent import Torrent, name_kinds
 
 COUNT = 50_000
@@ -165,7 +165,7 @@ def build_rules(closures: bool) -> tuple[tuple[Rule, ...], str]:
         )
     except NotImplementedError:
         return hand_built_rules(), "hand-built closures (parser not written yet)"
-    return parsed, "parsed by rtorrentd.expr.parse_condition"
+    return parsed, "parsed by rtorrentd.conditions.parse.parse_condition"
 
 
 def make_torrent(rng: random.Random, i: int, max_age: int = 400 * DAY) -> Torrent:

@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from rtorrentd.expr import Columns, Select, parse_condition
+from rtorrentd.conditions.parse import Columns, Select, parse_condition
 from rtorrentd.torrent import name_kinds
 
 TORRENTS = 50_000

@@ -19,17 +19,17 @@ import anyio
 import structlog
 
 from rtorrentd import __version__
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, config_warnings, load_config
-from rtorrentd.daemon import serve
-from rtorrentd.engine import Plan
+from rtorrentd.config.load import Config, config_warnings, load_config
+from rtorrentd.engine.memory import Memory
+from rtorrentd.engine.plan import Plan
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
-from rtorrentd.logs import configure_logging, default_format
-from rtorrentd.memory import Memory
-from rtorrentd.poll import plan_now, poll_once
-from rtorrentd.report import format_plan_table, human_bytes, plan_to_json
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport, redact_url
+from rtorrentd.service.daemon import serve
+from rtorrentd.service.logs import configure_logging, default_format
+from rtorrentd.service.poll import plan_now, poll_once
+from rtorrentd.service.report import format_plan_table, human_bytes, plan_to_json
 from rtorrentd.torrent import Torrent
-from rtorrentd.transport import open_transport, redact_url
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
 

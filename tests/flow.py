@@ -11,11 +11,11 @@ from typing import Any
 
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, parse_config
-from rtorrentd.memory import Memory
-from rtorrentd.poll import PollResult, poll_once
-from rtorrentd.transport import open_transport
+from rtorrentd.config.load import Config, parse_config
+from rtorrentd.engine.memory import Memory
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.poll import PollResult, poll_once
 
 Rule = tuple[str, str, str]  # name, condition, action
 DOOMED: Rule = ("doomed", 'complete and label == "doomed"', "delete")

@@ -33,12 +33,12 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 from trees import CANARY, Canaries, Tree, make, plan, refused
 
-from rtorrentd import executor
-from rtorrentd.client import RtorrentClient
+from rtorrentd.deletion import executor
+from rtorrentd.deletion.fsdelete import carry_out, plan_deletion
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import carry_out, plan_deletion
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.torrent import FileEntry, Torrent
-from rtorrentd.transport import open_transport
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -422,7 +422,7 @@ def test_a_mangled_shared_path_that_names_another_file_does_not_keep_ours(tree: 
 _IN_NAMESPACE = """
 import json, subprocess, sys
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import carry_out, plan_deletion
+from rtorrentd.deletion.fsdelete import carry_out, plan_deletion
 from rtorrentd.torrent import FileEntry
 args = json.loads(sys.argv[1])
 for source, target in args["binds"]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from rtorrentd.batch import frozen_batch
-from rtorrentd.engine import Step
+from rtorrentd.engine.plan import Step
 from rtorrentd.torrent import Torrent
 
 

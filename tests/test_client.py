@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes
 
-from rtorrentd.client import RtorrentClient, command_call
 from rtorrentd.errors import RpcFault, UnknownMethod, UnknownTorrent
+from rtorrentd.rtorrent.client import RtorrentClient, command_call
+from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.torrent import FIELDS, FileEntry, Torrent
-from rtorrentd.transport import open_transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rtorrentd.config import (
+from rtorrentd.config.load import (
     Action,
     Config,
     DaemonSettings,

@@ -28,16 +28,16 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 
-from rtorrentd import daemon
-from rtorrentd.config import Action, Config, parse_config
-from rtorrentd.daemon import Daemon, backoff_delays, retry_base
-from rtorrentd.engine import Plan, Step
-from rtorrentd.executor import StepResult
-from rtorrentd.memory import Memory
-from rtorrentd.poll import PollResult
-from rtorrentd.status import config_changes, status_after_poll, status_unreachable
-from rtorrentd.systemd import Notifier
-from rtorrentd.transport import Transport, open_transport
+from rtorrentd.config.load import Action, Config, parse_config
+from rtorrentd.deletion.executor import StepResult
+from rtorrentd.engine.memory import Memory
+from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.rtorrent.transport import Transport, open_transport
+from rtorrentd.service import daemon
+from rtorrentd.service.daemon import Daemon, backoff_delays, retry_base
+from rtorrentd.service.poll import PollResult
+from rtorrentd.service.status import config_changes, status_after_poll, status_unreachable
+from rtorrentd.service.systemd import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 20.0  # seconds: generous, a loaded 2-core CI machine is slow; waits end early

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtorrentd.config import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
-from rtorrentd.engine import Plan, Step, build_facts, decide, fetch_names, plan
+from rtorrentd.conditions.parse import Condition, parse_condition
+from rtorrentd.config.load import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.plan import Plan, Step, build_facts, decide, fetch_names, plan
 from rtorrentd.errors import ConfigError
-from rtorrentd.expr import Condition, parse_condition
-from rtorrentd.memory import Memory, remember
 from rtorrentd.torrent import IDENTITY, Torrent, name_kinds
 
 NOW = 1_700_000_000.0

@@ -34,14 +34,15 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, make_swarm, ra
 from structlog.testing import capture_logs
 from trees import Canaries
 
-from rtorrentd import engine, executor
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config
+from rtorrentd.config.load import Config
+from rtorrentd.deletion import executor
+from rtorrentd.deletion.executor import StepResult
+from rtorrentd.engine import plan as engine
+from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.errors import ConnectionClosed, RpcFault, TransportError, UnknownMethod
-from rtorrentd.executor import StepResult
-from rtorrentd.memory import Memory, remember
-from rtorrentd.poll import rechecker
-from rtorrentd.transport import open_transport
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.poll import rechecker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtorrentd.conditions.parse import Condition, parse_condition, parse_duration, parse_size
 from rtorrentd.errors import ExprError
-from rtorrentd.expr import Condition, parse_condition, parse_duration, parse_size
 from rtorrentd.torrent import name_kinds
 
 NAMES = name_kinds()

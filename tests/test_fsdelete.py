@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trees import CANARY, Tree, make, plan, refused, write
 
+from rtorrentd.deletion.fsdelete import Fate, Note, carry_out, plan_deletion
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import Fate, Note, carry_out, plan_deletion
 from rtorrentd.torrent import FileEntry
 
 

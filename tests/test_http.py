@@ -24,8 +24,8 @@ from harness.nginx import NOBODY, NginxProcess, make_self_signed
 from structlog.testing import capture_logs
 
 from rtorrentd.cli import client_for, read_password
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, parse_config
+from rtorrentd.config.load import Config, parse_config
+from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import (
     ConfigError,
     ConnectionRefused,
@@ -37,10 +37,10 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
-from rtorrentd.memory import Memory
-from rtorrentd.poll import poll_once
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.poll import poll_once
 from rtorrentd.torrent import FIELDS
-from rtorrentd.transport import open_transport
 
 StartNginx = Callable[..., NginxProcess]
 

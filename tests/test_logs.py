@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from rtorrentd.logs import (
+from rtorrentd.service.logs import (
     FORMATS,
     LogFormat,
     configure_logging,

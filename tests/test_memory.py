@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtorrentd.memory import SAMPLES, Memory, Seen, remember, uploaded_since
+from rtorrentd.engine.memory import SAMPLES, Memory, Seen, remember, uploaded_since
 from rtorrentd.torrent import Torrent
 
 A = "A" * 40

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rtorrentd.config import Action
-from rtorrentd.engine import Plan, Step
-from rtorrentd.report import (
+from rtorrentd.config.load import Action
+from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.service.report import (
     format_plan_table,
     format_totals,
     format_value,

@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtorrentd.errors import MalformedReply, RpcFault
-from rtorrentd.rpc import MAX_DEPTH, decode_response, encode_call
-from rtorrentd.rpc_decode import parse_response
-from rtorrentd.rpc_rows import decode_rows
+from rtorrentd.protocol.xml_decode import parse_response
+from rtorrentd.protocol.xml_rows import decode_rows
+from rtorrentd.protocol.xmlrpc import MAX_DEPTH, decode_response, encode_call
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtorrentd.errors import MalformedReply
-from rtorrentd.scgi import MAX_HEADER, encode_request, parse_reply, reply_length
+from rtorrentd.protocol.scgi import MAX_HEADER, encode_request, parse_reply, reply_length
 
 DATA = Path(__file__).parent / "data"
 

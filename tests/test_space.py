@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from rtorrentd.config import Action, Config, parse_config
-from rtorrentd.engine import Plan, Step, build_facts, files_wanted, plan, recheck
-from rtorrentd.facts import FileFact, Freeing, hardlinked, listers, overlapping, shared
-from rtorrentd.memory import Memory, remember
-from rtorrentd.report import format_plan_table
-from rtorrentd.space import Disk, Filesystem
+from rtorrentd.config.load import Action, Config, parse_config
+from rtorrentd.engine.facts import FileFact, Freeing, hardlinked, listers, overlapping, shared
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.plan import Plan, Step, build_facts, files_wanted, plan, recheck
+from rtorrentd.engine.space import Disk, Filesystem
+from rtorrentd.service.report import format_plan_table
 from rtorrentd.torrent import Torrent
 
 NOW = 1_700_000_000.0

@@ -17,14 +17,15 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, random_bytes
 from structlog.testing import capture_logs
 
-from rtorrentd import disk, engine
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, parse_config
-from rtorrentd.memory import Memory, remember
-from rtorrentd.poll import Observed, observe, poll_once
-from rtorrentd.space import Disk
+from rtorrentd.config.load import Config, parse_config
+from rtorrentd.deletion import disk
+from rtorrentd.engine import plan as engine
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.space import Disk
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.poll import Observed, observe, poll_once
 from rtorrentd.torrent import FileEntry, Torrent
-from rtorrentd.transport import open_transport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

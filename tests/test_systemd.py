@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtorrentd import systemd
-from rtorrentd.systemd import Notifier, journal_stream_is_stderr, notify_address, one_line
+from rtorrentd.service import systemd
+from rtorrentd.service.systemd import Notifier, journal_stream_is_stderr, notify_address, one_line
 
 PID = os.getpid()
 

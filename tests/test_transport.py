@@ -35,7 +35,7 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
-from rtorrentd.transport import ScgiTransport, Transport, open_transport, redact_url
+from rtorrentd.rtorrent.transport import ScgiTransport, Transport, open_transport, redact_url
 
 DATA = Path(__file__).parent / "data"
 KINDS = ["unix", "tcp"]

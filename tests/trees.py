@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from rtorrentd.deletion.fsdelete import Deletion, plan_deletion
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.fsdelete import Deletion, plan_deletion
 from rtorrentd.torrent import FileEntry
 
 CANARY = b"the canary: data that must survive\n"

@@ -1,4 +1,4 @@
-"""Internal to `rtorrentd.rpc`: turning the text of XML elements into values.
+"""Internal to `rtorrentd.protocol.xmlrpc`: turning the text of XML elements into values.
 
 Text as XML defines it (line ends normalised, the five named entities and
 character references expanded, nothing else), and the conversions of each scalar

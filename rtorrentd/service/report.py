@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from rtorrentd.config import Action
-from rtorrentd.engine import Plan, Step
-from rtorrentd.space import SpaceOutcome
+from rtorrentd.config.load import Action
+from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.space import SpaceOutcome
 from rtorrentd.torrent import Kind, name_kinds
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -9,17 +9,19 @@ from dataclasses import dataclass
 import anyio.to_thread
 import structlog
 
-from rtorrentd import disk, engine, executor, facts
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config
-from rtorrentd.engine import Plan, Step
-from rtorrentd.executor import StepResult
-from rtorrentd.facts import FileFact, Files
-from rtorrentd.memory import Memory, remember
-from rtorrentd.space import Disk
+from rtorrentd.config.load import Config
+from rtorrentd.deletion import disk, executor
+from rtorrentd.deletion.executor import StepResult
+from rtorrentd.engine import facts
+from rtorrentd.engine import plan as engine
+from rtorrentd.engine.facts import FileFact, Files
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.space import Disk
+from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import EXPENSIVE, Torrent
 
-log = structlog.get_logger("rtorrentd.poll")
+log = structlog.get_logger("rtorrentd.service.poll")
 
 
 @dataclass(frozen=True, slots=True)

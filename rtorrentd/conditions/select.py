@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rtorrentd.expr_compile import ARITH, COMPARE, Flag, Test
+from rtorrentd.conditions.compile import ARITH, COMPARE, Flag, Test
 
 # What a Select costs per candidate, roughly, so `and` can run cheap parts first:
 # a field against a constant, a regex or set test on a field, anything computed.

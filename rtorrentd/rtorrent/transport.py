@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.abc import ByteStream
 
-from rtorrentd import scgi
 from rtorrentd.errors import (
     ConfigError,
     ConnectionClosed,
@@ -34,6 +33,7 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.protocol import scgi
 from rtorrentd.redact import redact_url
 
 if sys.version_info < (3, 11):
@@ -360,7 +360,7 @@ def _host_port(url: str, rest: str) -> tuple[str, int]:
 def _open_http(url: str, rest: str, limits: _Limits, access: _Access) -> Transport:
     # Imported here: httpx costs ~80 ms to import, which SCGI users need not pay,
     # and http_transport builds on this module.
-    from rtorrentd.http_transport import open_http  # noqa: PLC0415
+    from rtorrentd.rtorrent.http import open_http  # noqa: PLC0415
 
     return open_http(url, limits, access)
 

@@ -14,8 +14,9 @@ from functools import lru_cache
 
 import anyio.to_thread
 
-from rtorrentd import rpc
 from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
+from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.torrent import (
     FileEntry,
     Layout,
@@ -25,7 +26,6 @@ from rtorrentd.torrent import (
     torrent_from_row,
     torrents_from_rows,
 )
-from rtorrentd.transport import Transport
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
 # where a thread hop would cost more than the decoding.

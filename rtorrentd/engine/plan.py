@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from itertools import product, repeat
 from operator import attrgetter
 
-from rtorrentd import facts, space
 from rtorrentd.batch import frozen_batch
-from rtorrentd.config import Action, Config, Rule, Safety, SpacePolicy
-from rtorrentd.derived import DERIVED_COLUMNS, Inputs
+from rtorrentd.conditions.parse import Condition
+from rtorrentd.config.load import Action, Config, Rule, Safety, SpacePolicy
+from rtorrentd.engine import facts, space
+from rtorrentd.engine.derived import DERIVED_COLUMNS, Inputs
+from rtorrentd.engine.facts import Files
+from rtorrentd.engine.memory import WEEK, Memory
+from rtorrentd.engine.space import Disk, SpaceOutcome
 from rtorrentd.errors import ConfigError
-from rtorrentd.expr import Condition
-from rtorrentd.facts import Files
-from rtorrentd.memory import WEEK, Memory
-from rtorrentd.space import Disk, SpaceOutcome
 from rtorrentd.torrent import DERIVED, DERIVED_NEEDS, EXPENSIVE, FIELDS, IDENTITY, Torrent
 
 

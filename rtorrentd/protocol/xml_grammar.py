@@ -1,4 +1,4 @@
-"""Internal to `rtorrentd.rpc`: the XML-RPC grammar of the tag-by-tag path.
+"""Internal to `rtorrentd.protocol.xmlrpc`: the XML-RPC grammar of the tag-by-tag path.
 
 A table of handlers, one opener and one closer per element (h11's `READERS`
 style): an opener checks that the element may appear where it does and pushes a
@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
-from rtorrentd.rpc_text import SCALARS, Bad, decode_text, only_whitespace
+from rtorrentd.protocol.xml_text import SCALARS, Bad, decode_text, only_whitespace
 
 if TYPE_CHECKING:
-    from rtorrentd.rpc_decode import Parser
+    from rtorrentd.protocol.xml_decode import Parser
 
 __all__ = ["CLOSERS", "OPENERS", "REFUSE", "Element", "Frame", "Refuse", "Sink", "frame_name"]
 

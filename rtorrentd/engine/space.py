@@ -1,6 +1,6 @@
 """Free-space policies, pure: which candidates to delete, in order, to reach a target.
 
-The edge measures the disk (`rtorrentd.disk`): free bytes and device of each
+The edge measures the disk (`rtorrentd.deletion.disk`): free bytes and device of each
 policy's path, and the device each torrent's data is on. The engine hands this
 module the candidates of one policy, already filtered by its `candidates`
 condition and by the rules (a torrent a rule decided is never a candidate), in
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rtorrentd.config import OrderKey, SpacePolicy
-from rtorrentd.facts import Files, Freeing
+from rtorrentd.config.load import OrderKey, SpacePolicy
+from rtorrentd.engine.facts import Files, Freeing
 
 
 @dataclass(frozen=True, slots=True)

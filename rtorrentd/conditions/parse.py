@@ -62,12 +62,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from rtorrentd import expr_compile as build
-from rtorrentd import expr_select as by_column
+from rtorrentd.conditions import compile as build
+from rtorrentd.conditions import select as by_column
+from rtorrentd.conditions.compile import Getter, Test
+from rtorrentd.conditions.lex import (
+    KEYWORDS,
+    Token,
+    Type,
+    error,
+    parse_duration,
+    parse_size,
+    tokenize,
+)
+from rtorrentd.conditions.select import Columns, Gather, Select
 from rtorrentd.errors import ExprError
-from rtorrentd.expr_compile import Getter, Test
-from rtorrentd.expr_lex import KEYWORDS, Token, Type, error, parse_duration, parse_size, tokenize
-from rtorrentd.expr_select import Columns, Gather, Select
 from rtorrentd.torrent import Kind
 
 __all__ = [

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from rtorrentd.config import Action, Config, SpacePolicy
-from rtorrentd.poll import PollResult
+from rtorrentd.config.load import Action, Config, SpacePolicy
 from rtorrentd.redact import redact_url
-from rtorrentd.report import human_bytes, human_duration
+from rtorrentd.service.poll import PollResult
+from rtorrentd.service.report import human_bytes, human_duration
 
 _REASON_CHARS = 100
 _DONE_WORDS: Mapping[Action, str] = {

@@ -11,7 +11,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rtorrentd.expr_lex import Type
+from rtorrentd.conditions.lex import Type
 from rtorrentd.torrent import Kind
 
 Test = Callable[[Mapping[str, Any]], bool]

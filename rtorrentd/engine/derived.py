@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rtorrentd import facts
-from rtorrentd.facts import Files
-from rtorrentd.memory import WEEK, Memory, Seen, uploaded_since
+from rtorrentd.engine import facts
+from rtorrentd.engine.facts import Files
+from rtorrentd.engine.memory import WEEK, Memory, Seen, uploaded_since
 from rtorrentd.torrent import Torrent
 
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from rtorrentd import fsdelete
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Action
-from rtorrentd.engine import Plan, Step
+from rtorrentd.config.load import Action
+from rtorrentd.deletion import fsdelete
+from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
+from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import FileEntry, Torrent
 
-log = structlog.get_logger("rtorrentd.executor")
+log = structlog.get_logger("rtorrentd.deletion.executor")
 
 # rtorrent 0.9.8's own handlers of `event.download.erased`; any other key may be a
 # user's hook that deletes data (`rm -rf` of d.base_path), which would break both

@@ -51,8 +51,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, cast
 
-from rtorrentd.config_source import LineIndex, Where, close_match, excerpt, load_toml
-from rtorrentd.config_values import (
+from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
+from rtorrentd.config.source import LineIndex, Where, close_match, excerpt, load_toml
+from rtorrentd.config.values import (
     Invalid,
     show,
     to_count,
@@ -68,7 +69,6 @@ from rtorrentd.config_values import (
     to_url,
 )
 from rtorrentd.errors import ConfigError, ExprError
-from rtorrentd.expr import FIELDS_HINT, Condition, parse_condition
 from rtorrentd.torrent import Kind, name_kinds
 
 

@@ -44,14 +44,14 @@ from rtorrentd.errors import (
 )
 
 # Shared with the SCGI transport: its limits, its login record, its error rules.
-from rtorrentd.transport import _Access, _ErrorRule, _Limits, redact_url
+from rtorrentd.rtorrent.transport import _Access, _ErrorRule, _Limits, redact_url
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["HttpTransport", "open_http"]
 
-log = structlog.get_logger("rtorrentd.transport")
+log = structlog.get_logger("rtorrentd.rtorrent.transport")
 
 HTTP_HELP = "write the XML-RPC location, like https://seedbox.example/RPC2"
 

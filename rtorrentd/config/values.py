@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from rtorrentd.expr import parse_duration, parse_size
+from rtorrentd.conditions.parse import parse_duration, parse_size
 from rtorrentd.redact import redact_urls
 
 

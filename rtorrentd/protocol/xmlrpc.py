@@ -31,8 +31,8 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 
-from rtorrentd.rpc_decode import MAX_DEPTH, parse_response
-from rtorrentd.rpc_rows import decode_rows
+from rtorrentd.protocol.xml_decode import MAX_DEPTH, parse_response
+from rtorrentd.protocol.xml_rows import decode_rows
 
 __all__ = ["MAX_DEPTH", "decode_response", "encode_call"]
 

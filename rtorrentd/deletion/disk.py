@@ -15,13 +15,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 import anyio.to_thread
 import structlog
 
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import SpacePolicy
-from rtorrentd.facts import FileFact, file_path
-from rtorrentd.space import Disk, Filesystem
+from rtorrentd.config.load import SpacePolicy
+from rtorrentd.engine.facts import FileFact, file_path
+from rtorrentd.engine.space import Disk, Filesystem
+from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import FileEntry, Torrent
 
-log = structlog.get_logger("rtorrentd.disk")
+log = structlog.get_logger("rtorrentd.deletion.disk")
 
 StatVfs = Callable[[str], os.statvfs_result]
 

@@ -44,8 +44,8 @@ from enum import Enum
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from rtorrentd.deletion.mangling import check_lookalikes, disk_spellings
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.mangling import check_lookalikes, disk_spellings
 from rtorrentd.torrent import FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -1,4 +1,4 @@
-"""Internal to `rtorrentd.rpc`: the general decoder, for any XML-RPC response.
+"""Internal to `rtorrentd.protocol.xmlrpc`: the general decoder, for any XML-RPC response.
 
 Strategy: a generic XML parser is the client's real cost on a large reply (the
 stdlib takes longer than rtorrent needs to build it), so the body is cut into
@@ -21,8 +21,16 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 from rtorrentd.errors import MalformedReply, RpcFault
-from rtorrentd.rpc_grammar import CLOSERS, OPENERS, REFUSE, Element, Frame, Sink, frame_name
-from rtorrentd.rpc_text import XML_SPACE, Bad, decode_strings, only_whitespace
+from rtorrentd.protocol.xml_grammar import (
+    CLOSERS,
+    OPENERS,
+    REFUSE,
+    Element,
+    Frame,
+    Sink,
+    frame_name,
+)
+from rtorrentd.protocol.xml_text import XML_SPACE, Bad, decode_strings, only_whitespace
 
 __all__ = ["MAX_DEPTH", "Parser", "parse_response"]
 
@@ -226,7 +234,7 @@ def _refuse_markup(token: bytes) -> NoReturn:
 
 def parse_response(body: bytes) -> object:
     """Decode the XML body of any `methodResponse` to its single value (see
-    `rtorrentd.rpc.decode_response`).
+    `rtorrentd.protocol.xmlrpc.decode_response`).
 
     Arrays become lists, structs dicts, i4/i8/int ints, base64 `bytes`, nil None.
     Raises `RpcFault` for a `<fault>`, and `MalformedReply` (with the byte offset)

@@ -29,7 +29,7 @@ import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from rtorrentd.redact import REDACTED, redact_urls
-from rtorrentd.systemd import journal_stream_is_stderr
+from rtorrentd.service.systemd import journal_stream_is_stderr
 
 LogFormat = Literal["journal", "console", "json"]
 FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)

@@ -1,6 +1,6 @@
 """What a torrent's files say about it: `hardlinked`, `shared`, and bytes really freed.
 
-Pure: the edge (`rtorrentd.disk.read_files`) lists each file with `f.multicall`
+Pure: the edge (`rtorrentd.deletion.disk.read_files`) lists each file with `f.multicall`
 and `lstat`s it into a `FileFact`; everything here works from those values.
 
 Strategy: a file is a directory entry (its absolute path as rtorrent lists it:

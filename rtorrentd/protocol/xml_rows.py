@@ -1,4 +1,4 @@
-"""Internal to `rtorrentd.rpc`: the fast path for a reply that is a list of rows.
+"""Internal to `rtorrentd.protocol.xmlrpc`: the fast path for a reply that is a list of rows.
 
 Strategy: a `d.multicall2` reply is a list of rows that all have the same shape
 (the same field types in the same order), in rtorrent's exact layout: CRLF, one
@@ -31,8 +31,8 @@ from functools import lru_cache
 from itertools import accumulate
 
 from rtorrentd.errors import MalformedReply
-from rtorrentd.rpc_decode import parse_response
-from rtorrentd.rpc_text import Bad, decode_text
+from rtorrentd.protocol.xml_decode import parse_response
+from rtorrentd.protocol.xml_text import Bad, decode_text
 
 __all__ = ["decode_rows"]
 

@@ -37,24 +37,24 @@ import anyio
 import structlog
 
 from rtorrentd import __version__
-from rtorrentd.client import RtorrentClient
-from rtorrentd.config import Config, load_config
+from rtorrentd.config.load import Config, load_config
+from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
-from rtorrentd.memory import Memory
-from rtorrentd.poll import PollResult, poll_once
 from rtorrentd.redact import redact_url
-from rtorrentd.report import human_duration
-from rtorrentd.status import (
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import Transport
+from rtorrentd.service.poll import PollResult, poll_once
+from rtorrentd.service.report import human_duration
+from rtorrentd.service.status import (
     clock,
     config_changes,
     short_reason,
     status_after_poll,
     status_unreachable,
 )
-from rtorrentd.systemd import Notifier, monotonic_usec
-from rtorrentd.transport import Transport
+from rtorrentd.service.systemd import Notifier, monotonic_usec
 
-log = structlog.get_logger("rtorrentd.daemon")
+log = structlog.get_logger("rtorrentd.service.daemon")
 
 RETRY_BASE = 5.0  # seconds before the first retry once rtorrent is unreachable
 RETRY_BASE_ENV = "RTORRENTD_BACKOFF_BASE"  # overrides RETRY_BASE; for tests

@@ -1,0 +1,1 @@
+"""The pure condition language: units, lexer, parser, column-wise evaluation."""

@@ -1,0 +1,1 @@
+"""TOML → frozen `Config`, every error naming file, line and rule."""

@@ -1,0 +1,1 @@
+"""The edge to the disk: reading file facts, safe deletion, the executor."""

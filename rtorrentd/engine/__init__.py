@@ -1,0 +1,1 @@
+"""Pure decisions: rules, derived values, memory, space policy, safety valves."""

@@ -1,0 +1,1 @@
+"""The edge to rtorrent: transports, connecting by URL, the client."""

@@ -1,0 +1,1 @@
+"""One poll, the daemon loop, systemd, logs, status lines, reports."""

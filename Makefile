@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := rtorrent nginx systemd
 
-.PHONY: test demo lint typecheck unit bench system-deps clean
+.PHONY: test demo lint typecheck layers unit bench system-deps clean
 
-test: system-deps $(STAMP) lint typecheck
+test: system-deps $(STAMP) lint typecheck layers
 	$(PY) -m pytest -q
 
 demo: system-deps $(STAMP)
@@ -19,6 +19,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# The import contracts in pyproject.toml: layers one way, no I/O in the pure core.
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 bench: system-deps $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

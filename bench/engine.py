@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rtorrentd.conditions.parse import Condition, parse_condition
-from rtorrentd.config.load import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
+from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, build_columns, plan
 from rtorrentd.torrent import Torrent, name_kinds

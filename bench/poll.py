@@ -45,9 +45,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness import RtorrentProcess, TorrentFile, make_torrent, poll_until  # noqa: E402
 
-from rtorrentd import engine, rpc, scgi  # noqa: E402
 from rtorrentd.conditions.parse import parse_condition  # noqa: E402
-from rtorrentd.config.load import (  # noqa: E402
+from rtorrentd.config.model import (  # noqa: E402
     Action,
     Config,
     DaemonSettings,
@@ -55,7 +54,10 @@ from rtorrentd.config.load import (  # noqa: E402
     Rule,
     Safety,
 )
+from rtorrentd.engine import plan as engine  # noqa: E402
 from rtorrentd.engine.memory import Memory, remember  # noqa: E402
+from rtorrentd.protocol import scgi  # noqa: E402
+from rtorrentd.protocol import xmlrpc as rpc  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient, _layout_for, _rows_to_torrents  # noqa: E402
 from rtorrentd.rtorrent.transport import open_transport  # noqa: E402
 from rtorrentd.torrent import Layout, Torrent, name_kinds, torrents_from_rows  # noqa: E402

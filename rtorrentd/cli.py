@@ -19,7 +19,8 @@ import anyio
 import structlog
 
 from rtorrentd import __version__
-from rtorrentd.config.load import Config, config_warnings, load_config
+from rtorrentd.config.load import config_warnings, load_config
+from rtorrentd.config.model import Config
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError

@@ -11,7 +11,8 @@ from typing import Any
 
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 
-from rtorrentd.config.load import Config, parse_config
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Config
 from rtorrentd.engine.memory import Memory
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from rtorrentd.config.load import (
+from rtorrentd.config.load import config_warnings, load_config, parse_config
+from rtorrentd.config.model import (
     Action,
     Config,
     DaemonSettings,
     OrderKey,
     RtorrentSettings,
     Safety,
-    config_warnings,
-    load_config,
-    parse_config,
 )
 from rtorrentd.errors import ConfigError
 

@@ -28,7 +28,8 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 
-from rtorrentd.config.load import Action, Config, parse_config
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Action, Config
 from rtorrentd.deletion.executor import StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan, Step

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtorrentd.conditions.parse import Condition, parse_condition
-from rtorrentd.config.load import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
+from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, Step, build_facts, decide, fetch_names, plan
 from rtorrentd.errors import ConfigError

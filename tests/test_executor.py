@@ -34,7 +34,7 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, make_swarm, ra
 from structlog.testing import capture_logs
 from trees import Canaries
 
-from rtorrentd.config.load import Config
+from rtorrentd.config.model import Config
 from rtorrentd.deletion import executor
 from rtorrentd.deletion.executor import StepResult
 from rtorrentd.engine import plan as engine

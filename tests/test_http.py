@@ -24,7 +24,8 @@ from harness.nginx import NOBODY, NginxProcess, make_self_signed
 from structlog.testing import capture_logs
 
 from rtorrentd.cli import client_for, read_password
-from rtorrentd.config.load import Config, parse_config
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Config
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import (
     ConfigError,

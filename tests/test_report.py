@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rtorrentd.config.load import Action
+from rtorrentd.config.model import Action
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.service.report import (
     format_plan_table,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from rtorrentd.config.load import Action, Config, parse_config
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Action, Config
 from rtorrentd.engine.facts import FileFact, Freeing, hardlinked, listers, overlapping, shared
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, Step, build_facts, files_wanted, plan, recheck

@@ -17,7 +17,8 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, random_bytes
 from structlog.testing import capture_logs
 
-from rtorrentd.config.load import Config, parse_config
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Config
 from rtorrentd.deletion import disk
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.memory import Memory, remember

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 import anyio.to_thread
 import structlog
 
-from rtorrentd.config.load import SpacePolicy
+from rtorrentd.config.model import SpacePolicy
 from rtorrentd.engine.facts import FileFact, file_path
 from rtorrentd.engine.space import Disk, Filesystem
 from rtorrentd.rtorrent.client import RtorrentClient

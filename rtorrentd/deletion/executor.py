@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from rtorrentd.config.load import Action
+from rtorrentd.config.model import Action
 from rtorrentd.deletion import fsdelete
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion

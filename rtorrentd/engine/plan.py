@@ -34,7 +34,7 @@ from operator import attrgetter
 
 from rtorrentd.batch import frozen_batch
 from rtorrentd.conditions.parse import Condition
-from rtorrentd.config.load import Action, Config, Rule, Safety, SpacePolicy
+from rtorrentd.config.model import Action, Config, Rule, Safety, SpacePolicy
 from rtorrentd.engine import facts, space
 from rtorrentd.engine.derived import DERIVED_COLUMNS, Inputs
 from rtorrentd.engine.facts import Files

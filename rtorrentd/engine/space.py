@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rtorrentd.config.load import OrderKey, SpacePolicy
+from rtorrentd.config.model import OrderKey, SpacePolicy
 from rtorrentd.engine.facts import Files, Freeing
 
 

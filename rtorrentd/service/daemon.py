@@ -37,7 +37,8 @@ import anyio
 import structlog
 
 from rtorrentd import __version__
-from rtorrentd.config.load import Config, load_config
+from rtorrentd.config.load import load_config
+from rtorrentd.config.model import Config
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
 from rtorrentd.redact import redact_url

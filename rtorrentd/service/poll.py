@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import structlog
 
-from rtorrentd.config.load import Config
+from rtorrentd.config.model import Config
 from rtorrentd.deletion import disk, executor
 from rtorrentd.deletion.executor import StepResult
 from rtorrentd.engine import facts

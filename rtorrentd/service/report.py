@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from rtorrentd.config.load import Action
+from rtorrentd.config.model import Action
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import SpaceOutcome
 from rtorrentd.torrent import Kind, name_kinds

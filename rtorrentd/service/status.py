@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from rtorrentd.config.load import Action, Config, SpacePolicy
+from rtorrentd.config.model import Action, Config, SpacePolicy
 from rtorrentd.redact import redact_url
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.report import human_bytes, human_duration

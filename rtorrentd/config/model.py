@@ -1,0 +1,91 @@
+"""The frozen configuration: what `load.parse_config` produces and the engine reads.
+
+Data only, no reading of files: the engine and the space policy import this, not
+the loader (which does I/O).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from rtorrentd.conditions.parse import Condition
+
+
+class Action(Enum):
+    """What a rule decides. `keep` protects the torrent from later rules and space policies."""
+
+    KEEP = "keep"
+    STOP = "stop"  # d.stop + d.close; stays loaded, data kept
+    REMOVE = "remove"  # d.erase; data kept
+    DELETE = "delete"  # stop, close, delete the torrent's own files, erase
+
+
+@dataclass(frozen=True, slots=True)
+class RtorrentSettings:
+    url: str
+    timeout: float = 30.0  # seconds, whole call
+    connect_timeout: float = 10.0
+    max_reply: int = 256 * 1024 * 1024
+    username: str | None = None
+    password_file: str | None = None
+    tls_verify: bool = True
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    interval: float = 300.0
+    dry_run: bool = False
+    window: float = 7 * 86400.0  # for uploaded_recent
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    allowed_roots: tuple[str, ...] = ()
+    max_deletes_per_poll: int = 20
+    max_delete_fraction: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    when: Condition
+    action: Action
+    line: int  # 1-based line of the [[rule]] header, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class OrderKey:
+    name: str
+    descending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpacePolicy:
+    path: str
+    min_free: int
+    target_free: int
+    candidates: Condition
+    order: tuple[OrderKey, ...]
+    action: Action
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str  # the file it was read from
+    rtorrent: RtorrentSettings
+    daemon: DaemonSettings
+    safety: Safety
+    rules: tuple[Rule, ...]
+    space: tuple[SpacePolicy, ...] = ()
+
+    def names(self) -> frozenset[str]:
+        """Every field or derived name some rule or space policy reads."""
+        found: set[str] = set()
+        for rule in self.rules:
+            found |= rule.when.names
+        for policy in self.space:
+            found |= policy.candidates.names | {key.name for key in policy.order}
+        return frozenset(found)

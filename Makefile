@@ -17,8 +17,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rtorrentd tests bench contrib
 	$(VENV)/bin/ruff format --check rtorrentd tests bench contrib
 
+# Strict on the oldest Python we support too (requires-python), and on the tests.
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --python-version 3.10 rtorrentd
 
 # The import contracts in pyproject.toml: layers one way, no I/O in the pure core.
 layers: $(STAMP)

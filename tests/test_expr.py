@@ -293,7 +293,7 @@ def test_select_keeps_the_candidates_order_and_ignores_the_others() -> None:
 
 
 def test_a_hand_built_condition_selects_row_by_row() -> None:
-    condition = Condition("odd", frozenset({"n"}), lambda f: f["n"] % 2 == 1)
+    condition = Condition("odd", frozenset({"n"}), lambda f: int(f["n"]) % 2 == 1)  # type: ignore[call-overload]
     assert [1, 3] == condition.select({"n": [0, 1, 2, 3]}, range(4))
 
 

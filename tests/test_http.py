@@ -66,7 +66,10 @@ def load_two(rtorrent: RtorrentProcess, torrent_factory: TorrentFactory) -> None
     """A single-file and a multi-file torrent, complete, in rtorrent."""
     download = rtorrent.download_dir
     rtorrent.load(torrent_factory("doomed.bin", random_bytes(30_000, 1), dest_dir=download))
-    album = {"a.flac": random_bytes(20_000, 2), "cd2/b.flac": random_bytes(10_000, 3)}
+    album: dict[str | bytes, bytes] = {
+        "a.flac": random_bytes(20_000, 2),
+        "cd2/b.flac": random_bytes(10_000, 3),
+    }
     rtorrent.load(torrent_factory("album", album, dest_dir=download))
 
 

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from rtorrentd.redact import redact_urls
 from rtorrentd.service.logs import (
     FORMATS,
     LogFormat,
@@ -25,7 +26,6 @@ from rtorrentd.service.logs import (
     logfmt_value,
     normalize_level,
     redact,
-    redact_urls,
     render_logfmt,
 )
 

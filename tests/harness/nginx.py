@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .rtorrent import HarnessError, free_port, poll_until
 
@@ -158,8 +159,10 @@ class NginxProcess:
         self.conf_path.write_text(self._config())
         self._chown()
         # No supplementary groups either: root's would open doors nginx's user lacks.
-        ids = {} if self.run_as is None else {"user": self.run_as, "group": self.run_as}
-        groups = {} if self.run_as is None else {"extra_groups": []}
+        ids: dict[str, Any] = (
+            {} if self.run_as is None else {"user": self.run_as, "group": self.run_as}
+        )
+        groups: dict[str, Any] = {} if self.run_as is None else {"extra_groups": []}
         with (self.root / "stderr.log").open("ab") as stderr:
             self._process = subprocess.Popen(
                 [

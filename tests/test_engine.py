@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import oracle
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from rtorrentd.conditions.parse import Condition, parse_condition
 from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.memory import Memory, remember
-from rtorrentd.engine.plan import Plan, Step, build_facts, decide, fetch_names, plan
+from rtorrentd.engine.plan import Plan, Step, fetch_names, plan, recheck
 from rtorrentd.errors import ConfigError
 from rtorrentd.torrent import IDENTITY, Torrent, name_kinds
 
@@ -27,7 +28,7 @@ KEEP, STOP, REMOVE, DELETE = Action.KEEP, Action.STOP, Action.REMOVE, Action.DEL
 
 
 def cond(text: str, names: set[str], test: Callable[[Mapping[str, Any]], bool]) -> Condition:
-    return Condition(text, frozenset(names), test)
+    return oracle.condition(text, names, test)
 
 
 def at_least(name: str, bound: float) -> Condition:
@@ -144,15 +145,16 @@ def test_a_step_carries_the_values_its_rule_read_and_the_size() -> None:
     assert (expected,) == run([t], cfg).steps
 
 
-def test_decide_rechecks_one_torrent_without_the_safety_valves() -> None:
+def test_recheck_judges_one_torrent_without_the_safety_valves() -> None:
     cfg = config(
         ("ratio", at_least("ratio", 2), DELETE),
         safety=Safety(max_deletes_per_poll=0, max_delete_fraction=0),
     )
     t = torrent(1, ratio=2.5)
     memory = remember(Memory(), [t], NOW)
-    assert step(t, DELETE, "ratio", ratio=2.5) == decide(t, cfg, NOW, memory)
-    assert decide(torrent(1, ratio=1.0), cfg, NOW, memory) is None
+    planned = step(t, DELETE, "ratio", ratio=2.5)
+    assert recheck(t, planned, cfg, NOW, memory)
+    assert not recheck(torrent(1, ratio=1.0), planned, cfg, NOW, memory)
 
 
 # --- facts -----------------------------------------------------------------------
@@ -160,7 +162,7 @@ def test_decide_rechecks_one_torrent_without_the_safety_valves() -> None:
 
 def facts_for(t: Torrent, *names: str, memory: Memory | None = None) -> dict[str, object]:
     memory = remember(Memory(), [t], NOW) if memory is None else memory
-    [facts] = build_facts([t], frozenset(names), NOW, memory)
+    [facts] = oracle.build_facts([t], frozenset(names), NOW, memory)
     return facts
 
 
@@ -215,7 +217,7 @@ def test_idle_counts_from_the_last_upload_growth_across_polls() -> None:
     for day, uploaded in enumerate([100, 100, 150, 150, 150, 150]):
         now, t = NOW + day * DAY, torrent(1, uploaded=uploaded)
         memory = remember(memory, [t], now)
-        idles.append(build_facts([t], frozenset({"idle"}), now, memory)[0]["idle"])
+        idles.append(oracle.build_facts([t], frozenset({"idle"}), now, memory)[0]["idle"])
         steps.append(len(plan([t], cfg, now, memory).steps))
     assert [0.0, DAY, 0.0, DAY, 2 * DAY, 3 * DAY] == idles
     assert [0, 0, 0, 0, 1, 1] == steps
@@ -227,7 +229,8 @@ def test_message_age_counts_from_when_the_message_appeared_or_changed() -> None:
     for day, message in enumerate(["", "Unregistered", "Unregistered", "Down", "Down", ""]):
         now, t = NOW + day * DAY, torrent(1, message=message)
         memory = remember(memory, [t], now)
-        ages.append(build_facts([t], frozenset({"message_age"}), now, memory)[0]["message_age"])
+        [facts] = oracle.build_facts([t], frozenset({"message_age"}), now, memory)
+        ages.append(facts["message_age"])
         steps.append(len(plan([t], cfg, now, memory).steps))
     assert [None, 0.0, DAY, 0.0, DAY, None] == ages
     assert [0, 0, 1, 0, 1, 0] == steps
@@ -365,7 +368,7 @@ def test_every_torrent_is_counted_once(
     assert all(s.action is not STOP for s in result.held)
 
 
-# --- column-wise evaluation agrees with the row-wise reference --------------------
+# --- the whole snapshot at once agrees with first match torrent by torrent ---------
 
 PARSED = [
     ("ratio >= 2", STOP),
@@ -402,10 +405,10 @@ def test_plan_is_first_match_of_each_rules_test(
     kinds = name_kinds()
     cfg = config(*((str(i), parse_condition(PARSED[i][0], kinds), PARSED[i][1]) for i in order))
     memory = remember(Memory(), ts, NOW)
-    facts = build_facts(ts, cfg.names(), NOW, memory)
+    facts = oracle.build_facts(ts, cfg.names(), NOW, memory)
     expected = []
     for t, f in zip(ts, facts, strict=True):
-        rule = next((r for r in cfg.rules if r.when.test(f)), None)
+        rule = next((r for r in cfg.rules if oracle.holds(r.when, f)), None)
         if (
             rule is not None
             and rule.action is not KEEP

@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from oracle import build_facts
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action, Config
 from rtorrentd.engine.facts import FileFact, Freeing, hardlinked, listers, overlapping, shared
 from rtorrentd.engine.memory import Memory, remember
-from rtorrentd.engine.plan import Plan, Step, build_facts, files_wanted, plan, recheck
+from rtorrentd.engine.plan import Plan, Step, files_wanted, plan, recheck
 from rtorrentd.engine.space import Disk, Filesystem
 from rtorrentd.service.report import format_plan_table
 from rtorrentd.torrent import Torrent

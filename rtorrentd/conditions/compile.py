@@ -1,8 +1,7 @@
-"""Static types and closure factories for the condition language.
+"""Static types and operators of the condition language.
 
-The parser checks types with the tables here, then builds each condition from
-these small factories. Why so many: each returns a closure specialised for its
-case, so evaluating a rule costs a few calls and no allocation per torrent.
+The parser checks types with the tables here; `select` builds the column-wise
+closures from the operators and predicates here.
 """
 
 from __future__ import annotations
@@ -13,9 +12,6 @@ from typing import Any
 
 from rtorrentd.conditions.lex import Type
 from rtorrentd.torrent import Kind
-
-Test = Callable[[Mapping[str, Any]], bool]
-Getter = Callable[[Mapping[str, Any]], Any]
 
 # --- types -------------------------------------------------------------------
 
@@ -93,16 +89,8 @@ def comparable(left: Type, right: Type) -> bool:
     return {left, right} == {Type.STRING, Type.STRINGS}
 
 
-# --- closures ------------------------------------------------------------------
+# --- operators -----------------------------------------------------------------
 
-FIELD_CONST: Mapping[str, Callable[[str, Any], Test]] = {
-    "==": lambda n, c: lambda f: f.get(n) == c,
-    "!=": lambda n, c: lambda f: (v := f.get(n)) is not None and v != c,
-    "<": lambda n, c: lambda f: (v := f.get(n)) is not None and v < c,
-    "<=": lambda n, c: lambda f: (v := f.get(n)) is not None and v <= c,
-    ">": lambda n, c: lambda f: (v := f.get(n)) is not None and v > c,
-    ">=": lambda n, c: lambda f: (v := f.get(n)) is not None and v >= c,
-}
 COMPARE = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -129,80 +117,7 @@ ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def compare_values(op: str, left: Getter, right: Getter) -> Test:
-    """`left op right` for any two values; false when either is unknown."""
-    compare = COMPARE[op]
-    return lambda f: (a := left(f)) is not None and (b := right(f)) is not None and compare(a, b)
-
-
-def contains(op: str, items: Getter, item: Getter) -> Test:
-    """`==` / `!=` of a list of text and a text: any element equal / none equal."""
-    if op == "==":
-        return lambda f: (a := items(f)) is not None and (b := item(f)) is not None and b in a
-    return lambda f: (a := items(f)) is not None and (b := item(f)) is not None and b not in a
-
-
-def combine(op: str, left: Getter, right: Getter) -> Getter:
-    """Arithmetic or min/max; unknown when either side is."""
-    apply = ARITH[op]
-    return lambda f: None if (a := left(f)) is None or (b := right(f)) is None else apply(a, b)
-
-
-def negate(value: Getter) -> Getter:
-    """Unary minus; unknown stays unknown."""
-    return lambda f: None if (v := value(f)) is None else -v
-
-
-def holds(value: Getter, predicate: Callable[[Any], bool]) -> Test:
-    """`predicate(value)` when the value is known, else false."""
-    return lambda f: (v := value(f)) is not None and predicate(v)
-
-
-def field_holds(name: str, predicate: Callable[[Any], bool]) -> Test:
-    """`holds` for a single field, without the call to a getter."""
-    return lambda f: (v := f.get(name)) is not None and predicate(v)
-
-
 Flag = tuple[str, bool]  # a bool field, and whether the test wants it true or not true
-
-
-def flag_test(flag: Flag) -> Test:
-    """`complete` holds only when known true; `not complete` whenever not known true."""
-    name, wanted = flag
-    if wanted:
-        return lambda f: f.get(name) is True
-    return lambda f: f.get(name) is not True
-
-
-def all_of(tests: tuple[Test, ...], flag: Flag | None = None) -> Test:
-    """`a and b and ...`; a leading bool field (`complete and ...`) is inlined."""
-    first, second, *rest = tests
-    remainder = all_of((second, *rest)) if rest else second
-    if flag is not None:
-        name, wanted = flag
-        if wanted:
-            return lambda f: f.get(name) is True and remainder(f)
-        return lambda f: f.get(name) is not True and remainder(f)
-    return lambda f: first(f) and remainder(f)
-
-
-def any_of(tests: tuple[Test, ...], flag: Flag | None = None) -> Test:
-    """`a or b or ...`; a leading bool field is inlined."""
-    first, second, *rest = tests
-    remainder = any_of((second, *rest)) if rest else second
-    if flag is not None:
-        name, wanted = flag
-        if wanted:
-            return lambda f: f.get(name) is True or remainder(f)
-        return lambda f: f.get(name) is not True or remainder(f)
-    return lambda f: first(f) or remainder(f)
-
-
-def field_in(name: str, items: frozenset[object], negated: bool) -> Test:
-    """`label in [...]`: a set lookup; None is never in the set, so unknown is false."""
-    if negated:
-        return lambda f: (v := f.get(name)) is not None and v not in items
-    return lambda f: f.get(name) in items
 
 
 def match_predicate(
@@ -223,8 +138,3 @@ def member_predicate(items: frozenset[object], many: bool, negated: bool) -> Cal
     if many:
         return items.isdisjoint if negated else lambda v: not items.isdisjoint(v)
     return items.__contains__ if not negated else lambda v: v not in items
-
-
-def constant(value: object) -> Getter:
-    """A value known at parse time."""
-    return lambda f: value

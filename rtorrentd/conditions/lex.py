@@ -93,10 +93,20 @@ _MISTAKES = {"=": "==", "<>": "!=", "&&": "and", "&": "and", "||": "or", "|": "o
 _ESCAPE_RE = re.compile(r"\\([\\'\"])")
 
 
+class TokenKind(Enum):
+    """What sort of word a token is; keywords are operators."""
+
+    NUMBER = auto()
+    NAME = auto()
+    STRING = auto()
+    OP = auto()
+    END = auto()
+
+
 class Token(NamedTuple):
     """One word of a condition; `value` is the literal's (value, Type) or unescaped text."""
 
-    kind: str  # number, name, string, op (keywords too) or end
+    kind: TokenKind
     text: str
     start: int
     value: object = None
@@ -106,7 +116,7 @@ class Token(NamedTuple):
         return self.start + len(self.text)
 
     def shown(self) -> str:
-        return "the end" if self.kind == "end" else f"`{self.text}`"
+        return "the end" if self.kind is TokenKind.END else f"`{self.text}`"
 
 
 def error(problem: str, column: int, hint: str = "") -> ExprError:
@@ -124,7 +134,7 @@ def tokenize(text: str) -> list[Token]:
         if kind != "space":
             tokens.append(_token(kind, lexeme, position))
         position = match.end()
-    tokens.append(Token("end", "", len(text)))
+    tokens.append(Token(TokenKind.END, "", len(text)))
     return tokens
 
 
@@ -142,7 +152,9 @@ def _token(kind: str, lexeme: str, start: int) -> Token:
         quantity = parse_quantity(lexeme)
         if quantity is None:
             raise error(f"`{lexeme}` is not a number, duration or size", start, QUANTITY_HINT)
-        return Token(kind, lexeme, start, quantity)
+        return Token(TokenKind.NUMBER, lexeme, start, quantity)
     if kind == "string":
-        return Token(kind, lexeme, start, _ESCAPE_RE.sub(r"\1", lexeme[1:-1]))
-    return Token("op" if lexeme in KEYWORDS else kind, lexeme, start)
+        return Token(TokenKind.STRING, lexeme, start, _ESCAPE_RE.sub(r"\1", lexeme[1:-1]))
+    if kind == "op" or lexeme in KEYWORDS:
+        return Token(TokenKind.OP, lexeme, start)
+    return Token(TokenKind.NAME, lexeme, start)

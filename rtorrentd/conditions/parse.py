@@ -46,15 +46,14 @@ Meaning:
 - In strings a backslash escapes only a quote or a backslash; any other
   backslash is kept, so regular expressions read naturally: `name ~ "\\d{4}"`.
 
-The text is parsed once into two trees of closures that agree: `test` judges
-one torrent's facts (a mapping), `select` judges a whole snapshot held as columns
-(see `expr_select`), which is how the engine evaluates rules. In both, a field
-compared with a constant is a single closure, the common case in rules.
+The text is parsed once into a tree of closures, `select`, that judges a whole
+snapshot held as columns (see `conditions.select`), which is how the engine
+evaluates rules. A field compared with a constant is a single closure, the
+common case in rules.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import warnings
@@ -64,34 +63,31 @@ from typing import Any, cast
 
 from rtorrentd.conditions import compile as build
 from rtorrentd.conditions import select as by_column
-from rtorrentd.conditions.compile import Getter, Test
 from rtorrentd.conditions.lex import (
     KEYWORDS,
     Token,
+    TokenKind,
     Type,
     error,
     parse_duration,
     parse_size,
     tokenize,
 )
-from rtorrentd.conditions.select import Columns, Gather, Select
+from rtorrentd.conditions.select import Columns, Cost, Gather, Select
 from rtorrentd.errors import ExprError
 from rtorrentd.torrent import Kind
 
 __all__ = [
     "Columns",
     "Condition",
-    "Facts",
     "Select",
     "parse_condition",
     "parse_duration",
     "parse_size",
 ]
 
-Facts = Mapping[str, object]
-_Join = Callable[[tuple[Test, ...], "build.Flag | None"], Test]
-_JoinColumns = Callable[[tuple[Select, ...]], Select]
-_Forms = tuple[Test, Select, int]  # a condition's two forms, and the cost of `select`
+_Join = Callable[[tuple[Select, ...]], Select]
+_Forms = tuple[Select, Cost]  # a condition, and what it costs per candidate
 _FUNCTIONS = ("min", "max")
 FIELDS_HINT = 'Fields are listed in README under "Condition fields".'
 
@@ -101,27 +97,18 @@ class Condition:
     """A compiled `when` condition.
 
     `names` are the field and derived names it reads (the engine fetches and
-    computes only those); `test(facts)` evaluates it against one torrent's facts,
-    a mapping from name to value where None (or a missing key) means unknown.
+    computes only those).
 
     `select(columns, candidates)` evaluates it against many torrents at once:
     `columns` maps each name to a sequence of values index-aligned with the
     snapshot (None = unknown, a missing name unknown throughout), `candidates` are
     the indices in question; it returns those for which the condition holds, in
-    candidate order. It always agrees with `test`. A condition built by hand with
-    only `test` gets a `select` that builds one facts dict per candidate.
+    candidate order.
     """
 
     text: str
     names: frozenset[str]
-    test: Callable[[Facts], bool]
-    # Derived from the same text as `test`, so not part of equality. None only
-    # until __post_init__ fills it in.
-    select: Select = dataclasses.field(default=None, compare=False, repr=False)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.select is None:
-            object.__setattr__(self, "select", by_column.by_rows(self.test))
+    select: Select
 
 
 def parse_condition(text: str, names: Mapping[str, Kind]) -> Condition:
@@ -131,17 +118,16 @@ def parse_condition(text: str, names: Mapping[str, Kind]) -> Condition:
     what to write instead.
     """
     parser = _Parser(text, names)
-    test, select = parser.parse()
-    return Condition(text, frozenset(parser.used), test, select)
+    select = parser.parse()
+    return Condition(text, frozenset(parser.used), select)
 
 
 @dataclass(frozen=True, slots=True)
 class _Value:
-    """A parsed sub-expression: its type, how to compute it (for one torrent, and
-    for many: `gather`, and for a condition `select`), where it is."""
+    """A parsed sub-expression: its type, how to compute it (`gather`, and for a
+    condition `select`), where it is."""
 
     type: Type
-    get: Getter
     gather: Gather
     start: int
     end: int
@@ -149,7 +135,7 @@ class _Value:
     const: tuple[object] | None = None  # (value,) when known at parse time
     flag: build.Flag | None = None  # set for `complete` and `not complete`
     select: Select | None = None  # set for conditions, except `true`/`false`
-    cost: int = by_column.SCAN  # of `select`, per candidate: see `chain`
+    cost: Cost = Cost.SCAN  # of `select`, per candidate: see `chain`
 
 
 class _Parser:
@@ -162,17 +148,17 @@ class _Parser:
         self.index = 0
         self.used: set[str] = set()
 
-    def parse(self) -> tuple[Test, Select]:
-        if self.peek().kind == "end":
+    def parse(self) -> Select:
+        if self.peek().kind is TokenKind.END:
             raise error("the condition is empty", 0, "write one like `complete and ratio >= 2`")
         value = self.disjunction()
         token = self.peek()
-        if token.kind != "end":
+        if token.kind is not TokenKind.END:
             hint = _keyword_hint(token.text) or "join conditions with `and` or `or`"
             raise error(
                 f"expected `and`, `or` or the end, found {token.shown()}", token.start, hint
             )
-        return self.as_test(value), self.as_select(value)
+        return self.as_select(value)
 
     # helpers
 
@@ -186,7 +172,7 @@ class _Parser:
 
     def accept(self, *texts: str) -> Token | None:
         token = self.peek()
-        return self.take() if token.kind == "op" and token.text in texts else None
+        return self.take() if token.kind is TokenKind.OP and token.text in texts else None
 
     def expect(self, text: str, why: str) -> Token:
         token = self.accept(text)
@@ -202,66 +188,59 @@ class _Parser:
         sort, accepted = build.ADVICE[value.type]
         return f"{self.shown(value)} is {sort}; {accepted}"
 
-    def as_test(self, value: _Value) -> Test:
+    def as_select(self, value: _Value) -> Select:
+        """`value` as a condition; it must be true or false."""
         if value.type is not Type.BOOL:
             sort, accepted = build.ADVICE[value.type]
             raise error(f"{self.shown(value)} is {sort}, not a condition", value.start, accepted)
-        return build.flag_test(value.flag) if value.flag else value.get
-
-    def as_select(self, value: _Value) -> Select:
-        """The column-wise form of `as_test` (which has checked the type)."""
         if value.flag:
             return by_column.flag(value.flag)
         return value.select or by_column.truthy(value.gather)
 
     def boolean(self, forms: _Forms, start: int, end: int) -> _Value:
-        test, select, cost = forms
+        select, cost = forms
         gather = by_column.as_values(select)
-        return _Value(Type.BOOL, test, gather, start, end, select=select, cost=cost)
+        return _Value(Type.BOOL, gather, start, end, select=select, cost=cost)
 
     # grammar, loosest first
 
     def disjunction(self) -> _Value:
-        return self.chain("or", self.conjunction, build.any_of, by_column.any_of)
+        return self.chain("or", self.conjunction, by_column.any_of)
 
     def conjunction(self) -> _Value:
-        return self.chain("and", self.negation, build.all_of, by_column.all_of)
+        return self.chain("and", self.negation, by_column.all_of)
 
-    def chain(
-        self, word: str, operand: Callable[[], _Value], join: _Join, join_columns: _JoinColumns
-    ) -> _Value:
+    def chain(self, word: str, operand: Callable[[], _Value], join: _Join) -> _Value:
         parts = [operand()]
         while self.accept(word):
             parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        test = join(tuple(map(self.as_test, parts)), parts[0].flag)
+        selects = tuple(map(self.as_select, parts))  # checks each part's type, in order
         # Column-wise, cheap parts go first: `and` then runs a regex or arithmetic
         # only on the candidates the plain comparisons kept. Every part is pure and
         # total, so the order changes the cost, never the result (nor its order).
-        cheap_first = sorted(parts, key=lambda part: part.cost)
-        select = join_columns(tuple(map(self.as_select, cheap_first)))
+        order = sorted(range(len(parts)), key=lambda i: parts[i].cost)
+        select = join(tuple(selects[i] for i in order))
         cost = max(part.cost for part in parts)
-        return self.boolean((test, select, cost), parts[0].start, parts[-1].end)
+        return self.boolean((select, cost), parts[0].start, parts[-1].end)
 
     def negation(self) -> _Value:
         token = self.accept("not")
         if token is None:
             return self.comparison()
-        test = self.as_test(operand := self.negation())
+        inner = self.as_select(operand := self.negation())
         if operand.flag is not None:
             flag = (operand.flag[0], not operand.flag[1])
-            test, select = build.flag_test(flag), by_column.flag(flag)
-            gather = by_column.as_values(select)
-            return _Value(Type.BOOL, test, gather, token.start, operand.end, flag=flag)
-        select = by_column.none_of(self.as_select(operand))
-        forms = (lambda f: not test(f)), select, operand.cost
+            gather = by_column.as_values(by_column.flag(flag))
+            return _Value(Type.BOOL, gather, token.start, operand.end, flag=flag)
+        forms = by_column.none_of(inner), operand.cost
         return self.boolean(forms, token.start, operand.end)
 
     def comparison(self) -> _Value:
         left = self.sum()
         token = self.peek()
-        if token.kind != "op":
+        if token.kind is not TokenKind.OP:
             return left
         if token.text in build.COMPARE:
             self.take()
@@ -288,20 +267,10 @@ class _Parser:
     def compare_test(self, op: str, left: _Value, right: _Value) -> _Forms:
         if Type.STRINGS in (left.type, right.type):
             items, item = (left, right) if left.type is Type.STRINGS else (right, left)
-            return (
-                build.contains(op, items.get, item.get),
-                by_column.contains(op, items.gather, item.gather),
-                by_column.COMPUTE,
-            )
+            return by_column.contains(op, items.gather, item.gather), Cost.COMPUTE
         if left.field is not None and right.const is not None:
-            name, const = left.field, right.const[0]
-            test = build.FIELD_CONST[op](name, const)
-            return test, by_column.field_const(op, name, const), by_column.SCAN
-        return (
-            build.compare_values(op, left.get, right.get),
-            by_column.compare_values(op, left.gather, right.gather),
-            by_column.COMPUTE,
-        )
+            return by_column.field_const(op, left.field, right.const[0]), Cost.SCAN
+        return by_column.compare_values(op, left.gather, right.gather), Cost.COMPUTE
 
     def check_comparable(self, left: _Value, right: _Value) -> None:
         if build.comparable(left.type, right.type):
@@ -320,7 +289,7 @@ class _Parser:
             sort, accepted = build.ADVICE[left.type]
             raise error(problem + sort, token.start, accepted)
         pattern = self.take()
-        if pattern.kind != "string":
+        if pattern.kind is not TokenKind.STRING:
             hint = 'write it in quotes, like name ~ "x264|x265"'
             raise error(f"`{token.text}` needs a regular expression", pattern.start, hint)
         search = _compile_regex(pattern).search
@@ -330,11 +299,8 @@ class _Parser:
 
     def holds(self, value: _Value, predicate: Callable[[Any], bool]) -> _Forms:
         if value.field is not None:
-            name = value.field
-            select = by_column.field_holds(name, predicate)
-            return build.field_holds(name, predicate), select, by_column.SEARCH
-        select = by_column.holds(value.gather, predicate)
-        return build.holds(value.get, predicate), select, by_column.COMPUTE
+            return by_column.field_holds(value.field, predicate), Cost.SEARCH
+        return by_column.holds(value.gather, predicate), Cost.COMPUTE
 
     def member(self, left: _Value, negated: bool) -> _Value:
         self.expect("[", "to start a list")
@@ -346,10 +312,8 @@ class _Parser:
                 break
         many, members = left.type is Type.STRINGS, frozenset(items)
         if left.field is not None and not many:
-            name = left.field
-            test = build.field_in(name, members, negated)
-            select = by_column.field_in(name, members, negated)
-            return self.boolean((test, select, by_column.SCAN), left.start, close.end)
+            select = by_column.field_in(left.field, members, negated)
+            return self.boolean((select, Cost.SCAN), left.start, close.end)
         predicate = build.member_predicate(members, many, negated)
         return self.boolean(self.holds(left, predicate), left.start, close.end)
 
@@ -385,9 +349,8 @@ class _Parser:
         if left.const is not None and right.const is not None:
             value = build.ARITH[op](left.const[0], right.const[0])
             return self.constant(value, result, left.start, right.end)
-        get = build.combine(op, left.get, right.get)
         gather = by_column.combine(op, left.gather, right.gather)
-        return _Value(result, get, gather, left.start, right.end)
+        return _Value(result, gather, left.start, right.end)
 
     def unary(self) -> _Value:
         token = self.accept("-")
@@ -399,14 +362,14 @@ class _Parser:
         if operand.const is not None:
             value: Any = operand.const[0]
             return self.constant(-value, operand.type, token.start, operand.end)
-        get, gather = build.negate(operand.get), by_column.negate(operand.gather)
-        return _Value(operand.type, get, gather, token.start, operand.end)
+        gather = by_column.negate(operand.gather)
+        return _Value(operand.type, gather, token.start, operand.end)
 
     def atom(self) -> _Value:
         token = self.take()
-        if token.kind in ("number", "string") or token.text in ("true", "false"):
+        if token.kind in (TokenKind.NUMBER, TokenKind.STRING) or token.text in ("true", "false"):
             return self.literal(token)
-        if token.kind == "name":
+        if token.kind is TokenKind.NAME:
             return self.call(token) if self.peek().text == "(" else self.name(token)
         if token.text == "(":
             inner = self.disjunction()
@@ -416,17 +379,16 @@ class _Parser:
         raise error(f"expected a value, found {token.shown()}", token.start, hint)
 
     def literal(self, token: Token) -> _Value:
-        if token.kind == "number":
+        if token.kind is TokenKind.NUMBER:
             value, kind = cast(tuple[object, Type], token.value)
-        elif token.kind == "string":
+        elif token.kind is TokenKind.STRING:
             value, kind = token.value, Type.STRING
         else:
             value, kind = token.text == "true", Type.BOOL
         return self.constant(value, kind, token.start, token.end)
 
     def constant(self, value: object, kind: Type, start: int, end: int) -> _Value:
-        get, gather = build.constant(value), by_column.constant(value)
-        return _Value(kind, get, gather, start, end, const=(value,))
+        return _Value(kind, by_column.constant(value), start, end, const=(value,))
 
     def name(self, token: Token) -> _Value:
         name = token.text
@@ -436,8 +398,8 @@ class _Parser:
         self.used.add(name)
         value_type = Type.SIZE if name in build.SIZE_FIELDS else build.KIND_TYPES[kind]
         flag = (name, True) if value_type is Type.BOOL else None
-        get, gather = (lambda f: f.get(name)), by_column.field(name)
-        return _Value(value_type, get, gather, token.start, token.end, name, flag=flag)
+        gather = by_column.field(name)
+        return _Value(value_type, gather, token.start, token.end, name, flag=flag)
 
     def call(self, token: Token) -> _Value:
         if token.text not in _FUNCTIONS:
@@ -450,7 +412,7 @@ class _Parser:
         self.expect(")", f"after the two values of {token.text}(a, b)")
         value = self.arithmetic(token.text, left, right)
         end = self.peek(-1).end
-        return _Value(value.type, value.get, value.gather, token.start, end, const=value.const)
+        return _Value(value.type, value.gather, token.start, end, const=value.const)
 
 
 def _unknown_name(name: str, names: Mapping[str, Kind], column: int) -> ExprError:

@@ -1,7 +1,7 @@
 """Column-wise forms of the condition language: select the torrents that match.
 
-`expr_compile` builds a closure that judges one torrent's facts; this module builds,
-for the same condition, a closure that judges many torrents at once from columns.
+The parser builds each condition from the factories here: a closure that judges
+many torrents at once from columns.
 
 Why: row by row, every node of a condition is a Python call per torrent (10 rules
 over 50,000 torrents are millions of calls). Column-wise, a field compared with a
@@ -14,22 +14,29 @@ Shapes:
 - Candidates are the indices still in question, in a fixed order.
 - A `Select` returns the candidates for which the condition holds, in their order.
 - A `Gather` returns the values of a sub-expression for the candidates, aligned
-  with them (the column-wise `Getter`).
+  with them.
 
-Each factory here mirrors the one of the same name in `expr_compile`, with the same
-treatment of unknowns; tests check that both forms agree on random expressions.
+Unknowns: a comparison, match or membership with an unknown is false, and
+arithmetic with one is unknown. Tests check the result against a reference
+evaluator (tests/oracle.py) on random expressions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
 from typing import Any
 
-from rtorrentd.conditions.compile import ARITH, COMPARE, Flag, Test
+from rtorrentd.conditions.compile import ARITH, COMPARE, Flag
 
-# What a Select costs per candidate, roughly, so `and` can run cheap parts first:
-# a field against a constant, a regex or set test on a field, anything computed.
-SCAN, SEARCH, COMPUTE = 0, 1, 2
+
+class Cost(IntEnum):
+    """What a Select costs per candidate, roughly, so `and` can run cheap parts first."""
+
+    SCAN = 0  # a field against a constant
+    SEARCH = 1  # a regex or set test on a field
+    COMPUTE = 2  # anything computed
+
 
 Columns = Mapping[str, Sequence[Any]]
 Candidates = Sequence[int]
@@ -241,16 +248,5 @@ def none_of(inner: Select) -> Select:
     def select(columns: Columns, idx: Candidates) -> list[int]:
         taken = set(inner(columns, idx))
         return [i for i in idx if i not in taken] if taken else list(idx)
-
-    return select
-
-
-def by_rows(test: Test) -> Select:
-    """Any row-wise test as a `Select`, one facts dict per candidate: for conditions
-    built by hand (tests, benchmarks) rather than parsed."""
-
-    def select(columns: Columns, idx: Candidates) -> list[int]:
-        named = tuple(columns.items())
-        return [i for i in idx if test({name: column[i] for name, column in named})]
 
     return select

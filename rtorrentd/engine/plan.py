@@ -85,7 +85,6 @@ class Wanted:
     sharers: bool
 
 
-Facts = dict[str, object]
 Columns = dict[str, Sequence[object]]
 
 
@@ -153,16 +152,6 @@ def files_wanted(
     return Wanted(wanted, "shared" in config.names() or low)
 
 
-def decide(
-    torrent: Torrent, config: Config, now: float, memory: Memory, *, files: Files | None = None
-) -> Step | None:
-    """The step the rules give one torrent, without safety valves (they judge a whole
-    snapshot); None when no rule gives one. For re-checking a step against fresh
-    values just before carrying it out."""
-    inputs = Inputs(now, memory, config.daemon.window, files or {})
-    return _decide_one(torrent, config, inputs).step
-
-
 def recheck(
     torrent: Torrent,
     step: Step,
@@ -210,22 +199,6 @@ def _columns(torrents: Sequence[Torrent], names: frozenset[str], inputs: Inputs)
     for name in sorted(derived):
         columns[name] = DERIVED_COLUMNS[name](torrents, inputs)
     return columns
-
-
-def build_facts(
-    torrents: Sequence[Torrent],
-    names: frozenset[str],
-    now: float,
-    memory: Memory,
-    *,
-    window: float = WEEK,
-    files: Files | None = None,
-) -> list[Facts]:
-    """One facts dict per torrent holding exactly `names` (None = unknown): what a
-    condition's `test` reads. The engine itself works on `build_columns`."""
-    columns = build_columns(torrents, names, now, memory, window=window, files=files)
-    named = tuple(columns.items())
-    return [{name: column[i] for name, column in named} for i in range(len(torrents))]
 
 
 def _split_names(names: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:

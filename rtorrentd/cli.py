@@ -7,38 +7,31 @@ an invalid configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import stat
 import sys
-import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
-
-import anyio
-import structlog
+from typing import TYPE_CHECKING, TextIO
 
 from rtorrentd import __version__
-from rtorrentd.config.load import config_warnings, load_config
-from rtorrentd.config.model import Config
-from rtorrentd.engine.memory import Memory
-from rtorrentd.engine.plan import Plan
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
-from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.rtorrent.transport import open_transport, redact_url
-from rtorrentd.service.daemon import serve
-from rtorrentd.service.logs import configure_logging, default_format
-from rtorrentd.service.poll import plan_now, poll_once
-from rtorrentd.service.report import format_plan_table, human_bytes, plan_to_json
-from rtorrentd.torrent import Torrent
 
+if TYPE_CHECKING:
+    from rtorrentd.config.model import Config
+    from rtorrentd.engine.plan import Plan
+    from rtorrentd.rtorrent.client import RtorrentClient
+    from rtorrentd.torrent import Torrent
+
+# Start-up is most of a one-shot command's time: each command imports what it
+# needs inside its handler (`version` nothing, `plan` no daemon machinery, SCGI
+# no httpx), which is why this module imports only the standard library and errors.
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
-
-log = structlog.get_logger("rtorrentd.cli")
 
 
 def client_for(config: Config) -> RtorrentClient:
     """A client for the rtorrent the configuration names; reads the password file."""
+    from rtorrentd.rtorrent.client import RtorrentClient
+    from rtorrentd.rtorrent.transport import open_transport
+
     settings = config.rtorrent
     password = None if settings.password_file is None else read_password(settings.password_file)
     transport = open_transport(
@@ -70,7 +63,11 @@ def read_password(path: str) -> str:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"password_file {path}: not UTF-8 text (byte {exc.start})") from exc
     if mode & 0o044:
-        log.warning(
+        import stat
+
+        import structlog
+
+        structlog.get_logger("rtorrentd.cli").warning(
             "config.password_file_readable",
             path=path,
             mode=f"{stat.S_IMODE(mode):04o}",
@@ -88,6 +85,9 @@ def _cmd_version(_args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from rtorrentd.config.load import config_warnings, load_config
+    from rtorrentd.redact import redact_url
+
     config = load_config(args.config)
     for warning in config_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
@@ -101,11 +101,22 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _snapshot_and_plan(config: Config, now: float) -> Plan:
+    from rtorrentd.engine.memory import Memory
+    from rtorrentd.service.poll import plan_now
+
     # The same observation as a poll (disk space, file facts), without acting.
     return await plan_now(client_for(config), config, Memory.empty(), now)
 
 
 def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+    import time
+
+    import anyio
+
+    from rtorrentd.config.load import load_config
+    from rtorrentd.service.report import format_plan_table, plan_to_json
+
     config = load_config(args.config)
     result = anyio.run(_snapshot_and_plan, config, time.time())
     if args.format == "json":
@@ -117,6 +128,8 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 def format_torrent_table(torrents: Sequence[Torrent]) -> str:
     """A table of torrents for people: state, ratio, size, name."""
+    from rtorrentd.service.report import human_bytes
+
     lines = [f"{'HASH':<10} {'STATE':<13} {'RATIO':>6} {'SIZE':>10}  NAME"]
     for t in torrents:
         state = "complete" if t.complete else "partial"
@@ -130,6 +143,16 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    import anyio
+
+    from rtorrentd.config.load import load_config
+    from rtorrentd.engine.memory import Memory
+    from rtorrentd.service.daemon import serve
+    from rtorrentd.service.logs import configure_logging, default_format
+    from rtorrentd.service.poll import poll_once
+
     configure_logging(args.log_format or default_format(), args.log_level)
     config = load_config(args.config)
     if not args.once:
@@ -144,6 +167,12 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    import anyio
+
+    from rtorrentd.config.load import load_config
+    from rtorrentd.rtorrent.client import RtorrentClient
+    from rtorrentd.rtorrent.transport import open_transport
+
     if args.url:
         url = args.url
         client = RtorrentClient(open_transport(url))
@@ -185,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Entry point of the `rtorrentd` command."""
     args = build_parser().parse_args(argv)
-    if args.command != "run":
+    if args.command not in ("run", "version"):
+        from rtorrentd.service.logs import configure_logging, default_format
+
         # Warnings go to stderr, never into `plan --format json` on stdout.
         configure_logging(default_format(), "warning")
     try:

@@ -1,0 +1,52 @@
+"""Start-up cost: each command imports only what it needs (see rtorrentd/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import contextlib, io, json, sys
+from rtorrentd.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def imported_by(*args: str) -> tuple[int, set[str]]:
+    """The exit code of `rtorrentd ARGS` and every module it imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    reply = json.loads(result.stdout.splitlines()[-1])  # after what the command printed
+    return reply["code"], set(reply["modules"])
+
+
+def test_version_imports_no_library_and_no_layer() -> None:
+    code, modules = imported_by("version")
+    assert 0 == code
+    heavy = {"anyio", "asyncio", "httpx", "structlog"}
+    layers = {m for m in modules if m.startswith("rtorrentd.") and m.count(".") >= 2}
+    assert (set(), set()) == (heavy & modules, layers)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["scgi:///nonexistent/rpc.socket", "scgi://127.0.0.1:1"],
+)
+def test_plan_over_scgi_imports_no_http_and_no_daemon(tmp_path: Path, url: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[rtorrent]\nurl = "{url}"\ntimeout = "2s"\n')
+    code, modules = imported_by("plan", "-c", str(config))
+    assert 1 == code  # nothing listens there: the command got as far as connecting
+    unwanted = {"httpx", "rtorrentd.rtorrent.http", "rtorrentd.service.daemon"}
+    assert set() == unwanted & modules

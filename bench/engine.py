@@ -25,7 +25,8 @@ from rtorrentd.conditions.parse import Columns, Condition, Select, parse_conditi
 from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, build_columns, plan
-from rtorrentd.torrent import Torrent, name_kinds
+from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import name_kinds
 
 COUNT = 50_000
 NOW = 1_750_000_000.0

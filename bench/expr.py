@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from rtorrentd.conditions.parse import Columns, Select, parse_condition
-from rtorrentd.torrent import name_kinds
+from rtorrentd.vocabulary import name_kinds
 
 TORRENTS = 50_000
 PASSES = 7

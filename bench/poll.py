@@ -59,8 +59,10 @@ from rtorrentd.engine.memory import Memory, remember  # noqa: E402
 from rtorrentd.protocol import scgi  # noqa: E402
 from rtorrentd.protocol import xmlrpc as rpc  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient, _layout_for, _rows_to_torrents  # noqa: E402
+from rtorrentd.rtorrent.rows import Layout, torrents_from_rows  # noqa: E402
 from rtorrentd.rtorrent.transport import open_transport  # noqa: E402
-from rtorrentd.torrent import Layout, Torrent, name_kinds, torrents_from_rows  # noqa: E402
+from rtorrentd.torrent import Torrent  # noqa: E402
+from rtorrentd.vocabulary import name_kinds  # noqa: E402
 
 TORRENTS = 10_000
 RUNS = 9

@@ -12,7 +12,8 @@ from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes
 from rtorrentd.errors import RpcFault, UnknownMethod, UnknownTorrent
 from rtorrentd.rtorrent.client import RtorrentClient, command_call
 from rtorrentd.rtorrent.transport import open_transport
-from rtorrentd.torrent import FIELDS, FileEntry, Torrent
+from rtorrentd.torrent import FileEntry, Torrent
+from rtorrentd.vocabulary import FIELDS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

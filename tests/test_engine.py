@@ -17,7 +17,8 @@ from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSetti
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, Step, fetch_names, plan, recheck
 from rtorrentd.errors import ConfigError
-from rtorrentd.torrent import IDENTITY, Torrent, name_kinds
+from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import IDENTITY, name_kinds
 
 NOW = 1_700_000_000.0
 DAY = 86400.0

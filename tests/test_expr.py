@@ -14,7 +14,7 @@ from oracle import holds as holds_for
 
 from rtorrentd.conditions.parse import Condition, parse_condition, parse_duration, parse_size
 from rtorrentd.errors import ExprError
-from rtorrentd.torrent import name_kinds
+from rtorrentd.vocabulary import name_kinds
 
 NAMES = name_kinds()
 GIB = 1024**3

@@ -41,7 +41,7 @@ from rtorrentd.errors import (
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service.poll import poll_once
-from rtorrentd.torrent import FIELDS
+from rtorrentd.vocabulary import FIELDS
 
 StartNginx = Callable[..., NginxProcess]
 

@@ -16,6 +16,7 @@ from rtorrentd.service.report import (
     human_duration,
     plan_to_json,
 )
+from rtorrentd.vocabulary import Kind, name_kinds
 
 GIB = 1024**3
 MIB = 1024**2
@@ -177,3 +178,27 @@ def test_human_duration(seconds: float, expected: str) -> None:
 )
 def test_values_are_shown_by_kind(name: str, value: object, expected: str) -> None:
     assert expected == format_value(name, value)
+
+
+# How each kind shows a sample value: 1.5 KiB, 1.5 KiB per second, 1 day and an hour,
+# a unix time, a plain number.
+BY_KIND = {
+    Kind.SIZE: (1536, "1.5 KiB"),
+    Kind.RATE: (1536, "1.5 KiB/s"),
+    Kind.DURATION: (90000.0, "1d1h"),
+    Kind.TIMESTAMP: (1_700_000_000, "2023-11-14T22:13Z"),
+    Kind.NUMBER: (1536, "1536"),
+    Kind.BOOL: (False, "false"),
+    Kind.STRING: ("a b", '"a b"'),
+    Kind.STRINGS: (("a", "b"), "a,b"),
+}
+
+
+@pytest.mark.parametrize(("name", "kind"), sorted(name_kinds().items()))
+def test_every_name_is_shown_by_its_kind(name: str, kind: Kind) -> None:
+    value, expected = BY_KIND[kind]
+    assert expected == format_value(name, value)
+
+
+def test_what_a_space_step_frees_is_a_size() -> None:
+    assert "2.0 GiB" == format_value("frees", 2 * GIB)

@@ -9,16 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtorrentd.torrent import (
-    FIELDS,
-    IDENTITY,
-    Layout,
-    Torrent,
-    fields_for,
-    layout,
-    torrent_from_row,
-    torrents_from_rows,
-)
+from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
+from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import FIELDS, IDENTITY, fields_for
 
 
 def test_every_torrent_attribute_has_a_field() -> None:

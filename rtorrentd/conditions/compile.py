@@ -11,14 +11,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rtorrentd.conditions.lex import Type
-from rtorrentd.torrent import Kind
+from rtorrentd.vocabulary import Kind
 
 # --- types -------------------------------------------------------------------
 
-# Kind has no notion of bytes; these NUMBER fields count bytes (or bytes/s).
-SIZE_FIELDS = frozenset({"size", "done", "uploaded", "downloaded", "up_rate", "down_rate"})
+# A rate is a size per second: `up_rate > 100KiB` reads "faster than 100 KiB/s", and
+# `uploaded / age` (a size over a duration) compares with it.
 KIND_TYPES = {
     Kind.NUMBER: Type.NUMBER,
+    Kind.SIZE: Type.SIZE,
+    Kind.RATE: Type.SIZE,
     Kind.TIMESTAMP: Type.TIMESTAMP,
     Kind.DURATION: Type.DURATION,
     Kind.STRING: Type.STRING,

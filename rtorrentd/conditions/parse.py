@@ -34,8 +34,9 @@ Meaning:
   `seeders <= 3` are both false without a scrape, while `not (seeders > 3)` is
   true: write `seeders <= 3` to mean "known and at most 3". A bare boolean
   field holds only when it is known to be true.
-- Types are checked at parse time. Numbers (`ratio`, `peers`), sizes (`size`,
-  `uploaded`, rates), durations (`age`, `seeding_time`) and timestamps
+- Types are checked at parse time, with the kinds of `rtorrentd.vocabulary`.
+  Numbers (`ratio`, `peers`), sizes (`size`, `uploaded`; rates like `up_rate`
+  are sizes per second), durations (`age`, `seeding_time`) and timestamps
   (`added`, `finished`, unix seconds) do not mix, except that a plain number
   goes with any of them (seconds for durations and timestamps, bytes for
   sizes). A timestamp minus a timestamp is a duration; a size divided by a
@@ -75,7 +76,7 @@ from rtorrentd.conditions.lex import (
 )
 from rtorrentd.conditions.select import Columns, Cost, Gather, Select
 from rtorrentd.errors import ExprError
-from rtorrentd.torrent import Kind
+from rtorrentd.vocabulary import Kind
 
 __all__ = [
     "Columns",
@@ -396,7 +397,7 @@ class _Parser:
         if kind is None:
             raise _unknown_name(name, self.names, token.start)
         self.used.add(name)
-        value_type = Type.SIZE if name in build.SIZE_FIELDS else build.KIND_TYPES[kind]
+        value_type = build.KIND_TYPES[kind]
         flag = (name, True) if value_type is Type.BOOL else None
         gather = by_column.field(name)
         return _Value(value_type, gather, token.start, token.end, name, flag=flag)

@@ -78,7 +78,7 @@ from rtorrentd.config.values import (
     to_url,
 )
 from rtorrentd.errors import ConfigError, ExprError
-from rtorrentd.torrent import Kind, name_kinds
+from rtorrentd.vocabulary import NUMERIC_KINDS, Kind, name_kinds
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -136,7 +136,6 @@ def config_warnings(config: Config) -> list[str]:
 # --- values -----------------------------------------------------------------------
 
 _ORDER_HINT = 'write field names with asc or desc, like "seeders desc, ratio desc"'
-_ORDER_KINDS = frozenset({Kind.NUMBER, Kind.DURATION, Kind.TIMESTAMP})
 _KIND_WORDS = {Kind.STRING: "text", Kind.BOOL: "true or false", Kind.STRINGS: "a list of text"}
 _DEFAULT_ORDER = (OrderKey("seeding_time", descending=True),)
 
@@ -167,7 +166,7 @@ def _order_key(words: list[str]) -> OrderKey:
     if kind is None:
         hint = close_match(words[0], {name: f"`{name}`" for name in kinds})
         raise Invalid(f"has unknown field `{words[0]}`", hint + FIELDS_HINT)
-    if kind not in _ORDER_KINDS:
+    if kind not in NUMERIC_KINDS:
         hint = "order by numbers, sizes, durations or timestamps, like seeding_time desc"
         raise Invalid(f"has `{words[0]}`, which is {_KIND_WORDS[kind]}, not a number", hint)
     return OrderKey(words[0], descending=words[1:] == ["desc"])

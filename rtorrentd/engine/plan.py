@@ -41,7 +41,8 @@ from rtorrentd.engine.facts import Files
 from rtorrentd.engine.memory import WEEK, Memory
 from rtorrentd.engine.space import Disk, SpaceOutcome
 from rtorrentd.errors import ConfigError
-from rtorrentd.torrent import DERIVED, DERIVED_NEEDS, EXPENSIVE, FIELDS, IDENTITY, Torrent
+from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import DERIVED, EXPENSIVE, FIELDS, IDENTITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def fetch_names(config: Config) -> frozenset[str]:
     reference, those its derived names are computed from, and `IDENTITY`; with
     space policies, where each torrent's data is."""
     table, derived = _split_names(config.names())
-    needed = {need for name in derived for need in DERIVED_NEEDS[name]}
+    needed = {need for name in derived for need in DERIVED[name].needs}
     located = {"path", "directory"} if config.space else set()
     return frozenset(IDENTITY) | table | needed | located
 

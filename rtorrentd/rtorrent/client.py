@@ -16,16 +16,10 @@ import anyio.to_thread
 
 from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
 from rtorrentd.rtorrent.transport import Transport
-from rtorrentd.torrent import (
-    FileEntry,
-    Layout,
-    Torrent,
-    fields_for,
-    layout,
-    torrent_from_row,
-    torrents_from_rows,
-)
+from rtorrentd.torrent import FileEntry, Torrent
+from rtorrentd.vocabulary import fields_for
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
 # where a thread hop would cost more than the decoding.

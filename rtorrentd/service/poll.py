@@ -19,7 +19,8 @@ from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
 from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.torrent import EXPENSIVE, Torrent
+from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import EXPENSIVE
 
 log = structlog.get_logger("rtorrentd.service.poll")
 

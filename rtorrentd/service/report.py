@@ -1,8 +1,8 @@
 """A `Plan` for people (an aligned table and a total line) and for programs (JSON).
 
-Values are shown by what they mean, from the field table: durations as `14d3h`,
-sizes in KiB/MiB/GiB, ratios with two decimals, timestamps as UTC dates, so a line
-explains its decision at a glance (`ratio=2.13 seeding_time=14d3h`).
+Values are shown by their kind in the vocabulary: durations as `14d3h`, sizes in
+KiB/MiB/GiB, rates in KiB/s, ratios with two decimals, timestamps as UTC dates, so a
+line explains its decision at a glance (`ratio=2.13 seeding_time=14d3h`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from datetime import datetime, timezone
 from rtorrentd.config.model import Action
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import SpaceOutcome
-from rtorrentd.torrent import Kind, name_kinds
+from rtorrentd.vocabulary import Kind, name_kinds
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _NAME_WIDTH = 40
 _HEADER = ("action", "rule", "name", "size", "values")
-# Names whose NUMBER values are byte counts or byte rates (`frees`: what a space
-# step's deletion projects to free).
-_BYTES = frozenset({"size", "done", "uploaded", "downloaded", "uploaded_recent", "frees"})
-_RATES = frozenset({"up_rate", "down_rate"})
+# Step values besides the vocabulary's names: what a space step's deletion
+# projects to free.
+_OTHER_KINDS = {"frees": Kind.SIZE}
 
 
 def human_bytes(n: int) -> str:
@@ -147,13 +146,15 @@ def _rate(value: float) -> str:
 
 
 def _number_formats() -> dict[str, Callable[[float], str]]:
-    """How to show each numeric name: by kind, then the byte counts and rates."""
+    """How to show each numeric name, by its kind (plain numbers by `_plain`)."""
     by_kind: dict[Kind, Callable[[float], str]] = {
+        Kind.SIZE: _bytes,
+        Kind.RATE: _rate,
         Kind.DURATION: human_duration,
         Kind.TIMESTAMP: _timestamp,
     }
-    formats = {name: by_kind[kind] for name, kind in name_kinds().items() if kind in by_kind}
-    return formats | dict.fromkeys(_BYTES, _bytes) | dict.fromkeys(_RATES, _rate)
+    kinds = name_kinds() | _OTHER_KINDS
+    return {name: by_kind[kind] for name, kind in kinds.items() if kind in by_kind}
 
 
 _NUMBER_FORMATS: Mapping[str, Callable[[float], str]] = _number_formats()

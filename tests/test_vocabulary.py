@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from rtorrentd.conditions.parse import parse_condition
-from rtorrentd.config.load import (
-    Action,
-    Config,
-    DaemonSettings,
-    RtorrentSettings,
-    Rule,
-    Safety,
-    parse_config,
-)
+from rtorrentd.config.load import parse_config
+from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.derived import DERIVED_COLUMNS
 from rtorrentd.engine.facts import FileFact, Files
 from rtorrentd.engine.memory import Memory, remember

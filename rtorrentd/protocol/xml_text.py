@@ -65,31 +65,49 @@ def _expand_reference(match: re.Match[str]) -> str:
     return chr(number)
 
 
+def _expanded(raw: bytes) -> bytes | str:
+    """A scalar's text as an XML parser hands it over, references expanded (the
+    stdlib reads `<i4>&#49;</i4>` as 1, and int() takes any Unicode digit); the
+    raw bytes when that changes nothing."""
+    return decode_text(raw) if b"&" in raw or not raw.isascii() else raw
+
+
+def _decode_int(raw: bytes) -> int:
+    return int(_expanded(raw))
+
+
+def _decode_double(raw: bytes) -> float:
+    return float(_expanded(raw))
+
+
 def _decode_bool(raw: bytes) -> bool:
-    if raw == b"1":
+    text = _expanded(raw)
+    if text in (b"1", "1"):
         return True
-    if raw == b"0":
+    if text in (b"0", "0"):
         return False
     raise Bad(f"bad boolean {raw[:40]!r} (must be 0 or 1)")
 
 
 def _decode_nil(raw: bytes) -> None:
-    if raw.strip(b" \t\r\n"):
+    if raw.strip(XML_SPACE):
         raise Bad(f"text {raw[:40]!r} inside <nil>")
 
 
 def _decode_base64(raw: bytes) -> bytes:
-    return binascii.a2b_base64(raw)
+    # As the stdlib: references expanded first, and only ASCII (a2b_base64 would
+    # skip other bytes); UnicodeEncodeError is a ValueError, a bad scalar.
+    return binascii.a2b_base64(decode_text(raw).encode("ascii"))
 
 
-# Conversions from a scalar element's raw text, off the fast path. int() and
-# float() take bytes; their ValueError is turned into MalformedReply by the caller.
+# Conversions from a scalar element's raw text, off the fast path. Their
+# ValueError (int(), float(), base64) is turned into MalformedReply by the caller.
 SCALARS: dict[bytes, Callable[[bytes], object]] = {
-    b"i8": int,
-    b"i4": int,
-    b"int": int,
+    b"i8": _decode_int,
+    b"i4": _decode_int,
+    b"int": _decode_int,
     b"string": decode_text,
-    b"double": float,
+    b"double": _decode_double,
     b"boolean": _decode_bool,
     b"base64": _decode_base64,
     b"nil": _decode_nil,

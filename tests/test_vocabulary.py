@@ -291,7 +291,8 @@ def test_uploaded_recent_forgets_uploads_before_the_window() -> None:
 def test_sizes_and_rates_in_conditions(
     text: str, values: dict[str, object], expected: bool
 ) -> None:
-    assert expected is parse_condition(text, KINDS).test(values)
+    columns = {name: [value] for name, value in values.items()}
+    assert expected == bool(parse_condition(text, KINDS).select(columns, [0]))
 
 
 @pytest.mark.parametrize(

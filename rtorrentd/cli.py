@@ -84,6 +84,10 @@ def _cmd_version(_args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from rtorrentd.config.load import config_warnings, load_config
     from rtorrentd.redact import redact_url
@@ -92,9 +96,11 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     for warning in config_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
+    rules = _count(len(config.rules), "rule")
+    policies = _count(len(config.space), "space policy", "space policies")
     print(
-        f"{args.config}: valid; {len(config.rules)} rules ({deleting} delete), "
-        f"{len(config.space)} space policies, rtorrent at {redact_url(config.rtorrent.url)}",
+        f"{args.config}: valid; {rules} ({deleting} delete), {policies}, "
+        f"rtorrent at {redact_url(config.rtorrent.url)}",
         file=out,
     )
     return EXIT_OK
@@ -146,6 +152,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     import time
 
     import anyio
+    import structlog
 
     from rtorrentd.config.load import load_config
     from rtorrentd.engine.memory import Memory
@@ -154,7 +161,14 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from rtorrentd.service.poll import poll_once
 
     configure_logging(args.log_format or default_format(), args.log_level)
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        # One event at error priority, rendered like every other one: journald
+        # would file plain stderr lines as separate entries at info priority.
+        # Exit 2, which the units name in RestartPreventExitStatus=.
+        structlog.get_logger("rtorrentd").error("config.invalid", path=args.config, error=str(exc))
+        return EXIT_USAGE
     if not args.once:
         # The flag, not the combination: a reload may change `[daemon] dry_run`.
         transport_for = lambda c: client_for(c).transport  # noqa: E731

@@ -68,6 +68,26 @@ def test_check_accepts_a_valid_config(tmp_path: Path) -> None:
     assert (0, expected, "") == (result.returncode, result.stdout, result.stderr)
 
 
+def test_check_counts_in_words_a_person_would_write(tmp_path: Path) -> None:
+    one = '[[rule]]\nname = "done"\nwhen = "complete"\naction = "stop"\n'
+    config = write_config(tmp_path, "scgi:///run/rtorrent/rpc.socket", [tmp_path], one)
+    result = rtorrentd("check", "-c", str(config))
+    assert (0, "") == (result.returncode, result.stderr)
+    assert "valid; 1 rule (0 delete), 0 space policies," in result.stdout
+
+
+def test_run_with_an_invalid_config_logs_one_error_event_for_the_journal(tmp_path: Path) -> None:
+    bad = RULES.replace("complete and ratio >= 1.0", "complete and ratoi >= 1.0")
+    config = write_config(tmp_path, "scgi:///run/rtorrent/rpc.socket", [tmp_path], bad)
+    result = rtorrentd("run", "-c", str(config), "--log-format", "journal")
+    # Exit 2: the units' RestartPreventExitStatus=2 keeps systemd from retrying for ever.
+    assert (2, "") == (result.returncode, result.stdout)
+    (line,) = result.stderr.splitlines()  # one journal entry, not one per line of text
+    assert line.startswith("<3>event=config.invalid ")
+    assert 'rule \\"seeded enough\\": unknown field' in line
+    assert "did you mean `ratio`?" in line
+
+
 def test_check_names_file_line_rule_and_column(tmp_path: Path) -> None:
     bad = RULES.replace("complete and ratio >= 1.0", "complete and ratoi >= 1.0")
     config = write_config(tmp_path, "scgi:///run/rtorrent/rpc.socket", [tmp_path], bad)

@@ -130,6 +130,22 @@ def test_logfmt_value(value: object, rendered: str) -> None:
     assert rendered == logfmt_value(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"ratio": 2.5, "complete": True, "name": 'a "b"'},
+        ("stop", 3, None),
+        [{"nested": ["caf\u00e9"]}],
+        frozenset({"b", "a"}),
+    ],
+)
+def test_logfmt_renders_nested_values_as_json(value: object) -> None:
+    line = render_logfmt({"event": "action.done", "values": value})
+    parsed = json.loads(parse_logfmt(line)["values"])
+    expected = sorted(value) if isinstance(value, frozenset) else value
+    assert json.loads(json.dumps(expected)) == parsed
+
+
 def test_logfmt_puts_the_event_first_and_cleans_keys() -> None:
     line = render_logfmt({"hash": "ABC", "event": "action.done", "bad key=": 1})
     assert "event=action.done hash=ABC bad_key_=1" == line

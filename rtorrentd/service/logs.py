@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import sys
@@ -189,10 +190,25 @@ def logfmt_value(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        # JSON, not a Python repr: a log reader parses it with any JSON library.
+        text = json.dumps(_jsonable(value), ensure_ascii=False, default=str)
+    else:
+        text = value if isinstance(value, str) else str(value)
     if _LOGFMT_BARE.fullmatch(text) and text.isprintable():
         return text
     return '"' + "".join(_escape_char(ch) for ch in text) + '"'
+
+
+def _jsonable(value: object) -> object:
+    """Sets as sorted lists and mappings with text keys, for `json.dumps`."""
+    if isinstance(value, set | frozenset):
+        return sorted((_jsonable(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
 
 
 def _escape_char(ch: str) -> str:

@@ -534,6 +534,7 @@ SORTS: list[tuple[list[str], list[tuple[str, object]]]] = [
     (["ratio", "seeders", "leechers"], [("0", 0), ("1", 1), ("2.5", 2.5), ("10", 10)]),
     (["age", "idle"], [("30s", 30), ("1d12h", 129600), ("2w", 1209600), ("90", 90)]),
     (["size", "uploaded"], [("1.5GiB", 1610612736), ("500MB", 500_000_000), ("1KiB", 1024)]),
+    (["up_rate", "down_rate"], [("100KiB/s", 102400), ("1MB/s", 10**6), ("500/s", 500)]),
 ]
 TEXTS = st.sampled_from(["", "a", "ab", "b.org", "A"])
 

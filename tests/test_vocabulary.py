@@ -4,14 +4,13 @@ condition language, the engine, the configuration's `order`, the README)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from rtorrentd.conditions.parse import parse_condition
+from rtorrentd.conditions.parse import parse_condition, parse_size
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.derived import DERIVED_COLUMNS
@@ -133,7 +132,7 @@ CASES = {
     Kind.BOOL: Case("{name}", True, False),
     Kind.NUMBER: Case("{name} > 2", 3, 2),
     Kind.SIZE: Case("{name} > 1GiB", GIB + 1, GIB),
-    Kind.RATE: Case("{name} > 100KiB", 100 * KIB + 1, 100 * KIB),
+    Kind.RATE: Case("{name} > 100KiB/s", 100 * KIB + 1, 100 * KIB),
     Kind.DURATION: Case("{name} >= 1d", DAY, DAY - 60),
     Kind.TIMESTAMP: Case(f"{{name}} >= {THEN}", THEN, THEN - 1),
     Kind.STRING: Case('{name} == "x1"', "x1", "x2"),
@@ -279,10 +278,20 @@ def test_uploaded_recent_forgets_uploads_before_the_window() -> None:
 @pytest.mark.parametrize(
     ("text", "values", "expected"),
     [
-        ("up_rate > 100KiB", {"up_rate": 200 * KIB}, True),
+        ("up_rate > 100KiB/s", {"up_rate": 100 * KIB + 1}, True),
+        ("up_rate > 100KiB/s", {"up_rate": 100 * KIB}, False),
+        ("up_rate > 100KiB", {"up_rate": 100 * KIB + 1}, True),  # a size literal, per second
         ("up_rate > 100KiB", {"up_rate": 100 * KIB}, False),
+        ("100KB/s <= down_rate", {"down_rate": 100_000}, True),
         ("down_rate >= 1000", {"down_rate": 1000}, True),
+        ("down_rate == 500/s", {"down_rate": 500}, True),
+        ("up_rate in [1KiB, 2KiB/s]", {"up_rate": 2048}, True),
         ("up_rate < uploaded / age", {"up_rate": 1, "uploaded": 100, "age": 10}, True),
+        ("uploaded / age >= 10/s", {"uploaded": 100, "age": 10}, True),
+        ("up_rate * 1h >= 1GiB", {"up_rate": GIB // 3600 + 1}, True),
+        ("size / down_rate > 1d", {"size": 10 * GIB, "down_rate": 100 * KIB}, True),
+        ("up_rate / down_rate >= 2", {"up_rate": 4, "down_rate": 2}, True),
+        ("max(up_rate, down_rate) > 2 * 1KiB/s", {"up_rate": 1, "down_rate": 3 * KIB}, True),
         ("uploaded_recent >= 1.5GiB", {"uploaded_recent": 1610612736}, True),
         ("uploaded_recent < uploaded", {"uploaded_recent": 1, "uploaded": 2}, True),
         ("uploaded_recent / size >= 2", {"uploaded_recent": 4, "size": 2}, True),
@@ -295,21 +304,49 @@ def test_sizes_and_rates_in_conditions(
     assert expected == bool(parse_condition(text, KINDS).select(columns, [0]))
 
 
+RATE_ADVICE = "compare it with a rate like 100KiB/s (or a size like 100KiB)"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("up_rate > 1d", "cannot compare `up_rate` (a size) with `1d` (a duration)"),
+        (
+            "up_rate > 1d",
+            "cannot compare `up_rate` (a rate) with `1d` (a duration)\n`up_rate` is a rate; "
+            + RATE_ADVICE,
+        ),
+        (
+            "up_rate > size",
+            "cannot compare `up_rate` (a rate) with `size` (a size)\n`up_rate` is a rate; "
+            + RATE_ADVICE,
+        ),
+        (
+            "size > 1GiB/s",
+            "cannot compare `size` (a size) with `1GiB/s` (a rate)\n"
+            "`size` is a size; compare it with a size like 500MB or 1.5GiB",
+        ),
         (
             "uploaded_recent > 2d",
-            "cannot compare `uploaded_recent` (a size) with `2d` (a duration)",
+            "cannot compare `uploaded_recent` (a size) with `2d` (a duration)\n"
+            "`uploaded_recent` is a size; compare it with a size like 500MB or 1.5GiB",
         ),
         ("uploaded_recent > ratio", "cannot compare `uploaded_recent` (a size) with `ratio`"),
         ("uploaded_recent + age > 0", "cannot add `uploaded_recent` (a size) and `age`"),
+        ("up_rate + 1KiB > 0", "cannot add `up_rate` (a rate) and `1KiB` (a size)"),
+        ("up_rate * up_rate > 0", "cannot multiply `up_rate` (a rate) and `up_rate` (a rate)"),
+        ("complete and up_rate", "`up_rate` is a rate, not a condition\n" + RATE_ADVICE),
+        ("up_rate > 1d/s", "`1d/s` is not a number, duration or size"),
     ],
 )
 def test_sizes_and_rates_do_not_mix_with_other_kinds(text: str, message: str) -> None:
-    with pytest.raises(ExprError, match=re.escape(message)):
+    with pytest.raises(ExprError) as caught:
         parse_condition(text, KINDS)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_rate_is_no_size_in_the_configuration() -> None:
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("100KiB/s")
 
 
 NUMERIC_NAMES = sorted(n for n, k in KINDS.items() if k in NUMERIC_KINDS)

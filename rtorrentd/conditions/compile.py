@@ -15,33 +15,32 @@ from rtorrentd.vocabulary import Kind
 
 # --- types -------------------------------------------------------------------
 
-# A rate is a size per second: `up_rate > 100KiB` reads "faster than 100 KiB/s", and
-# `uploaded / age` (a size over a duration) compares with it.
 KIND_TYPES = {
     Kind.NUMBER: Type.NUMBER,
     Kind.SIZE: Type.SIZE,
-    Kind.RATE: Type.SIZE,
+    Kind.RATE: Type.RATE,
     Kind.TIMESTAMP: Type.TIMESTAMP,
     Kind.DURATION: Type.DURATION,
     Kind.STRING: Type.STRING,
     Kind.BOOL: Type.BOOL,
     Kind.STRINGS: Type.STRINGS,
 }
-NUMERIC = frozenset({Type.NUMBER, Type.SIZE, Type.DURATION, Type.TIMESTAMP, Type.PLAIN})
+NUMERIC = frozenset({Type.NUMBER, Type.SIZE, Type.RATE, Type.DURATION, Type.TIMESTAMP, Type.PLAIN})
 ADVICE = {
     Type.BOOL: ("true or false", "use it alone (`complete`, `not complete`) or with == true"),
     Type.STRING: ("text", 'compare it with text like "abc" or match it with ~ "regex"'),
     Type.STRINGS: ("a list of text", 'compare it with text like "abc" or match it with ~'),
     Type.NUMBER: ("a number", "compare it with a number like 2.0"),
     Type.SIZE: ("a size", "compare it with a size like 500MB or 1.5GiB"),
+    Type.RATE: ("a rate", "compare it with a rate like 100KiB/s (or a size like 100KiB)"),
     Type.DURATION: ("a duration", "compare it with a duration like 12h or 1d12h"),
     Type.TIMESTAMP: ("a timestamp", "compare it with unix seconds, or use age for time elapsed"),
     Type.PLAIN: ("a number", "compare it with a number"),
 }
 
-_N, _S, _D, _T = Type.NUMBER, Type.SIZE, Type.DURATION, Type.TIMESTAMP
+_N, _S, _R, _D, _T = Type.NUMBER, Type.SIZE, Type.RATE, Type.DURATION, Type.TIMESTAMP
 _ARITH_TYPES: Mapping[tuple[str, Type, Type], Type] = {
-    **{(op, x, x): x for op in "+-" for x in (_N, _S, _D)},
+    **{(op, x, x): x for op in "+-" for x in (_N, _S, _R, _D)},
     ("+", _T, _D): _T,
     ("+", _D, _T): _T,
     ("-", _T, _D): _T,
@@ -50,8 +49,10 @@ _ARITH_TYPES: Mapping[tuple[str, Type, Type], Type] = {
     ("*", _D, _N): _D,
     **{("/", a, b): r for a, b, r in ((_N, _N, _N), (_S, _N, _S), (_D, _N, _D), (_S, _S, _N))},
     ("/", _D, _D): _N,
-    ("/", _S, _D): _S,  # bytes per second: a rate, compared with sizes like up_rate
-    **{(f, x, x): x for f in ("min", "max") for x in (_N, _S, _D, _T)},
+    # Rates: bytes per second.
+    **{("*", a, b): r for a, b, r in ((_N, _R, _R), (_R, _N, _R), (_R, _D, _S), (_D, _R, _S))},
+    **{("/", a, b): r for a, b, r in ((_S, _D, _R), (_R, _N, _R), (_R, _R, _N), (_S, _R, _D))},
+    **{(f, x, x): x for f in ("min", "max") for x in (_N, _S, _R, _D, _T)},
 }
 ARITH_HINTS = {
     "+": "add values of the same sort; a plain number goes with any",
@@ -82,8 +83,15 @@ def _adapt(op: str, plain: Type, other: Type) -> Type:
     return other
 
 
-def comparable(left: Type, right: Type) -> bool:
-    """Whether `==` and friends may compare the two; a plain number goes with any unit."""
+def comparable(left: Type, right: Type, constant: Type | None = None) -> bool:
+    """Whether `==` and friends may compare the two; a plain number goes with any unit.
+
+    `constant` is the type of the side known at parse time, if one is: a rate goes
+    with a size written as a literal, read per second (`up_rate > 100KiB`), as an
+    rtorrent user reads `100 KiB` next to a speed; not with a size field.
+    """
+    if {left, right} == {Type.RATE, Type.SIZE}:
+        return constant is Type.SIZE
     if left is right:
         return left is not Type.STRINGS
     if Type.PLAIN in (left, right):

@@ -23,6 +23,7 @@ _PLAIN_RE = re.compile(_NUMBER)
 _DURATION_RE = re.compile(rf"(?:{_NUMBER}[smhdw])+")
 _DURATION_PART = re.compile(rf"({_NUMBER})([smhdw])")
 _SIZE_RE = re.compile(rf"({_NUMBER})([KMGT]i?B|B)")
+_RATE_RE = re.compile(rf"({_NUMBER})([KMGT]i?B|B)?/s")  # 100KiB/s; 500/s is bytes
 QUANTITY_HINT = (
     "durations use s m h d w (like 30s or 1d12h); sizes use B KB MB GB TB (x1000) "
     "or KiB MiB GiB TiB (x1024), like 1.5GiB"
@@ -45,13 +46,15 @@ class Type(Enum):
     STRINGS = auto()
     NUMBER = auto()  # a plain number field or result, e.g. ratio
     SIZE = auto()  # bytes
+    RATE = auto()  # bytes per second
     DURATION = auto()  # seconds
     TIMESTAMP = auto()  # unix seconds
     PLAIN = auto()  # a unit-less literal: it goes with any numeric type
 
 
 def parse_quantity(text: str) -> tuple[int | float, Type] | None:
-    """`30`, `1d12h`, `1.5GiB` to (value in seconds or bytes, type); None if invalid."""
+    """`30`, `1d12h`, `1.5GiB`, `100KiB/s` to (value in seconds, bytes or bytes per
+    second, type); None if invalid."""
     if _PLAIN_RE.fullmatch(text):
         return _number(text), Type.PLAIN
     if _DURATION_RE.fullmatch(text):
@@ -59,6 +62,8 @@ def parse_quantity(text: str) -> tuple[int | float, Type] | None:
         return _whole(sum(_number(n) * _DURATION_UNITS[u] for n, u in parts)), Type.DURATION
     if match := _SIZE_RE.fullmatch(text):
         return round(_number(match[1]) * _SIZE_UNITS[match[2]]), Type.SIZE
+    if match := _RATE_RE.fullmatch(text):
+        return round(_number(match[1]) * _SIZE_UNITS[match[2] or "B"]), Type.RATE
     return None
 
 
@@ -82,7 +87,7 @@ def parse_size(text: str) -> int:
 
 _TOKEN_RE = re.compile(
     r"""(?P<space>\s+)
-    | (?P<number>\d[\w.]*)
+    | (?P<number>\d[\w.]*(?:/s(?!\w))?)
     | (?P<name>[A-Za-z_]\w*)
     | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<op>==|!=|<=|>=|!~|&&|\|\||<>|[-+*/<>~()\[\],=!&|])""",

@@ -17,7 +17,7 @@ Grammar (EBNF; keywords are lower case; whitespace separates tokens)::
                 | ( "min" | "max" ) "(" sum "," sum ")"
                 | "(" condition ")" ;
     list        = "[" [ sum { "," sum } [ "," ] ] "]" ;     (* constant items *)
-    quantity    = number [ size_unit ] | duration ;
+    quantity    = number [ size_unit ] [ "/s" ] | duration ;   (* "/s": a rate *)
     duration    = number duration_unit { number duration_unit } ;   (* 1d12h *)
     number      = digit { digit } [ "." digit { digit } ] ;
     duration_unit = "s" | "m" | "h" | "d" | "w" ;              (* value in seconds *)
@@ -35,12 +35,15 @@ Meaning:
   true: write `seeders <= 3` to mean "known and at most 3". A bare boolean
   field holds only when it is known to be true.
 - Types are checked at parse time, with the kinds of `rtorrentd.vocabulary`.
-  Numbers (`ratio`, `peers`), sizes (`size`, `uploaded`; rates like `up_rate`
-  are sizes per second), durations (`age`, `seeding_time`) and timestamps
+  Numbers (`ratio`, `peers`), sizes (`size`, `uploaded`), rates (`up_rate`,
+  bytes per second), durations (`age`, `seeding_time`) and timestamps
   (`added`, `finished`, unix seconds) do not mix, except that a plain number
   goes with any of them (seconds for durations and timestamps, bytes for
-  sizes). A timestamp minus a timestamp is a duration; a size divided by a
-  size, or a duration by a duration, is a plain number.
+  sizes, bytes per second for rates), and a rate compares with a size literal
+  read per second (`up_rate > 100KiB` is `up_rate > 100KiB/s`). A timestamp
+  minus a timestamp is a duration; a size divided by a size, or a duration by
+  a duration, is a plain number; a size divided by a duration is a rate, and a
+  rate times a duration a size.
 - Text: `==`, `!=`, `in` compare exactly; `~` is `re.search`, case-insensitive,
   and `!~` its negation. Against a list of text (`trackers`), `==`, `~` and
   `in` hold when any element does; `!=`, `!~` and `not in` when none does.
@@ -274,7 +277,8 @@ class _Parser:
         return by_column.compare_values(op, left.gather, right.gather), Cost.COMPUTE
 
     def check_comparable(self, left: _Value, right: _Value) -> None:
-        if build.comparable(left.type, right.type):
+        known = next((v.type for v in (right, left) if v.const is not None), None)
+        if build.comparable(left.type, right.type, known):
             return
         swap = left.const is not None and right.const is None
         subject, culprit = (right, left) if swap else (left, right)

@@ -1,4 +1,10 @@
-"""Shared fixtures: private rtorrent instances and a torrent factory (see tests/harness)."""
+"""Shared fixtures: private rtorrent instances and a torrent factory (see tests/harness).
+
+Every test that uses an rtorrent fixture (or asks for `rtorrent_version`) runs once per
+rtorrent in `harness.VERSIONS`, with ids ``rt0.9.8`` and ``rt0.16``. A test that one
+version cannot pass says so with ``@pytest.mark.rtorrent_xfail("0.16", reason=...)``:
+it must fail there (strict), so the mark goes when the reason does.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import RtorrentProcess, TorrentFactory
+from harness import VERSIONS, HarnessError, RtorrentProcess, TorrentFactory
 from harness.nginx import NGINX, NginxProcess
 from hypothesis import settings
 from trees import Canaries, Tree, make_tree
@@ -21,42 +27,98 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
-def _rtorrent(root: Path, **options: Any) -> RtorrentProcess:
-    """An rtorrent not yet started; fails the test when rtorrent is not installed
-    (`make test` installs it: integration tests are never skipped).
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "rtorrent_xfail(version, reason): strictly expected to fail on that rtorrent version",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One run per rtorrent version for every test that needs an rtorrent."""
+    if "rtorrent_version" not in metafunc.fixturenames:
+        return
+    reasons: dict[str, str] = {}
+    for mark in metafunc.definition.iter_markers("rtorrent_xfail"):
+        (version,) = mark.args
+        if version not in VERSIONS:
+            raise ValueError(f"rtorrent_xfail: unknown version {version!r} in {metafunc.function}")
+        reasons[version] = mark.kwargs["reason"]
+    metafunc.parametrize(
+        "rtorrent_version",
+        [
+            pytest.param(
+                version,
+                id=f"rt{version}",
+                marks=[pytest.mark.xfail(strict=True, reason=reasons[version])]
+                if version in reasons
+                else [],
+            )
+            for version in VERSIONS
+        ],
+    )
+
+
+@pytest.fixture
+def rtorrent_version() -> str:
+    """The rtorrent version under test; `pytest_generate_tests` parametrizes it."""
+    raise AssertionError("rtorrent_version is parametrized by conftest.pytest_generate_tests")
+
+
+@pytest.fixture
+def make_rtorrent(rtorrent_version: str) -> Callable[..., RtorrentProcess]:
+    """``make_rtorrent(root, **options)``: an `RtorrentProcess` of the version under
+    test, not yet started (``clean_exit=True`` unless told otherwise)."""
+
+    def make(root: Path, **options: Any) -> RtorrentProcess:
+        try:
+            return RtorrentProcess(root, version=rtorrent_version, **options)
+        except HarnessError as exc:
+            # `make test` fetches every version: integration tests are never skipped.
+            pytest.fail(str(exc))
+
+    return make
+
+
+def _rtorrent(make: Callable[..., RtorrentProcess], root: Path, **options: Any) -> RtorrentProcess:
+    """An rtorrent not yet started.
 
     Fixtures kill it on teardown instead of a clean shutdown: nothing reuses its
     session afterwards, and an idle rtorrent takes up to a second to shut down.
     """
-    if shutil.which("rtorrent") is None and not Path("/usr/bin/rtorrent").exists():
-        pytest.fail("rtorrent is not installed (Debian package: rtorrent); run `make test`")
-    return RtorrentProcess(root, clean_exit=False, **options)
+    return make(root, clean_exit=False, **options)
 
 
 @pytest.fixture
-def rtorrent(tmp_path: Path) -> Iterator[RtorrentProcess]:
+def rtorrent(
+    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+) -> Iterator[RtorrentProcess]:
     """A private, started rtorrent on a Unix socket (``.socket_path``, ``.scgi_url``)."""
     # Leaving the block kills its process group and reaps it, even on errors.
-    with _rtorrent(tmp_path / "rtorrent") as process:
+    with _rtorrent(make_rtorrent, tmp_path / "rtorrent") as process:
         yield process
 
 
 @pytest.fixture
-def rtorrent_tcp(tmp_path: Path) -> Iterator[RtorrentProcess]:
+def rtorrent_tcp(
+    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+) -> Iterator[RtorrentProcess]:
     """A private, started rtorrent whose SCGI listener is 127.0.0.1:PORT (``.tcp_url``).
 
     rtorrent 0.9.8 accepts one SCGI listener only, so this one has no Unix socket.
     """
-    with _rtorrent(tmp_path / "rtorrent-tcp", tcp=True) as process:
+    with _rtorrent(make_rtorrent, tmp_path / "rtorrent-tcp", tcp=True) as process:
         yield process
 
 
 @pytest.fixture
-def rtorrent_pair(tmp_path: Path) -> Iterator[tuple[RtorrentProcess, RtorrentProcess]]:
+def rtorrent_pair(
+    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+) -> Iterator[tuple[RtorrentProcess, RtorrentProcess]]:
     """Two private, started rtorrents ``(seeder, leecher)`` for ``harness.make_swarm``."""
     with ExitStack() as stack:
-        seeder = stack.enter_context(_rtorrent(tmp_path / "seeder"))
-        leecher = stack.enter_context(_rtorrent(tmp_path / "leecher"))
+        seeder = stack.enter_context(_rtorrent(make_rtorrent, tmp_path / "seeder"))
+        leecher = stack.enter_context(_rtorrent(make_rtorrent, tmp_path / "leecher"))
         yield seeder, leecher
 
 

@@ -317,8 +317,10 @@ def test_fixture_reaps_rtorrent(
 
 
 @pytest.mark.integration
-def test_context_manager_reaps_rtorrent_on_error(tmp_path: Path) -> None:
-    process = RtorrentProcess(tmp_path / "rt")
+def test_context_manager_reaps_rtorrent_on_error(
+    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+) -> None:
+    process = make_rtorrent(tmp_path / "rt")
     with pytest.raises(RuntimeError, match="boom"), process:
         pid = process.pid
         raise RuntimeError("boom")
@@ -326,8 +328,8 @@ def test_context_manager_reaps_rtorrent_on_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_kill_reaps_at_once(tmp_path: Path) -> None:
-    with RtorrentProcess(tmp_path / "rt") as process:
+def test_kill_reaps_at_once(tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]) -> None:
+    with make_rtorrent(tmp_path / "rt") as process:
         pid = process.pid
         began = time.monotonic()
         process.kill()
@@ -336,7 +338,7 @@ def test_kill_reaps_at_once(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_start_picks_another_port_when_its_port_is_taken(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_rtorrent: Callable[..., RtorrentProcess]
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -344,6 +346,6 @@ def test_start_picks_another_port_when_its_port_is_taken(
         ports = iter([taken.getsockname()[1]])
         real_free_port = harness.rtorrent.free_port
         monkeypatch.setattr(harness.rtorrent, "free_port", lambda: next(ports, real_free_port()))
-        with RtorrentProcess(tmp_path / "rt", clean_exit=False) as process:
+        with make_rtorrent(tmp_path / "rt", clean_exit=False) as process:
             assert taken.getsockname()[1] != process.listen_port
             assert process.listen_port == process.call("network.listen.port")

@@ -5,7 +5,15 @@ so a bug in the code under test cannot hide behind the harness.
 """
 
 from .bencode import bencode
-from .rtorrent import HarnessError, RtorrentProcess, free_port, poll_until, scgi_call
+from .rtorrent import (
+    VERSIONS,
+    HarnessError,
+    RtorrentProcess,
+    free_port,
+    poll_until,
+    rtorrent_binary,
+    scgi_call,
+)
 from .swarm import SwarmResult, make_swarm
 from .torrents import (
     UNREACHABLE_TRACKER,
@@ -18,6 +26,7 @@ from .torrents import (
 )
 
 __all__ = [
+    "VERSIONS",
     "UNREACHABLE_TRACKER",
     "HarnessError",
     "RtorrentProcess",
@@ -31,6 +40,7 @@ __all__ = [
     "make_torrent",
     "poll_until",
     "random_bytes",
+    "rtorrent_binary",
     "rtorrent_text",
     "scgi_call",
 ]

@@ -1,5 +1,7 @@
-"""A private, headless rtorrent 0.9.8 for the integration tests.
+"""A private, headless rtorrent for the integration tests: 0.9.8 or 0.16.x.
 
+0.9.8 is Debian's package; 0.16.x is Debian sid's, fetched by .ci/rtorrent-0.16
+into a cache outside the clone and run through its own loader (RTORRENT.md).
 The harness talks to rtorrent with its own tiny synchronous SCGI client built on
 the stdlib, so that it never depends on the code under test.
 """
@@ -26,6 +28,34 @@ from .torrents import TorrentFile
 T = TypeVar("T")
 
 RTORRENT = shutil.which("rtorrent") or "/usr/bin/rtorrent"
+
+VERSIONS = ("0.9.8", "0.16")
+"""Every rtorrent the integration tests run against: the oldest and newest in use."""
+
+
+def cache_dir() -> Path:
+    """Where .ci/rtorrent-0.16 keeps what it fetches (the same rule as the script)."""
+    if root := os.environ.get("RTORRENTD_CACHE"):
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rtorrentd"
+
+
+def rtorrent_binary(version: str) -> str:
+    """The executable for ``version`` ("0.9.8": the system's; "0.16": the launcher
+    .ci/rtorrent-0.16 writes, which execs rtorrent through its own loader, so the
+    pid is rtorrent's). Raises `HarnessError` when it is not there."""
+    if version == "0.9.8":
+        path = RTORRENT
+        hint = "the Debian package rtorrent"
+    elif version == "0.16":
+        path = str(cache_dir() / "rtorrent-0.16" / "bin" / "rtorrent")
+        hint = "fetched by .ci/rtorrent-0.16"
+    else:
+        raise ValueError(f"unknown rtorrent version {version!r}; known: {', '.join(VERSIONS)}")
+    if not os.access(path, os.X_OK):
+        raise HarnessError(f"rtorrent {version} is not at {path} ({hint}); run `make test`")
+    return path
 
 # AF_UNIX paths are limited to 108 bytes on Linux (107 plus the NUL).
 _MAX_SOCKET_PATH = 100
@@ -126,7 +156,7 @@ class RtorrentProcess:
     Use as a context manager (or call :meth:`start` and :meth:`kill`); the
     process is always reaped, and its process group is killed if a clean stop
     fails. ``root`` holds ``rtorrent.rc``, ``session/``, ``download/`` and
-    ``rtorrent.log``. ``tcp=True`` puts the SCGI listener on 127.0.0.1:PORT
+    ``rtorrent.log``. ``version`` is one of `VERSIONS`. ``tcp=True`` puts the SCGI listener on 127.0.0.1:PORT
     *instead of* the Unix socket (0.9.8 refuses a second listener). On leaving
     the ``with`` block it stops cleanly (``clean_exit=True``, which takes up to
     ~1 s when rtorrent is idle) or is killed at once (``clean_exit=False``).
@@ -136,6 +166,7 @@ class RtorrentProcess:
         self,
         root: Path,
         *,
+        version: str = "0.9.8",
         tcp: bool = False,
         listen_port: int | None = None,
         extra_config: Sequence[str] = (),
@@ -143,6 +174,8 @@ class RtorrentProcess:
         clean_exit: bool = True,
     ) -> None:
         self.root = root
+        self.version = version
+        self.binary = rtorrent_binary(version)
         self.session_dir = root / "session"
         self.download_dir = root / "download"
         self.log_path = root / "rtorrent.log"
@@ -208,7 +241,7 @@ class RtorrentProcess:
         began = time.monotonic()
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [RTORRENT, "-n", "-o", f"import={self.rc_path}"],
+                [self.binary, "-n", "-o", f"import={self.rc_path}"],
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

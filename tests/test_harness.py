@@ -125,21 +125,43 @@ def test_odd_names_are_written_with_their_real_bytes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "reported"),
-    [("plain.bin", "plain.bin"), (b"caf\xe9.bin", "caf?.bin"), ("café".encode(), "café")],
+    ("name", "on_0_9_8", "on_0_16"),
+    [
+        ("plain.bin", "plain.bin", "plain.bin"),
+        (b"caf\xe9.bin", "caf?.bin", "caf%E9.bin"),
+        ("café".encode(), "café", "café"),
+        # What rtorrent really sent for each of these (RTORRENT.md).
+        ("😀x.bin", "????x.bin", "%F0%9F%98%80x.bin"),
+        (b"a\x01\xe9.bin", "a??.bin", "a%01%E9.bin"),
+        (b"\xe9%41.bin", "?%41.bin", "%E9%41.bin"),
+        ("\ufffe.bin", "???.bin", "%EF%BF%BE.bin"),
+        ("a\rb.bin", "a\nb.bin", "a\nb.bin"),
+        ("é\x7f.bin", "é\x7f.bin", "é\x7f.bin"),
+    ],
 )
-def test_rtorrent_text(name: str | bytes, reported: str) -> None:
-    assert reported == rtorrent_text(name)
+def test_rtorrent_text(name: str | bytes, on_0_9_8: str, on_0_16: str) -> None:
+    assert (on_0_9_8, on_0_9_8, on_0_16) == (
+        rtorrent_text(name),
+        rtorrent_text(name, "0.9.8"),
+        rtorrent_text(name, "0.16"),
+    )
 
 
 # -- rtorrent --------------------------------------------------------------
+
+# What each version answers for an info-hash it does not have (RTORRENT.md).
+UNKNOWN_HASH_FAULTS = {
+    "0.9.8": (-501, "Could not find info-hash."),
+    "0.16": (-503, "invalid parameters: info-hash not found"),
+}
 
 
 @pytest.mark.integration
 def test_rtorrent_starts_and_answers(rtorrent: RtorrentProcess) -> None:
     # rtorrent does not fork as a daemon: the child we started is rtorrent itself.
     assert rtorrent.pid == rtorrent.call("system.pid")
-    assert "0.9.8" == rtorrent.call("system.client_version")
+    reported = rtorrent.call("system.client_version")
+    assert reported == rtorrent.version or reported.startswith(f"{rtorrent.version}.")
     assert rtorrent.listen_port == rtorrent.call("network.listen.port")
     assert f"scgi://{rtorrent.socket_path}" == rtorrent.scgi_url
     assert rtorrent.scgi_url.startswith("scgi:///")
@@ -157,7 +179,7 @@ def test_rtorrent_over_tcp(rtorrent_tcp: RtorrentProcess) -> None:
 def test_faults_come_back_as_faults(rtorrent: RtorrentProcess) -> None:
     with pytest.raises(xmlrpc.client.Fault) as caught:
         rtorrent.call("d.name", "0" * 40)
-    assert (-501, "Could not find info-hash.") == (
+    assert UNKNOWN_HASH_FAULTS[rtorrent.version] == (
         caught.value.faultCode,
         caught.value.faultString,
     )
@@ -186,7 +208,8 @@ def test_loads_every_kind_of_torrent(
     listed = {h: (name, kind) for h, name, kind in rtorrent.call(*MULTICALL_NAMES, "d.custom=kind")}
     # The control character is replaced by the harness's tolerant decoder.
     expected_names = {
-        kind: t.rtorrent_name.replace("\x01", "\ufffd") for kind, t in torrents.items()
+        kind: t.reported_name(rtorrent.version).replace("\x01", "\ufffd")
+        for kind, t in torrents.items()
     }
     assert {t.info_hash: (expected_names[k], k) for k, t in torrents.items()} == listed
     states = rtorrent.call("d.multicall2", "", "main", "d.custom=kind", "d.state=", "d.complete=")
@@ -209,14 +232,15 @@ def test_control_character_is_sent_raw(
 
 
 @pytest.mark.integration
-def test_non_utf8_name_is_reported_with_question_marks(
+def test_non_utf8_name_is_reported_mangled(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
 ) -> None:
     torrent = torrent_factory(b"caf\xe9.bin", b"latin-1 name")
     info_hash = rtorrent.load(torrent, complete=True)
     reported = rtorrent.call("d.base_path", info_hash)
-    assert "caf?.bin" == rtorrent.call("d.name", info_hash)
-    assert str(torrent.directory / "caf?.bin") == reported
+    shown = {"0.9.8": "caf?.bin", "0.16": "caf%E9.bin"}[rtorrent.version]
+    assert shown == rtorrent.call("d.name", info_hash)
+    assert str(torrent.directory / shown) == reported
     # The path rtorrent reports names no file; the real one keeps its bytes.
     assert not Path(reported).exists()
     assert torrent.payload_path.exists()

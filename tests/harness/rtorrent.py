@@ -357,7 +357,23 @@ class RtorrentProcess:
             timeout=timeout,
             what=f"{info_hash} to settle (start={start}, complete={complete})",
         )
+        # 0.16 writes the new torrent's session files in the background (as *.new,
+        # then renamed): a test that kills rtorrent, or compares the disk before and
+        # after, needs them written first.
+        poll_until(
+            lambda: self.session_saved(info_hash),
+            timeout=timeout,
+            what=f"{info_hash}'s session files to be written",
+        )
         return info_hash
+
+    def session_saved(self, info_hash: str) -> bool:
+        """Whether rtorrent's session files for ``info_hash`` are all there, none
+        of them half-written (``*.new``)."""
+        names = set(os.listdir(self.session_dir))
+        stem = f"{info_hash.upper()}.torrent"
+        files = {stem, f"{stem}.libtorrent_resume", f"{stem}.rtorrent"}
+        return files <= names and not any(f"{name}.new" in names for name in files)
 
     # -- internals ---------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """A torrent factory: deterministic payload files on disk and the matching .torrent.
 
 Names may be ``str`` or ``bytes``; ``bytes`` lets a test make names that are not
-valid UTF-8 (``b"caf\\xe9.bin"``), which rtorrent reports with every byte >= 0x80
-replaced by ``?`` while the file on disk keeps its real bytes.
+valid UTF-8 (``b"caf\\xe9.bin"``), which rtorrent 0.9.8 reports with every byte >= 0x80
+replaced by ``?`` (0.16 percent-encodes it: ``caf%E9.bin``) while the file on disk
+keeps its real bytes.
 """
 
 from __future__ import annotations
@@ -66,20 +67,38 @@ class TorrentFile:
         """The name as rtorrent 0.9.8 reports it in ``d.name``."""
         return rtorrent_text(self.name)
 
+    def reported_name(self, version: str) -> str:
+        """The name as rtorrent ``version`` reports it in ``d.name``."""
+        return rtorrent_text(self.name, version)
+
     def save(self, path: Path) -> Path:
         """Write the .torrent to ``path`` and return it."""
         path.write_bytes(self.data)
         return path
 
 
-def rtorrent_text(name: Name) -> str:
-    """What rtorrent sends for ``name``: invalid UTF-8 gets every byte >= 0x80 as ``?``."""
-    if isinstance(name, str):
-        return name
+# Bytes rtorrent will not send as they are in a name it finds unsendable.
+_MANGLED_BYTES = re.compile(rb"[\x00-\x1f\x80-\xff]")
+
+
+def rtorrent_text(name: Name, version: str = "0.9.8") -> str:
+    """What rtorrent ``version`` sends for ``name`` (measured, RTORRENT.md).
+
+    A name that is not valid UTF-8, or holds a character above U+FFFF or U+FFFE/U+FFFF,
+    is unsendable: 0.9.8 sends each byte >= 0x80 and each control character as
+    ``?``, 0.16 as ``%XX`` (upper-case hex; a literal ``%`` stays). Other names come
+    back as they are, but for CR, sent as LF.
+    """
+    raw = name.encode() if isinstance(name, str) else name
     try:
-        return name.decode()
+        text = raw.decode()
     except UnicodeDecodeError:
-        return re.sub(rb"[\x80-\xff]", b"?", name).decode("ascii")
+        text = None
+    if text is not None and not any(c > "\ufffd" for c in text):
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    if version == "0.9.8":
+        return _MANGLED_BYTES.sub(b"?", raw).decode("ascii")
+    return _MANGLED_BYTES.sub(lambda m: b"%%%02X" % m[0][0], raw).decode("ascii")
 
 
 def random_bytes(size: int, seed: int | str | bytes = 0) -> bytes:

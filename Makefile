@@ -4,14 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := rtorrent nginx systemd
+# Which rtorrent `make demo` runs: 0.9.8 (Debian's) or 0.16 (`make demo RTORRENT=0.16`).
+RTORRENT ?= 0.9.8
 
-.PHONY: test demo lint typecheck layers unit bench system-deps clean
+.PHONY: test demo lint typecheck layers unit bench system-deps rtorrent-0.16 clean
 
-test: system-deps $(STAMP) lint typecheck layers
+# The integration tests run on rtorrent 0.9.8 and 0.16 (ids rt0.9.8, rt0.16).
+test: system-deps rtorrent-0.16 $(STAMP) lint typecheck layers
 	$(PY) -m pytest -q
 
-demo: system-deps $(STAMP)
-	$(PY) contrib/demo.py
+demo: system-deps $(if $(filter 0.16,$(RTORRENT)),rtorrent-0.16) $(STAMP)
+	RTORRENT=$(RTORRENT) $(PY) contrib/demo.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rtorrentd tests bench contrib
@@ -32,6 +35,11 @@ bench: system-deps $(STAMP)
 # Installs what is missing; quick when everything is there already.
 system-deps:
 	@./.ci/system-deps $(SYSTEM_PACKAGES)
+
+# Debian sid's rtorrent 0.16, run from a private tree cached in ~/.cache/rtorrentd:
+# fetched once (seconds), the system's apt configuration untouched.
+rtorrent-0.16:
+	@./.ci/rtorrent-0.16 >/dev/null
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)

@@ -6,10 +6,13 @@ rules users ask for most, shows what rtorrentd sees and would do, then runs the
 daemon: it deletes what its rules match, deletes again when the peer has taken a
 second torrent (SIGUSR1: poll now), reloads its config on SIGHUP, and stops
 cleanly on SIGTERM. Everything lives in a temporary directory removed at the end.
+
+It runs rtorrent 0.9.8 (Debian's), or 0.16 with ``make demo RTORRENT=0.16``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes
+from harness import VERSIONS, RtorrentProcess, TorrentFactory, make_swarm, random_bytes
+
+# Which rtorrent: `make demo RTORRENT=0.16` (make passes it on in the environment).
+VERSION = os.environ.get("RTORRENT") or "0.9.8"
 
 CONFIG = """\
 [rtorrent]
@@ -111,9 +117,16 @@ def load_torrents(seeder: RtorrentProcess, factory: TorrentFactory) -> None:
 
 
 def main() -> int:
+    if VERSION not in VERSIONS:
+        print(f"RTORRENT={VERSION}: the demo runs {' or '.join(VERSIONS)}", file=sys.stderr)
+        return 2
+    print(f"rtorrent {VERSION}", flush=True)
     with tempfile.TemporaryDirectory(prefix="rtorrentd-demo-") as tmp:
         root = Path(tmp)
-        with RtorrentProcess(root / "seeder") as seeder, RtorrentProcess(root / "peer") as peer:
+        with (
+            RtorrentProcess(root / "seeder", version=VERSION) as seeder,
+            RtorrentProcess(root / "peer", version=VERSION) as peer,
+        ):
             factory = TorrentFactory(root / "payload")
             load_torrents(seeder, factory)
             popular = factory(

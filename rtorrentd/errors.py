@@ -40,6 +40,11 @@ class UnknownMethod(RpcFault):
     """rtorrent does not know the method (fault -506): an older or trimmed build."""
 
 
+class SessionNotSaved(RpcError):
+    """rtorrent did not write a torrent's session files, or rtorrentd cannot see them
+    (rtorrent 0.16 saves in the background: the call's success proves nothing)."""
+
+
 class TransportError(RtorrentdError):
     """rtorrent could not be reached, or the connection failed mid-call."""
 

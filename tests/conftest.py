@@ -9,7 +9,6 @@ it must fail there (strict), so the mark goes when the reason does.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path

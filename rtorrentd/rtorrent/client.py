@@ -1,8 +1,8 @@
 """`RtorrentClient`: typed calls to rtorrent over any transport; makes no decisions.
 
-One poll is one `d.multicall2` (RTORRENT.md: per-torrent calls cost rtorrent its
-global lock thousands of times). Replies are decoded off the event loop when large,
-so a 5 MB snapshot never stalls signal handling or the watchdog.
+One poll is one `d.multicall2` (`d.multicall` on 0.16.14+; RTORRENT.md: per-torrent
+calls cost rtorrent its global lock thousands of times). Replies are decoded off the
+event loop when large, so a 5 MB snapshot never stalls signal handling or the watchdog.
 """
 
 from __future__ import annotations
@@ -14,12 +14,22 @@ from functools import lru_cache
 
 import anyio.to_thread
 
-from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
+from rtorrentd.errors import MalformedReply, RpcFault, TransportError, UnknownTorrent
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.rtorrent import session
+from rtorrentd.rtorrent.dialect import (
+    OLDEST,
+    Dialect,
+    classify_fault,
+    parse_version,
+    unescape_name,
+)
 from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
 from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.torrent import FileEntry, Torrent
 from rtorrentd.vocabulary import fields_for
+
+__all__ = ["Call", "RtorrentClient", "classify_fault", "command_call"]
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
 # where a thread hop would cost more than the decoding.
@@ -29,20 +39,12 @@ THREAD_DECODE_BYTES = 64 * 1024
 # 524288 bytes): a larger system.multicall is refused whole with fault -503.
 MULTICALL_BATCH_BYTES = 256 * 1024
 
-_UNKNOWN_HASH_TEXTS = ("could not find info-hash", "info-hash not found")
+# The commands that give names and paths: a newer rtorrent percent-escapes the
+# unsendable ones, which `unescape_name` turns into 0.9.8's lossy '?' form.
+_NAME_COMMANDS = frozenset({"d.name=", "d.base_path=", "d.directory=", "d.directory_base="})
 
 
 Call = tuple[str, Sequence[object]]
-
-
-def classify_fault(fault: RpcFault) -> RpcFault:
-    """Map rtorrent's fault codes (and newer builds' wording) to specific classes."""
-    lowered = fault.message.lower()
-    if any(text in lowered for text in _UNKNOWN_HASH_TEXTS):
-        return UnknownTorrent(fault.code, fault.message)
-    if fault.code == -506:
-        return UnknownMethod(fault.code, fault.message)
-    return fault
 
 
 def command_call(command: str, target: str) -> Call:
@@ -76,15 +78,31 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _rows_to_torrents(plan: Layout, body: bytes) -> tuple[Torrent, ...]:
+def _rows_to_torrents(
+    plan: Layout, body: bytes, dialect: Dialect = OLDEST, method: str = "d.multicall2"
+) -> tuple[Torrent, ...]:
     with _gc_paused():
         value = rpc.decode_response(body)
         if not isinstance(value, list):
-            raise MalformedReply(f"d.multicall2 returned {type(value).__name__}, expected a list")
+            raise MalformedReply(f"{method} returned {type(value).__name__}, expected a list")
         try:
+            if dialect.escapes_names:
+                _unescape_columns(plan.commands, value)
             return torrents_from_rows(plan, value)
         except (TypeError, ValueError, IndexError) as exc:
-            raise MalformedReply(f"d.multicall2 returned an unexpected row: {exc}") from exc
+            raise MalformedReply(f"{method} returned an unexpected row: {exc}") from exc
+
+
+def _unescape_columns(commands: Sequence[str], rows: list[object]) -> None:
+    """Names and paths of every row (lists, changed in place) in 0.9.8's form."""
+    positions = [i for i, command in enumerate(commands) if command in _NAME_COMMANDS]
+    for row in rows:
+        if not isinstance(row, list):
+            return  # torrents_from_rows says what is wrong with it
+        for i in positions:
+            text = row[i]
+            if isinstance(text, str) and "%" in text:
+                row[i] = unescape_name(text)
 
 
 def _batches(calls: Sequence[Call], limit: int) -> list[list[Call]]:
@@ -123,14 +141,30 @@ def _unpack_multicall(reply: object, expected: int) -> list[object]:
 
 
 class RtorrentClient:
-    """Calls to one rtorrent. Every method may raise `TransportError` or `RpcError`."""
+    """Calls to one rtorrent. Every method may raise `TransportError` or `RpcError`.
+
+    The version is asked once per connection (`dialect`) and asked again after a
+    transport error: rtorrent may have been restarted, or upgraded, meanwhile.
+    """
 
     def __init__(self, transport: Transport, *, batch_bytes: int = MULTICALL_BATCH_BYTES) -> None:
         self.transport = transport
         self.batch_bytes = batch_bytes
+        self._dialect: Dialect | None = None
+        self._session_dir: str | None = None
 
     async def _request(self, method: str, params: Sequence[object]) -> bytes:
-        return await self.transport.request(rpc.encode_call(method, params))
+        try:
+            return await self.transport.request(rpc.encode_call(method, params))
+        except TransportError:
+            self._dialect = self._session_dir = None
+            raise
+
+    async def dialect(self) -> Dialect:
+        """How to talk to this rtorrent, from its `system.client_version`."""
+        if self._dialect is None:
+            self._dialect = parse_version(await self.call("system.client_version"))
+        return self._dialect
 
     async def call(self, method: str, *params: object) -> object:
         """One call; a fault is raised as `RpcFault` (or a more specific subclass)."""
@@ -156,32 +190,40 @@ class RtorrentClient:
     async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
         """Every loaded torrent, with the fields `names` plus identity, in one call."""
         plan = _layout_for(frozenset(names))
-        body = await self._request("d.multicall2", ["", "main", *plan.commands])
+        dialect = await self.dialect()
+        body = await self._request(dialect.multicall, ["", "main", *plan.commands])
         try:
-            return await anyio.to_thread.run_sync(_rows_to_torrents, plan, body)
+            return await anyio.to_thread.run_sync(
+                _rows_to_torrents, plan, body, dialect, dialect.multicall
+            )
         except RpcFault as fault:
             raise classify_fault(fault) from None
 
     async def torrent(self, info_hash: str, names: Iterable[str] = ()) -> Torrent:
         """Fresh values for one torrent; raises `UnknownTorrent` if it is gone."""
         plan = _layout_for(frozenset(names))
+        dialect = await self.dialect()
         values = await self.multicall([command_call(c, info_hash) for c in plan.commands])
         for value in values:
             if isinstance(value, RpcFault):
                 raise value
         try:
+            if dialect.escapes_names:
+                _unescape_columns(plan.commands, [values])
             return torrent_from_row(plan, values)
         except (TypeError, ValueError) as exc:
             raise MalformedReply(f"unexpected values for {info_hash}: {exc}") from exc
 
     async def files(self, info_hash: str) -> tuple[FileEntry, ...]:
         """The torrent's files, paths relative to its `d.directory`."""
+        dialect = await self.dialect()
         reply = await self.call("f.multicall", info_hash, "", "f.path=", "f.size_bytes=")
-        return tuple(_file_entry(row) for row in _as_list(reply, "f.multicall"))
+        return _file_entries(reply, dialect)
 
     async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
         """Files of many torrents in `system.multicall` batches; a torrent that
         vanished meanwhile is left out."""
+        dialect = await self.dialect()
         calls = [("f.multicall", [h, "", "f.path=", "f.size_bytes="]) for h in hashes]
         found: dict[str, tuple[FileEntry, ...]] = {}
         for info_hash, reply in zip(hashes, await self.multicall(calls), strict=True):
@@ -189,7 +231,7 @@ class RtorrentClient:
                 continue
             if isinstance(reply, RpcFault):
                 raise reply
-            found[info_hash] = tuple(_file_entry(row) for row in _as_list(reply, "f.multicall"))
+            found[info_hash] = _file_entries(reply, dialect)
         return found
 
     async def stop(self, info_hash: str) -> None:
@@ -200,19 +242,56 @@ class RtorrentClient:
         """`d.close`: closes the files (after `d.stop`; alone it leaves d.state set)."""
         await self.call("d.close", info_hash)
 
-    async def save_session(self, info_hash: str) -> None:
-        """`d.save_full_session`: write the torrent's state to rtorrent's session now."""
+    async def save_session(self, info_hash: str, *, timeout: float = session.SAVE_TIMEOUT) -> None:
+        """`d.save_full_session`: the torrent's state is in rtorrent's session when
+        this returns.
+
+        0.9.8 writes the files before it answers. 0.16 only queues the save: then
+        this waits, up to `timeout` s, until the files have been written anew, and
+        raises `SessionNotSaved` when they are not, or when rtorrentd cannot see
+        rtorrent's session directory. Without a session directory (`session.path`
+        empty) rtorrent saves nothing, in any version, and this returns.
+        """
+        dialect = await self.dialect()
+        if not dialect.saves_in_background:
+            await self.call("d.save_full_session", info_hash)
+            return
+        directory = await self._session_path()
+        if not directory:
+            await self.call("d.save_full_session", info_hash)
+            return
+        session.check_visible(directory, dialect.text)
+        files = session.SessionFile(directory, info_hash)
+        before = files.signature()
         await self.call("d.save_full_session", info_hash)
+        await session.wait_until_replaced(files, before, timeout=timeout)
 
     async def erase(self, info_hash: str) -> None:
         """`d.erase`: takes the torrent out of rtorrent; never deletes data by itself."""
         await self.call("d.erase", info_hash)
+
+    async def _session_path(self) -> str:
+        if self._session_dir is None:
+            path = await self.call("session.path")
+            if not isinstance(path, str):
+                raise MalformedReply(f"session.path returned {path!r:.80}, expected a path")
+            self._session_dir = path
+        return self._session_dir
 
 
 def _as_list(value: object, what: str) -> list[object]:
     if not isinstance(value, list):
         raise MalformedReply(f"{what} returned {type(value).__name__}, expected a list")
     return value
+
+
+def _file_entries(reply: object, dialect: Dialect) -> tuple[FileEntry, ...]:
+    rows = _as_list(reply, "f.multicall")
+    if dialect.escapes_names:
+        return tuple(
+            FileEntry(unescape_name(entry.path), entry.size) for entry in map(_file_entry, rows)
+        )
+    return tuple(map(_file_entry, rows))
 
 
 def _file_entry(row: object) -> FileEntry:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rtorrentd.errors import MalformedReply, RpcFault, UnknownMethod, UnknownTorrent
 
-__all__ = ["Dialect", "classify_fault", "parse_version"]
+__all__ = ["OLDEST", "Dialect", "classify_fault", "parse_version", "unescape_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,10 @@ class Dialect:
         """Unsendable names (not UTF-8, characters above U+FFFF) come back with those
         bytes as ``%XX`` (newer builds); 0.9.8 sends ``?`` for each."""
         return self.version >= (0, 10)
+
+
+OLDEST = Dialect((0, 9, 8))
+"""The oldest rtorrent rtorrentd supports (Debian's)."""
 
 
 def parse_version(text: object) -> Dialect:

@@ -26,8 +26,8 @@ from .torrents import (
 )
 
 __all__ = [
-    "VERSIONS",
     "UNREACHABLE_TRACKER",
+    "VERSIONS",
     "HarnessError",
     "RtorrentProcess",
     "SwarmResult",

@@ -57,6 +57,7 @@ def rtorrent_binary(version: str) -> str:
         raise HarnessError(f"rtorrent {version} is not at {path} ({hint}); run `make test`")
     return path
 
+
 # AF_UNIX paths are limited to 108 bytes on Linux (107 plus the NUL).
 _MAX_SOCKET_PATH = 100
 _PORT_ATTEMPTS = 3
@@ -156,10 +157,11 @@ class RtorrentProcess:
     Use as a context manager (or call :meth:`start` and :meth:`kill`); the
     process is always reaped, and its process group is killed if a clean stop
     fails. ``root`` holds ``rtorrent.rc``, ``session/``, ``download/`` and
-    ``rtorrent.log``. ``version`` is one of `VERSIONS`. ``tcp=True`` puts the SCGI listener on 127.0.0.1:PORT
-    *instead of* the Unix socket (0.9.8 refuses a second listener). On leaving
-    the ``with`` block it stops cleanly (``clean_exit=True``, which takes up to
-    ~1 s when rtorrent is idle) or is killed at once (``clean_exit=False``).
+    ``rtorrent.log``. ``version`` is one of `VERSIONS`. ``tcp=True`` puts the
+    SCGI listener on 127.0.0.1:PORT *instead of* the Unix socket (0.9.8 refuses
+    a second listener). On leaving the ``with`` block it stops cleanly
+    (``clean_exit=True``, which takes up to ~1 s when rtorrent is idle) or is
+    killed at once (``clean_exit=False``).
     """
 
     def __init__(

@@ -158,7 +158,7 @@ async def test_torrent_by_hash_matches_the_snapshot(
 async def test_faults(rtorrent: RtorrentProcess) -> None:
     client = client_for(rtorrent.scgi_url)
     # 0.9.8's words, and 0.16's.
-    with pytest.raises(UnknownTorrent, match="Could not find info-hash|info-hash not found"):
+    with pytest.raises(UnknownTorrent, match=r"Could not find info-hash|info-hash not found"):
         await client.call("d.name", "0" * 40)
     with pytest.raises(UnknownTorrent):
         await client.torrent("0" * 40, ["ratio"])

@@ -1,8 +1,8 @@
 """Attacks on the destructive path: each tries to make rtorrentd delete what it must
 not, or erase a torrent while its files are silently left behind.
 
-Unit tests drive `fsdelete` (and `executor.shared_paths`) on a tree under tmp_path;
-integration tests run the whole poll against a real rtorrent. Every test that can
+Unit tests drive `planning` and `carry_out` (and `executor.shared_paths`) on a tree
+under tmp_path; integration tests run the whole poll against a real rtorrent. Every test that can
 destroy something checks canary files, presence and content, afterwards.
 """
 
@@ -34,7 +34,8 @@ from structlog.testing import capture_logs
 from trees import CANARY, Canaries, Tree, make, plan, refused
 
 from rtorrentd.deletion import executor
-from rtorrentd.deletion.fsdelete import carry_out, plan_deletion
+from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
@@ -422,7 +423,8 @@ def test_a_mangled_shared_path_that_names_another_file_does_not_keep_ours(tree: 
 _IN_NAMESPACE = """
 import json, subprocess, sys
 from rtorrentd.errors import UnsafeDeletion
-from rtorrentd.deletion.fsdelete import carry_out, plan_deletion
+from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.torrent import FileEntry
 args = json.loads(sys.argv[1])
 for source, target in args["binds"]:
@@ -585,7 +587,7 @@ async def test_another_torrent_with_a_relative_directory_blocks_deletion_safely(
 
     assert "not absolute, so sharing cannot be checked" in str(info.value)
     assert f"{'B' * 40} ('{'B' * 40}') has d.directory {directory!r}" in str(info.value)
-    # And fsdelete refuses such paths on its own, should they reach it.
+    # And planning refuses such paths on its own, should they reach it.
     with pytest.raises(UnsafeDeletion, match="sharing cannot be checked"):
         plan_deletion(str(movie), files, tree.roots, {"a.bin"}, multi_file=True)
 

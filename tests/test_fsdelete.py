@@ -1,4 +1,4 @@
-"""fsdelete: every destructive path is tried against the wrong target.
+"""planning and carry_out: every destructive path is tried against the wrong target.
 
 Each test builds a small tree under tmp_path: an allowed root `data/dl`, a sibling
 `data/dl2` that is not allowed, and `outside/canary.bin`, whose presence and content
@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trees import CANARY, Tree, make, plan, refused, write
 
-from rtorrentd.deletion.fsdelete import Fate, Note, carry_out, plan_deletion
+from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.model import Fate, Note
+from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.torrent import FileEntry
 

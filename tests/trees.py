@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from rtorrentd.deletion.fsdelete import Deletion, plan_deletion
+from rtorrentd.deletion.model import Deletion
+from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.torrent import FileEntry
 

@@ -8,7 +8,7 @@ erased torrent whose files were silently left behind. `stop` is re-read + stop +
 close; `remove` is re-read + erase.
 
 The executor trusts nothing the engine decided: it re-reads each torrent by hash,
-asks `still_matches` about the fresh values, and lets `fsdelete` check every path
+asks `still_matches` about the fresh values, and lets `planning` check every path
 against the disk.
 """
 
@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import structlog
 
 from rtorrentd.config.model import Action
-from rtorrentd.deletion import fsdelete
+from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.model import Deletion, Outcome
+from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -71,7 +73,7 @@ class Context:
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
     """Paths of a torrent's files as rtorrent names them. Not normalised here: after
-    a symlink, ".." means what only the kernel knows (fsdelete resolves them)."""
+    a symlink, ".." means what only the kernel knows (planning resolves them)."""
     return {posixpath.join(directory, e.path) for e in entries}
 
 
@@ -81,7 +83,7 @@ async def shared_paths(
     """The files that every other torrent loaded right now lists.
 
     All of them, not only those under this torrent's directory: cross-seed tools
-    also symlink the same data from elsewhere, and fsdelete resolves such links.
+    also symlink the same data from elsewhere, and planning resolves such links.
     The list of torrents is read fresh for each deletion (one was added, one
     erased meanwhile); file lists are cached per poll, keyed by hash.
     """
@@ -198,14 +200,12 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     return StepResult(step, "dry-run" if ctx.dry_run else "done", "data kept")
 
 
-async def _plan_files(
-    ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]
-) -> fsdelete.Deletion:
+async def _plan_files(ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]) -> Deletion:
     """The fresh file list, checked against the disk; raises `UnsafeDeletion`."""
     entries = await ctx.client.files(torrent.hash)
     shared = await shared_paths(ctx, torrent, cache)
     directory = torrent.directory or ""
-    return fsdelete.plan_deletion(
+    return plan_deletion(
         directory, entries, ctx.allowed_roots, shared, multi_file=bool(torrent.multi_file)
     )
 
@@ -235,7 +235,7 @@ async def _do_delete(
         kept_shared=list(deletion.kept_shared),
         freed_bytes=deletion.freed_bytes,
     )
-    outcome = fsdelete.carry_out(deletion)
+    outcome = carry_out(deletion)
     if not outcome.complete:
         skipped = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped)
         reason = f"not erased, files changed under us: {skipped}"
@@ -243,7 +243,7 @@ async def _do_delete(
     return await _erase_deleted(ctx, step, deletion, outcome)
 
 
-def _check_not_vanished(torrent: Torrent, deletion: fsdelete.Deletion) -> None:
+def _check_not_vanished(torrent: Torrent, deletion: Deletion) -> None:
     """Refuse a torrent all of whose files are missing, unless it is stopped and
     closed already.
 
@@ -263,7 +263,7 @@ def _check_not_vanished(torrent: Torrent, deletion: fsdelete.Deletion) -> None:
 
 
 async def _erase_deleted(
-    ctx: Context, step: Step, deletion: fsdelete.Deletion, outcome: fsdelete.Outcome
+    ctx: Context, step: Step, deletion: Deletion, outcome: Outcome
 ) -> StepResult:
     """The last step: the files are gone, so a failure here must say so."""
     freed, kept = outcome.freed_bytes, deletion.kept_shared
@@ -281,7 +281,7 @@ async def _erase_deleted(
     return StepResult(step, "done", _summary(deletion, outcome), freed, kept)
 
 
-def _summary(deletion: fsdelete.Deletion, outcome: fsdelete.Outcome | None = None) -> str:
+def _summary(deletion: Deletion, outcome: Outcome | None = None) -> str:
     """What was (or would be) left on disk, and why; "" when nothing was."""
     notes = []
     if deletion.kept_shared:

@@ -71,7 +71,7 @@ def _has_lookalike(parent: str, listed: str) -> bool:
     try:
         names = os.listdir(os.fsencode(parent))
     except OSError:
-        return False  # fsdelete refuses a missing or unreadable directory itself
+        return False  # planning refuses a missing or unreadable directory itself
     exact = listed.encode()
     return any(name != exact and _as_rtorrent_shows(name) == exact for name in names)
 

@@ -1,0 +1,176 @@
+"""Plan the deletion of one torrent's files, without changing anything.
+
+Deletion goes in two phases. `plan_deletion` only looks (lstat, stat, realpath)
+and decides, raising `UnsafeDeletion` at the first doubt, so the executor can log
+exactly what will happen before anything does; `carry_out.carry_out` then acts on
+the plan and re-checks every entry immediately before touching it.
+
+The checks are `containment` (allowed roots, symlinks, the listed files against
+the disk), `mangling` (names rtorrent showed with '?'), `mounts` (mount points
+inside the torrent) and `sharers` (files another loaded torrent lists: kept).
+A directory is planned for removal only if it is the torrent's, and is removed
+only if it is empty by then, so anything a user added keeps it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Collection, Sequence
+from pathlib import PurePosixPath
+
+from rtorrentd.deletion.containment import (
+    anchor_for,
+    check_root,
+    check_root_on_disk,
+    dedupe,
+    lstat_or_none,
+    normalise_shared,
+    probe_file,
+    refuse,
+    resolve_allowed_roots,
+)
+from rtorrentd.deletion.mangling import check_lookalikes
+from rtorrentd.deletion.model import (
+    Anchor,
+    Deletion,
+    Fate,
+    Identity,
+    ListedFile,
+    Location,
+    PlannedDir,
+    PlannedFile,
+    Probe,
+)
+from rtorrentd.deletion.mounts import check_no_mounts
+from rtorrentd.deletion.sharers import find_sharers
+
+
+def plan_deletion(
+    root: str,
+    files: Sequence[ListedFile],
+    allowed_roots: Sequence[str],
+    shared: Collection[str],
+    *,
+    multi_file: bool,
+) -> Deletion:
+    """Decide, without changing anything, how to delete one torrent's files.
+
+    `root` is `d.directory`; `files` are its `f.path`/`f.size_bytes`; `shared`
+    holds the absolute paths that other loaded torrents list; `multi_file` is
+    `d.is_multi_file` (only then is `root` the torrent's own directory, which may
+    be removed once empty). Raises `UnsafeDeletion` on any doubt.
+    """
+    try:
+        return _plan(root, files, allowed_roots, shared, multi_file=multi_file)
+    except OSError as exc:
+        # Anything the checks did not foresee (a race, an I/O error) is a doubt too.
+        path = exc.filename if isinstance(exc.filename, str) else root
+        raise refuse(path, f"it cannot be examined ({exc})", "retry later, then check it") from exc
+
+
+def _plan(
+    root: str,
+    files: Sequence[ListedFile],
+    allowed_roots: Sequence[str],
+    shared: Collection[str],
+    *,
+    multi_file: bool,
+) -> Deletion:
+    anchors = resolve_allowed_roots(allowed_roots)
+    others = normalise_shared(shared)
+    listed_root = check_root(root)
+    real_root = os.path.realpath(listed_root)
+    anchor = anchor_for(real_root, anchors, listed_root)
+    entries = dedupe(files)
+    check_lookalikes(listed_root, entries)
+    root_exists = check_root_on_disk(listed_root, real_root, multi_file=multi_file)
+    below = PurePosixPath(real_root).parts[len(PurePosixPath(anchor.path).parts) :]
+    base = Location(anchor.path, anchor.key, below)
+    check_no_mounts(real_root, entries, anchors, include_root=multi_file)
+    probes = [probe_file(e, listed_root, base, root_exists=root_exists) for e in entries]
+    planned = _decide(probes, find_sharers(probes, others))
+    kept = [p for p, f in zip(probes, planned, strict=True) if f.fate is Fate.SHARED]
+    prune = _prunable(probes, kept, base, anchors, prune_root=multi_file and root_exists)
+    return Deletion(real_root, planned, prune, sum(f.freed for f in planned))
+
+
+def _decide(probes: Sequence[Probe], sharers: dict[str, str]) -> tuple[PlannedFile, ...]:
+    freed = _freed_by_unlinking([p for p in probes if _unlinks(p, sharers)])
+    return tuple(_plan_file(p, sharers.get(p.location.path), freed) for p in probes)
+
+
+def _unlinks(probe: Probe, sharers: dict[str, str]) -> bool:
+    return probe.lstat is not None and probe.location.path not in sharers
+
+
+def _freed_by_unlinking(probes: Sequence[Probe]) -> dict[str, int]:
+    """Bytes each unlink frees: an inode's size once, if all its links are being unlinked."""
+    groups: dict[tuple[int, int], list[Probe]] = {}
+    for probe in probes:
+        st = probe.lstat
+        if st is not None and stat.S_ISREG(st.st_mode):
+            groups.setdefault((st.st_dev, st.st_ino), []).append(probe)
+    freed = {p.location.path: 0 for p in probes}
+    for group in groups.values():
+        st = group[0].lstat
+        if st is not None and st.st_nlink <= len(group):
+            freed[group[-1].location.path] = st.st_size
+    return freed
+
+
+def _plan_file(probe: Probe, sharer: str | None, freed: dict[str, int]) -> PlannedFile:
+    st = probe.lstat
+    if st is None:
+        fate, reason, nbytes = Fate.GONE, "not on disk: already deleted, or moved away", 0
+    elif sharer is not None:
+        fate, reason, nbytes = Fate.SHARED, f"kept: another torrent lists it as {sharer!r}", 0
+    else:
+        nbytes = freed[probe.location.path]
+        fate, reason = Fate.UNLINK, _unlink_reason(probe.location.path, st, nbytes)
+    identity = None if st is None else Identity.of(st)
+    return PlannedFile(probe.listed, probe.location, fate, identity, nbytes, reason)
+
+
+def _unlink_reason(path: str, st: os.stat_result, freed: int) -> str:
+    if stat.S_ISLNK(st.st_mode):
+        return f"symlink to {os.readlink(path)!r}: the link goes, its target stays; frees 0"
+    if freed:
+        return f"regular file, {st.st_size} bytes, no other link: frees {freed}"
+    return f"regular file with {st.st_nlink} links: its data stays under another name; frees 0"
+
+
+def _prunable(
+    probes: Sequence[Probe],
+    kept: Sequence[Probe],
+    root: Location,
+    anchors: Sequence[Anchor],
+    *,
+    prune_root: bool,
+) -> tuple[PlannedDir, ...]:
+    """Directories between the root and the files, plus the root for a multi-file torrent.
+
+    Never an allowed root, never above the root, never one that holds a kept file.
+    """
+    blocked = {d for p in kept for d in _rel_dirs(p.entry.path)}
+    wanted = {d for p in probes for d in _rel_dirs(p.entry.path)[1:]}
+    if prune_root:
+        wanted.add(())
+    never = {a.path for a in anchors}
+    found = (_planned_dir(root, rel) for rel in wanted - blocked)
+    dirs = [d for d in found if d is not None and d.path not in never]
+    return tuple(sorted(dirs, key=lambda d: (-len(d.location.parts), d.path)))
+
+
+def _rel_dirs(rel: str) -> list[tuple[str, ...]]:
+    """The directories holding `rel`, from the root (`()`) down to its parent."""
+    parts = tuple(rel.split("/"))
+    return [parts[:depth] for depth in range(len(parts))]
+
+
+def _planned_dir(root: Location, rel: tuple[str, ...]) -> PlannedDir | None:
+    location = Location(root.anchor, root.anchor_key, root.parts + rel)
+    st = lstat_or_none(location.path)
+    if st is None or not stat.S_ISDIR(st.st_mode):  # lstat: a symlink is not S_ISDIR
+        return None
+    return PlannedDir(location, (st.st_dev, st.st_ino))

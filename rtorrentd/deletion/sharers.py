@@ -1,0 +1,76 @@
+"""Which of a torrent's files another loaded torrent lists, however it names them.
+
+Such files are kept (`Fate.SHARED`): unlinking them would take data from the
+other torrent.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+from collections.abc import Callable, Sequence
+
+from rtorrentd.deletion.mangling import disk_spellings
+from rtorrentd.deletion.model import Probe
+
+
+def find_sharers(probes: Sequence[Probe], others: frozenset[str]) -> dict[str, str]:
+    """Map our resolved paths to another torrent's path for the same directory entry.
+
+    Besides the same text (as listed, or resolved), another torrent may reach the
+    file through a symlinked directory or a symlink file (cross-seed's link mode),
+    a bind mount, or a name rtorrent mangled ('?'): its path then stats to our
+    inode. A hard link has our inode but is another entry: unlinking ours leaves
+    it intact, so it does not count.
+    """
+    found: dict[str, str] = {}
+    ours: dict[tuple[int, int], list[str]] = {}  # inode, links followed -> our paths
+    for probe in probes:
+        path = probe.location.path
+        found.update((path, name) for name in (path, probe.listed) if name in others)
+        if probe.lstat is not None:
+            st = os.stat(path)  # follows a symlinked file, whose target _check_symlink saw
+            ours.setdefault((st.st_dev, st.st_ino), []).append(path)
+    listdir = functools.cache(_listdir)
+    for other in sorted(others):  # one stat per path: the price of catching links to ours
+        for spelling in disk_spellings(other, listdir) if "?" in other else (other,):
+            key = _followed_key(spelling)
+            for path in ours.get(key, ()) if key is not None else ():
+                if path not in found and _same_entry(spelling, path, listdir):
+                    found[path] = other
+    return found
+
+
+def _listdir(path: str) -> frozenset[bytes]:
+    try:
+        return frozenset(os.listdir(os.fsencode(path)))
+    except OSError:
+        return frozenset()
+
+
+def _same_entry(other: str, ours: str, listdir: Callable[[str], frozenset[bytes]]) -> bool:
+    """Whether `other`, which stats to our inode, names our entry, not a hard link.
+
+    In doubt it does: keeping a file is the safe side.
+    """
+    real_other, real_ours = os.path.realpath(other), os.path.realpath(ours)
+    if real_other == real_ours:
+        return True
+    other_dir, other_name = posixpath.split(real_other)
+    our_dir, our_name = posixpath.split(real_ours)
+    other_key = _followed_key(other_dir)
+    if other_key is not None and other_key != _followed_key(our_dir):
+        return False  # a hard link in another directory
+    # The same directory (a bind mount shows it under another path): the same name
+    # is the same entry, and so is a name the directory does not hold as such (a
+    # case-insensitive filesystem's spelling of ours); another name there is a link.
+    return other_name == our_name or os.fsencode(other_name) not in listdir(other_dir)
+
+
+def _followed_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)

@@ -7,9 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes
+from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes, rtorrent_text
 
-from rtorrentd.errors import RpcFault, UnknownMethod, UnknownTorrent
+from rtorrentd.errors import (
+    RpcFault,
+    SessionNotSaved,
+    TransportError,
+    UnknownMethod,
+    UnknownTorrent,
+)
 from rtorrentd.rtorrent.client import RtorrentClient, command_call
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.torrent import FileEntry, Torrent
@@ -215,3 +221,75 @@ async def test_real_swarm_raises_ratio(
     (t,) = await client_for(seeder.scgi_url).snapshot(["ratio", "uploaded", "trackers"])
     assert t.ratio is not None and t.ratio >= 1.0
     assert t.uploaded is not None and t.uploaded >= 2_000_000
+
+
+async def test_the_version_is_asked_once(rtorrent: RtorrentProcess) -> None:
+    client = client_for(rtorrent.scgi_url)
+    dialect = await client.dialect()
+    assert dialect.text == rtorrent.call("system.client_version")
+    assert dialect.text.startswith(rtorrent.version)
+    # 0.16.17 lists torrents with d.multicall; 0.9.8 has only d.multicall2.
+    assert {"0.9.8": "d.multicall2", "0.16": "d.multicall"}[rtorrent.version] == dialect.multicall
+    assert dialect is await client.dialect()
+
+
+async def test_odd_file_names_in_the_lossy_form(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    album = torrent_factory(
+        "album", {b"caf\xe9.flac": random_bytes(300, 1), "b.flac": random_bytes(200, 2)}
+    )
+    rtorrent.load(album)
+    raw = rtorrent.call("f.multicall", album.info_hash, "", "f.path=")
+    assert [[rtorrent_text(b"caf\xe9.flac", rtorrent.version)], ["b.flac"]] == raw
+    client = client_for(rtorrent.scgi_url)
+    expected = (FileEntry("caf?.flac", 300), FileEntry("b.flac", 200))
+    assert expected == await client.files(album.info_hash)
+    assert {album.info_hash: expected} == await client.all_files([album.info_hash])
+
+
+async def test_a_saved_session_survives_sigkill(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    # The executor's order: stop, close, save, then (here) the worst moment to die.
+    # 0.16 saves in the background: without the wait the torrent comes back started.
+    one = torrent_factory("one.bin", random_bytes(1000, 1), dest_dir=rtorrent.download_dir)
+    rtorrent.load(one, commands=("d.custom.set=addtime,1700000000",))
+    client = client_for(rtorrent.scgi_url)
+    await client.stop(one.info_hash)
+    await client.close(one.info_hash)
+    await client.call("d.custom.set", one.info_hash, "mark", "saved")
+    await client.save_session(one.info_hash.lower())
+    rtorrent.restart(clean=False)
+    assert [0, 0, "saved"] == [
+        rtorrent.call("d.state", one.info_hash),
+        rtorrent.call("d.is_open", one.info_hash),
+        rtorrent.call("d.custom", one.info_hash, "mark"),
+    ]
+
+
+async def test_a_session_rtorrentd_cannot_see_is_not_called_saved(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    one = torrent_factory("one.bin", random_bytes(1000, 1), dest_dir=rtorrent.download_dir)
+    rtorrent.load(one)
+    # As if rtorrent ran elsewhere (another machine, a container): its session.path
+    # names no directory here.
+    rtorrent.session_dir.rename(rtorrent.root / "moved")
+    client = client_for(rtorrent.scgi_url)
+    if rtorrent.version == "0.9.8":
+        await client.save_session(one.info_hash)  # written before the reply, if at all
+    else:
+        with pytest.raises(SessionNotSaved, match="cannot see"):
+            await client.save_session(one.info_hash)
+
+
+async def test_the_version_is_asked_again_after_a_restart(rtorrent: RtorrentProcess) -> None:
+    client = client_for(rtorrent.scgi_url)
+    first = await client.dialect()
+    rtorrent.kill()
+    with pytest.raises(TransportError):
+        await client.call("system.pid")
+    rtorrent.start()
+    assert first is not await client.dialect()
+    assert first == await client.dialect()

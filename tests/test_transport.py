@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -35,7 +36,11 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.rtorrent import failures
 from rtorrentd.rtorrent.transport import ScgiTransport, Transport, open_transport, redact_url
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 DATA = Path(__file__).parent / "data"
 KINDS = ["unix", "tcp"]
@@ -554,3 +559,60 @@ def test_bad_limits(limits: dict[str, float], message: str) -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert shown == redact_url(url)
+
+
+# --- one translation for both transports (rtorrentd.rtorrent.failures) ------------
+
+
+def wrapped(error: OSError) -> OSError:
+    """As anyio's connect_tcp raises it: a bare OSError from a group of attempts."""
+    try:
+        try:
+            raise BaseExceptionGroup("attempts", [error])
+        except BaseExceptionGroup as group:
+            raise OSError("All connection attempts failed") from group
+    except OSError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("rules", "kind", "words"),
+    [
+        (failures.UNIX_CONNECT, ConnectionRefused, "a stale socket file"),
+        (failures.TCP_CONNECT, ConnectionRefused, "network.scgi.open_port"),
+        (failures.HTTP_CONNECT, ConnectionRefused, "is the web server running"),
+    ],
+)
+def test_the_error_behind_the_wrappers_decides(
+    rules: tuple[failures.ErrorRule, ...], kind: type[TransportError], words: str
+) -> None:
+    error = failures.translate(
+        wrapped(ConnectionRefusedError(111, "Connection refused")), rules, "here"
+    )
+    assert kind is type(error)
+    assert words in str(error) and "here" in str(error)
+
+
+def test_a_reason_is_the_os_words_never_a_library_text() -> None:
+    secret = "http://user:hunter2@seedbox.example/RPC2"
+    inner = ConnectionResetError(104, "Connection reset by peer")
+    try:
+        try:
+            raise inner
+        except OSError:
+            raise RuntimeError(secret)  # noqa: B904 (chained by context, as httpcore does)
+    except RuntimeError as outer:
+        assert "Connection reset by peer" == failures.reason(outer)
+    assert "RuntimeError" == failures.reason(RuntimeError(secret))
+
+
+def test_timeouts_and_oversized_replies_say_which_setting() -> None:
+    assert "(connect phase, connect_timeout): look here" in str(
+        failures.connect_timeout("u", 2.0, "look here")
+    )
+    assert "within 30 s (timeout; reply phase, stuck sending the request)" in str(
+        failures.reply_timeout("u", 30.0, "sending the request")
+    )
+    assert "will be 2048 bytes, over max_reply = 1024 bytes" in str(
+        failures.too_large("u", 1024, 2048)
+    )

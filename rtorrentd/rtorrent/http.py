@@ -19,10 +19,8 @@ carries only our words and the OS's or OpenSSL's.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import ssl
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
@@ -34,20 +32,16 @@ from rtorrentd import __version__
 from rtorrentd.errors import (
     ConfigError,
     ConnectionClosed,
-    ConnectionRefused,
     HttpError,
     MalformedReply,
     PermissionDenied,
-    ReplyTooLarge,
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.rtorrent import failures
 
-# Shared with the SCGI transport: its limits, its login record, its error rules.
-from rtorrentd.rtorrent.transport import _Access, _ErrorRule, _Limits, redact_url
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
+# Shared with the SCGI transport: its limits and its login record.
+from rtorrentd.rtorrent.transport import _Access, _Limits, redact_url
 
 __all__ = ["HttpTransport", "open_http"]
 
@@ -59,29 +53,6 @@ HTTP_HELP = "write the XML-RPC location, like https://seedbox.example/RPC2"
 # nginx does, rather than race it with a request on a socket it is closing.
 _KEEPALIVE_SECONDS = 30.0
 _XML_TYPES = frozenset({"text/xml", "application/xml"})
-
-# What a failure to connect means, by the OS or TLS error behind httpx's ConnectError;
-# the first rule matching wins ({where} is the redacted URL, {reason} the OS's words).
-_CONNECT_ERRORS: tuple[_ErrorRule, ...] = (
-    (
-        ssl.SSLCertVerificationError,
-        TransportError,
-        "{where}: the server's TLS certificate is not trusted ({reason}); for a "
-        "self-signed certificate set ca_file to it (or to its CA) in [rtorrent], "
-        "or, on a network you trust, tls_verify = false",
-    ),
-    (
-        ssl.SSLError,
-        TransportError,
-        "{where}: the TLS handshake failed ({reason}): does this port speak HTTPS?",
-    ),
-    (
-        ConnectionRefusedError,
-        ConnectionRefused,
-        "nothing listens at {where}: is the web server running, and is this its port?",
-    ),
-    (socket.gaierror, TransportError, "cannot resolve the host of {where}: {reason}"),
-)
 
 # HTTP statuses that say something specific about the set-up: (error, message).
 _STATUSES: Mapping[int, tuple[type[TransportError], str]] = {
@@ -183,38 +154,6 @@ def _login(parts: SplitResult, shown: str, access: _Access) -> httpx.BasicAuth |
     return httpx.BasicAuth(access.username, access.password)
 
 
-def _connect_error(exc: httpx.ConnectError, where: str) -> TransportError:
-    """What a failure to connect means, from the OS or TLS error behind it."""
-    for cause in _causes(exc):
-        for kind, error, template in _CONNECT_ERRORS:
-            if isinstance(cause, kind):
-                return error(template.format(where=where, reason=_why(cause)))
-    return TransportError(f"cannot connect to {where}: {_why(exc)}")
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and every error it wraps: httpcore chains some (TLS failures) by
-    context, not cause, and anyio groups the errors of several connect attempts."""
-    yield exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _causes(inner)
-    elif (inner := exc.__cause__ or exc.__context__) is not None:
-        yield from _causes(inner)
-
-
-def _why(exc: BaseException) -> str:
-    """The OS's or OpenSSL's words for `exc` and what it wraps; never httpx's own
-    text, which may quote the URL, login included."""
-    reasons = [
-        # A certificate's fault in few words ("self-signed certificate"), if it is one.
-        getattr(cause, "verify_message", None) or cause.strerror or type(cause).__name__
-        for cause in _causes(exc)
-        if isinstance(cause, OSError) and cause.errno is not None
-    ]
-    return "; ".join(dict.fromkeys(reasons)) or type(exc).__name__
-
-
 def _host_part(parts: SplitResult) -> str:
     """The URL's netloc without its userinfo."""
     return parts.netloc.rpartition("@")[2]
@@ -238,7 +177,8 @@ def _tls(access: _Access) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=access.ca_file)
     except OSError as exc:  # ssl.SSLError is one too: not PEM, no certificate inside
         raise ConfigError(
-            f"ca_file {access.ca_file!r}: cannot load it as PEM certificates: {_why(exc)}"
+            f"ca_file {access.ca_file!r}: cannot load it as PEM certificates: "
+            f"{failures.reason(exc)}"
         ) from exc
 
 
@@ -259,20 +199,19 @@ class HttpTransport:
                     self._check_status(response)
                     return await self._read(response)
         except httpx.ConnectTimeout as exc:
-            raise TransportTimeout(
-                f"{self.url}: no connection within {self._limits.connect_timeout:g} s (connect "
-                "phase, connect_timeout): is the host reachable, is the web server up?"
+            raise failures.connect_timeout(
+                self.url,
+                self._limits.connect_timeout,
+                "is the host reachable, is the web server up?",
             ) from exc
         except (TimeoutError, httpx.TimeoutException) as exc:
-            raise TransportTimeout(
-                f"{self.url}: no complete reply within {self._limits.timeout:g} s (timeout; "
-                "reply phase): is rtorrent busy or frozen? raise timeout for slow calls"
-            ) from exc
+            raise failures.reply_timeout(self.url, self._limits.timeout) from exc
         except httpx.ConnectError as exc:
-            raise _connect_error(exc, self.url) from exc
+            raise failures.translate(exc, failures.HTTP_CONNECT, self.url) from exc
         except httpx.HTTPError as exc:
             raise ConnectionClosed(
-                f"{self.url}: the HTTP exchange failed ({type(exc).__name__}): {_why(exc)}"
+                f"{self.url}: the HTTP exchange failed ({type(exc).__name__}): "
+                f"{failures.reason(exc)}"
             ) from exc
 
     async def aclose(self) -> None:
@@ -317,20 +256,13 @@ class HttpTransport:
             and int(declared) > cap
             and "Content-Encoding" not in response.headers
         ):
-            raise self._too_large(f"will be {declared} bytes, over")
+            raise failures.too_large(self.url, cap, int(declared))
         chunks: list[bytes] = []
         received = 0
         async for chunk in response.aiter_bytes():
             received += len(chunk)
             if received > cap:
                 # Leaving the `stream` block closes the connection: nothing more is read.
-                raise self._too_large("is over")
+                raise failures.too_large(self.url, cap)
             chunks.append(chunk)
         return b"".join(chunks)
-
-    def _too_large(self, size: str) -> ReplyTooLarge:
-        cap = self._limits.max_reply
-        return ReplyTooLarge(
-            f"{self.url}: the reply {size} max_reply = {cap} bytes ({cap / 2**20:.1f} MiB): "
-            "raise max_reply in the [rtorrent] section of the configuration"
-        )

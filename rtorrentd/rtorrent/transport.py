@@ -7,15 +7,13 @@ while holding its global lock, so a client that pauses mid-reply freezes all of
 rtorrent. A size cap bounds that memory; over it, the connection is closed (which
 frees rtorrent at once) and `ReplyTooLarge` raised.
 
-OS and anyio errors are translated here, at the edge, into `TransportError`
-subclasses whose messages say what to check.
+OS and anyio errors are translated at the edge, into `TransportError` subclasses
+whose messages say what to check, by `failures` (shared with the HTTP transport).
 """
 
 from __future__ import annotations
 
-import socket
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -23,21 +21,11 @@ from urllib.parse import urlsplit
 import anyio
 from anyio.abc import ByteStream
 
-from rtorrentd.errors import (
-    ConfigError,
-    ConnectionClosed,
-    ConnectionRefused,
-    PermissionDenied,
-    ReplyTooLarge,
-    SocketMissing,
-    TransportError,
-    TransportTimeout,
-)
+from rtorrentd.config.model import RtorrentSettings
+from rtorrentd.errors import ConfigError, ConnectionClosed, TransportError
 from rtorrentd.protocol import scgi
 from rtorrentd.redact import redact_url
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
+from rtorrentd.rtorrent import failures
 
 __all__ = ["URL_HELP", "ScgiTransport", "Transport", "open_transport", "redact_url"]
 
@@ -45,6 +33,8 @@ URL_HELP = "use scgi:///absolute/path/rpc.socket or scgi://host:port"
 
 _CHUNK = 256 * 1024  # asyncio reads at most this much per wake-up anyway
 _RTORRENT_MAX_REQUEST = 2 * 1024 * 1024  # larger requests: rtorrent 0.9.8 closes, no reply
+# The configuration's defaults (timeouts, reply cap), defined once, in config.model.
+_DEFAULTS = RtorrentSettings(url="")
 
 
 class Transport(Protocol):
@@ -67,9 +57,9 @@ class Transport(Protocol):
 def open_transport(
     url: str,
     *,
-    timeout: float = 30.0,
-    connect_timeout: float = 10.0,
-    max_reply: int = 256 * 1024 * 1024,
+    timeout: float = _DEFAULTS.timeout,
+    connect_timeout: float = _DEFAULTS.connect_timeout,
+    max_reply: int = _DEFAULTS.max_reply,
     username: str | None = None,
     password: str | None = None,
     tls_verify: bool = True,
@@ -120,46 +110,6 @@ class _Access:
 
 # --- endpoints: how to connect, and what a failure to connect means -------------
 
-# (OS error, what we raise, message); the first rule matching the error, or any
-# error it wraps, wins. {where} is the address, {reason} the OS's words.
-_ErrorRule = tuple[type[OSError], type[TransportError], str]
-
-_UNIX_ERRORS: tuple[_ErrorRule, ...] = (
-    (
-        FileNotFoundError,
-        SocketMissing,
-        "no socket at {where}: is rtorrent running, "
-        "and is network.scgi.open_local set to this path?",
-    ),
-    (
-        NotADirectoryError,
-        SocketMissing,
-        "no socket at {where} (a parent is not a directory): check the path",
-    ),
-    (
-        PermissionError,
-        PermissionDenied,
-        "permission denied on {where}: add the user rtorrentd runs as to the socket's "
-        "group and make the socket group-writable (chmod 660); check its directories too",
-    ),
-    (
-        ConnectionRefusedError,
-        ConnectionRefused,
-        "nothing listens on {where}: a stale socket file (or not a socket); is rtorrent running?",
-    ),
-)
-
-_TCP_ERRORS: tuple[_ErrorRule, ...] = (
-    (
-        ConnectionRefusedError,
-        ConnectionRefused,
-        "nothing listens at {where}: is rtorrent running, "
-        "with network.scgi.open_port set to this address?",
-    ),
-    (socket.gaierror, TransportError, "cannot resolve the host of {where}: {reason}"),
-    (PermissionError, PermissionDenied, "not permitted to connect to {where}: {reason}"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class _UnixEndpoint:
@@ -169,7 +119,7 @@ class _UnixEndpoint:
         return await anyio.connect_unix(self.path)
 
     def connect_error(self, exc: OSError) -> TransportError:
-        return _translate(exc, _UNIX_ERRORS, self.path)
+        return failures.translate(exc, failures.UNIX_CONNECT, self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,39 +132,10 @@ class _TcpEndpoint:
 
     def connect_error(self, exc: OSError) -> TransportError:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return _translate(exc, _TCP_ERRORS, f"{host}:{self.port}")
+        return failures.translate(exc, failures.TCP_CONNECT, f"{host}:{self.port}")
 
 
 _Endpoint = _UnixEndpoint | _TcpEndpoint
-
-
-def _translate(exc: OSError, rules: tuple[_ErrorRule, ...], where: str) -> TransportError:
-    for cause in _causes(exc):
-        for kind, error, template in rules:
-            if isinstance(cause, kind):
-                return error(template.format(where=where, reason=_reason(cause)))
-    return TransportError(f"cannot connect to {where}: {_reason(exc)}")
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and every error it wraps: anyio's connect_tcp raises a bare OSError
-    "All connection attempts failed" from the real error (or a group of them)."""
-    yield exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _causes(inner)
-    elif exc.__cause__ is not None:
-        yield from _causes(exc.__cause__)
-
-
-def _reason(exc: BaseException) -> str:
-    """The OS's own words for `exc`, from the errors that carry an errno."""
-    reasons = [
-        cause.strerror or str(cause)
-        for cause in _causes(exc)
-        if isinstance(cause, OSError) and cause.errno is not None
-    ]
-    return "; ".join(dict.fromkeys(reasons)) or str(exc) or type(exc).__name__
 
 
 # --- the SCGI transport ----------------------------------------------------------
@@ -245,9 +166,8 @@ class ScgiTransport:
             with anyio.fail_after(budget):
                 return await self._endpoint.connect()
         except TimeoutError as exc:  # before OSError: it is one
-            raise TransportTimeout(
-                f"{self.url}: no connection within {budget:g} s (connect phase, "
-                "connect_timeout): is rtorrent overloaded or frozen, is the host reachable?"
+            raise failures.connect_timeout(
+                self.url, budget, "is rtorrent overloaded or frozen, is the host reachable?"
             ) from exc
         except OSError as exc:
             raise self._endpoint.connect_error(exc) from exc
@@ -260,14 +180,11 @@ class ScgiTransport:
                 phase = "reading the reply"
                 return await self._read_reply(stream, len(body))
         except TimeoutError as exc:
-            raise TransportTimeout(
-                f"{self.url}: no complete reply within {self._limits.timeout:g} s (timeout; "
-                f"reply phase, stuck {phase}): is rtorrent busy or frozen? "
-                "raise timeout for slow calls"
-            ) from exc
+            raise failures.reply_timeout(self.url, self._limits.timeout, phase) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise ConnectionClosed(
-                f"{self.url}: connection lost {phase}: {_reason(exc)}{_size_hint(len(body))}"
+                f"{self.url}: connection lost {phase}: "
+                f"{failures.reason(exc)}{_size_hint(len(body))}"
             ) from exc
 
     async def _read_reply(self, stream: ByteStream, request_size: int) -> bytearray:
@@ -291,7 +208,8 @@ class ScgiTransport:
         if not data:
             raise ConnectionClosed(
                 f"{self.url}: rtorrent closed the connection without answering "
-                f"(over 100 connections at once? restarting?){_size_hint(request_size)}"
+                f"(too many connections at once: 100 on 0.9.8, 63 on 0.16? restarting?)"
+                f"{_size_hint(request_size)}"
             )
         if expected is not None and len(data) < expected:
             raise ConnectionClosed(
@@ -302,11 +220,7 @@ class ScgiTransport:
         cap = self._limits.max_reply
         if max(received, expected or 0) <= cap:
             return
-        size = "is over" if expected is None else f"will be {expected} bytes, over"
-        raise ReplyTooLarge(
-            f"{self.url}: the reply {size} max_reply = {cap} bytes ({cap / 2**20:.1f} MiB): "
-            "raise max_reply in the [rtorrent] section of the configuration"
-        )
+        raise failures.too_large(self.url, cap, expected)
 
 
 def _size_hint(request_size: int) -> str:

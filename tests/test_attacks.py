@@ -35,6 +35,7 @@ from trees import CANARY, Canaries, Tree, make, plan, refused
 
 from rtorrentd.deletion import executor
 from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.executor import Result
 from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -786,7 +787,7 @@ async def test_dry_run_of_a_refused_torrent_reports_the_refusal_and_changes_noth
 
     assert before == everything(tmp_path)
     assert loaded == state(rtorrent)
-    assert {refused_hash: "refused", ok_hash: "dry-run"} == {
+    assert {refused_hash: Result.REFUSED, ok_hash: Result.DRY_RUN} == {
         r.step.hash: r.result for r in result.results
     }
     assert "outside every allowed root" in one_result(logs, refused_hash)["reason"]

@@ -30,7 +30,7 @@ from structlog.testing import capture_logs
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action, Config
-from rtorrentd.deletion.executor import StepResult
+from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.rtorrent.transport import Transport, open_transport
@@ -137,16 +137,16 @@ def _result(results: list[StepResult], held: int = 0) -> PollResult:
         ([], 0, "1234 torrents"),
         (
             [
-                StepResult(_step(Action.DELETE), "done", freed_bytes=3 * 1024**3),
-                StepResult(_step(Action.DELETE), "done", freed_bytes=1024**3),
-                StepResult(_step(Action.STOP), "done"),
-                StepResult(_step(Action.REMOVE), "failed", "gone"),
+                StepResult(_step(Action.DELETE), Result.DONE, freed_bytes=3 * 1024**3),
+                StepResult(_step(Action.DELETE), Result.DONE, freed_bytes=1024**3),
+                StepResult(_step(Action.STOP), Result.DONE),
+                StepResult(_step(Action.REMOVE), Result.FAILED, "gone"),
             ],
             2,
             "1234 torrents, 2 deleted (4.0 GiB), 1 stopped, 1 failed, 2 held",
         ),
         (
-            [StepResult(_step(Action.DELETE), "dry-run", freed_bytes=10)],
+            [StepResult(_step(Action.DELETE), Result.DRY_RUN, freed_bytes=10)],
             0,
             "1234 torrents, 1 planned (dry run)",
         ),

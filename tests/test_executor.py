@@ -36,7 +36,7 @@ from trees import Canaries
 
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import executor
-from rtorrentd.deletion.executor import StepResult
+from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.errors import ConnectionClosed, RpcFault, TransportError, UnknownMethod
@@ -192,7 +192,7 @@ async def test_cross_seeded_data_is_kept_until_the_last_torrent_goes(
     assert data == contents(first)
     (done,) = result.results
     shared = tuple(str(p) for p in data)
-    assert ("done", 0, set(shared)) == (done.result, done.freed_bytes, set(done.kept_shared))
+    assert (Result.DONE, 0, set(shared)) == (done.result, done.freed_bytes, set(done.kept_shared))
     event = one_result(logs, first.info_hash)
     assert "kept 3 file(s) another loaded torrent uses" in event["reason"]
     assert set(shared) == set(event["kept_shared"])
@@ -675,7 +675,7 @@ async def test_dry_run_changes_nothing_byte_for_byte(
 
     assert files_before == disk_state(rtorrent.root)
     assert rtorrent_before == state(rtorrent)
-    assert ["dry-run"] * 3 == [r.result for r in result.results]
+    assert [Result.DRY_RUN] * 3 == [r.result for r in result.results]
     planned = {e["action"]: e for e in events(logs, "action.planned")}
     assert {"delete": torrents["delete"].size, "remove": 0, "stop": 0} == {
         action: e["freed_bytes"] for action, e in planned.items()
@@ -702,7 +702,7 @@ async def test_a_torrent_erased_between_plan_and_apply_is_skipped(
     with capture_logs() as logs:
         results = await apply_plan(plan, client, config, rechecker(config, now, memory))
 
-    assert {vanishing.info_hash: "skipped", staying.info_hash: "done"} == {
+    assert {vanishing.info_hash: Result.SKIPPED, staying.info_hash: Result.DONE} == {
         r.step.hash: r.result for r in results
     }
     event = one_result(logs, vanishing.info_hash)

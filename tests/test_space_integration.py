@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import disk
+from rtorrentd.deletion.executor import Result
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.space import Disk
@@ -138,7 +139,7 @@ async def test_a_low_filesystem_loses_just_enough_torrents_oldest_first(
         )
 
     assert [loaded[1], loaded[2]] == [s.hash for s in result.plan.steps]
-    assert ["done", "done"] == [r.result for r in result.results]
+    assert [Result.DONE, Result.DONE] == [r.result for r in result.results]
     assert {loaded[0], loaded[3], loaded[4]} == set(rtorrent.hashes())
     assert not (root / "t1.bin").exists() and not (root / "t2.bin").exists()
     assert free_bytes(root, statvfs) >= before + 2 * MIB - 1

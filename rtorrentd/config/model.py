@@ -21,6 +21,11 @@ class Action(Enum):
     DELETE = "delete"  # stop, close, delete the torrent's own files, erase
 
 
+# The actions that take a torrent out of rtorrent (d.erase): the safety valves
+# limit them, and they fire rtorrent's event.download.erased handlers.
+LEAVING = frozenset({Action.REMOVE, Action.DELETE})
+
+
 @dataclass(frozen=True, slots=True)
 class RtorrentSettings:
     url: str

@@ -17,10 +17,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import structlog
 
-from rtorrentd.config.model import Action
+from rtorrentd.config.model import LEAVING, Action
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.planning import plan_deletion
@@ -39,22 +40,29 @@ DEFAULT_ERASE_HANDLERS = frozenset({"!_download_list", "~_delete_tied"})
 # What the executor re-reads for each torrent besides what the rules need.
 RECHECK_NAMES = frozenset({"path", "directory", "multi_file"})
 
-# Actions that take the torrent out of rtorrent, so fire event.download.erased.
-LEAVING = frozenset({Action.REMOVE, Action.DELETE})
-
 StillMatches = Callable[[Torrent, Step], bool]
+
+
+class Result(Enum):
+    """What became of one step; the value is the `result` field of its log event."""
+
+    DONE = "done"
+    DRY_RUN = "dry-run"
+    SKIPPED = "skipped"
+    REFUSED = "refused"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """What became of one step: `result` is done, dry-run, skipped, refused or failed.
+    """What became of one step, and why (`reason`, for the log).
 
     `kept_shared` are files of a deleted torrent left on disk because another
     loaded torrent lists them.
     """
 
     step: Step
-    result: str
+    result: Result
     reason: str = ""
     freed_bytes: int = 0
     kept_shared: tuple[str, ...] = ()
@@ -148,9 +156,9 @@ async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
     try:
         fresh = await ctx.client.torrent(step.hash, ctx.names | RECHECK_NAMES)
     except UnknownTorrent:
-        return StepResult(step, "skipped", "the torrent is no longer loaded")
+        return StepResult(step, Result.SKIPPED, "the torrent is no longer loaded")
     if not ctx.still_matches(fresh, step):
-        return StepResult(step, "skipped", f"no longer matches rule {step.rule!r}")
+        return StepResult(step, Result.SKIPPED, f"no longer matches rule {step.rule!r}")
     return fresh
 
 
@@ -189,7 +197,7 @@ async def _save_session(client: RtorrentClient, info_hash: str) -> None:
 async def _do_stop(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     if not ctx.dry_run:
         await _stop_and_close(ctx.client, torrent)
-    return StepResult(step, "dry-run" if ctx.dry_run else "done")
+    return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE)
 
 
 async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
@@ -197,7 +205,7 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     # tracker hears "stopped"; the data stays (hooks were checked in `apply`).
     if not ctx.dry_run:
         await ctx.client.erase(torrent.hash)
-    return StepResult(step, "dry-run" if ctx.dry_run else "done", "data kept")
+    return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE, "data kept")
 
 
 async def _plan_files(ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]) -> Deletion:
@@ -218,14 +226,14 @@ async def _do_delete(
         _check_not_vanished(torrent, deletion)
         if ctx.dry_run:
             summary, kept = _summary(deletion), deletion.kept_shared
-            return StepResult(step, "dry-run", summary, deletion.freed_bytes, kept)
+            return StepResult(step, Result.DRY_RUN, summary, deletion.freed_bytes, kept)
         if await _stop_and_close(ctx.client, torrent):
             # rtorrent may have written (mtime) or flushed until the close: plan
             # again from the closed files, or carry_out would find them "changed".
             deletion = await _plan_files(ctx, torrent, cache)
         await _save_session(ctx.client, step.hash)
     except UnsafeDeletion as exc:
-        return StepResult(step, "refused", str(exc))
+        return StepResult(step, Result.REFUSED, str(exc))
     # Written before the first unlink: if we die now, the log says what was going on.
     log.info(
         "action.deleting",
@@ -239,7 +247,7 @@ async def _do_delete(
     if not outcome.complete:
         skipped = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped)
         reason = f"not erased, files changed under us: {skipped}"
-        return StepResult(step, "failed", reason, outcome.freed_bytes, deletion.kept_shared)
+        return StepResult(step, Result.FAILED, reason, outcome.freed_bytes, deletion.kept_shared)
     return await _erase_deleted(ctx, step, deletion, outcome)
 
 
@@ -271,14 +279,14 @@ async def _erase_deleted(
         await ctx.client.erase(step.hash)
     except UnknownTorrent:
         note = "files deleted; the torrent was erased by someone else meanwhile"
-        return StepResult(step, "done", _join(note, _summary(deletion, outcome)), freed, kept)
+        return StepResult(step, Result.DONE, _join(note, _summary(deletion, outcome)), freed, kept)
     except (RpcError, TransportError) as exc:
         reason = f"files deleted ({freed} bytes freed) but d.erase failed ({exc}); "
-        result = StepResult(step, "failed", reason + "the next poll erases it", freed, kept)
+        result = StepResult(step, Result.FAILED, reason + "the next poll erases it", freed, kept)
         if isinstance(exc, TransportError):
             raise _PollAborted(result, exc) from exc
         return result
-    return StepResult(step, "done", _summary(deletion, outcome), freed, kept)
+    return StepResult(step, Result.DONE, _summary(deletion, outcome), freed, kept)
 
 
 def _summary(deletion: Deletion, outcome: Outcome | None = None) -> str:
@@ -318,24 +326,24 @@ async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]])
             return await _do_stop(ctx, step, fresh)
         if step.action is Action.REMOVE:
             return await _do_remove(ctx, step, fresh)
-        return StepResult(step, "skipped", f"nothing to do for {step.action.value}")
+        return StepResult(step, Result.SKIPPED, f"nothing to do for {step.action.value}")
     except UnknownTorrent:
-        return StepResult(step, "skipped", "the torrent disappeared during the step")
+        return StepResult(step, Result.SKIPPED, "the torrent disappeared during the step")
     except (RpcError, OSError) as exc:
-        return StepResult(step, "failed", str(exc))
+        return StepResult(step, Result.FAILED, str(exc))
     except TransportError as exc:
         reason = f"rtorrent became unreachable ({exc}); the next poll resumes this step"
-        raise _PollAborted(StepResult(step, "failed", reason), exc) from exc
+        raise _PollAborted(StepResult(step, Result.FAILED, reason), exc) from exc
 
 
 _EVENTS = {
-    "done": "action.done",
-    "dry-run": "action.planned",
-    "skipped": "action.skipped",
-    "refused": "action.refused",
-    "failed": "action.failed",
+    Result.DONE: "action.done",
+    Result.DRY_RUN: "action.planned",
+    Result.SKIPPED: "action.skipped",
+    Result.REFUSED: "action.refused",
+    Result.FAILED: "action.failed",
 }
-_LEVELS = {"refused": "warning", "failed": "error"}
+_LEVELS = {Result.REFUSED: "warning", Result.FAILED: "error"}
 
 
 def _log_result(result: StepResult) -> None:
@@ -348,9 +356,9 @@ def _log_result(result: StepResult) -> None:
         rule=step.rule,
         values=dict(step.values),
         freed_bytes=result.freed_bytes,
-        result=result.result,
+        result=result.result.value,
         reason=result.reason or None,
-        dry_run=result.result == "dry-run",
+        dry_run=result.result is Result.DRY_RUN,
         kept_shared=list(result.kept_shared) or None,
     )
 
@@ -383,7 +391,7 @@ async def apply(
             log.info("poll.interrupted", reason="stopping", steps_left=len(plan.steps) - done)
             break
         if hooks and step.action in LEAVING:
-            result = StepResult(step, "refused", hooks)
+            result = StepResult(step, Result.REFUSED, hooks)
         else:
             try:
                 result = await apply_step(ctx, step, cache)

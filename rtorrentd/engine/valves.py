@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from rtorrentd.config.model import Action, Safety
+from rtorrentd.config.model import LEAVING, Action, Safety
 from rtorrentd.engine.model import Step
-
-_LEAVING = frozenset({Action.REMOVE, Action.DELETE})
 
 
 def apply_safety(
     steps: list[Step], total: int, safety: Safety
 ) -> tuple[tuple[Step, ...], tuple[Step, ...], tuple[str, ...]]:
     """Hold back removals and deletions the valves do not allow; stops always pass."""
-    leaving = [s for s in steps if s.action in _LEAVING]
+    leaving = [s for s in steps if s.action in LEAVING]
     if len(leaving) > safety.max_delete_fraction * total:
         note = _fraction_note(len(leaving), total, safety.max_delete_fraction)
         return _split(steps, set(map(id, leaving)), note)

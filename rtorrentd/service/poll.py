@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import anyio.to_thread
 import structlog
 
-from rtorrentd.config.model import Config
+from rtorrentd.config.model import Action, Config
 from rtorrentd.deletion import disk, executor
-from rtorrentd.deletion.executor import StepResult
+from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.facts import FileFact, Files
@@ -39,7 +39,7 @@ class PollResult:
     def deleted(self) -> tuple[StepResult, ...]:
         """Torrents whose data was deleted in this poll."""
         return tuple(
-            r for r in self.results if r.result == "done" and r.step.action.value == "delete"
+            r for r in self.results if r.result is Result.DONE and r.step.action is Action.DELETE
         )
 
 

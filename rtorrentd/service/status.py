@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from rtorrentd.config.model import Action, Config, SpacePolicy
+from rtorrentd.deletion.executor import Result
 from rtorrentd.redact import redact_url
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.report import human_bytes, human_duration
@@ -39,13 +40,13 @@ def status_after_poll(result: PollResult, *, at: float, next_at: float) -> str:
     """`1234 torrents, 3 deleted (12.4 GiB) at 14:05, next 14:10`."""
     parts = [f"{result.torrents} torrents"]
     for action, word in _DONE_WORDS.items():
-        done = [r for r in result.results if r.result == "done" and r.step.action is action]
+        done = [r for r in result.results if r.result is Result.DONE and r.step.action is action]
         freed = sum(r.freed_bytes for r in done)
         if done:
             parts.append(f"{len(done)} {word}" + (f" ({human_bytes(freed)})" if freed else ""))
     counts = {
-        "planned (dry run)": sum(r.result == "dry-run" for r in result.results),
-        "failed": sum(r.result in ("failed", "refused") for r in result.results),
+        "planned (dry run)": sum(r.result is Result.DRY_RUN for r in result.results),
+        "failed": sum(r.result in (Result.FAILED, Result.REFUSED) for r in result.results),
         "held": len(result.plan.held),
     }
     parts += [f"{n} {word}" for word, n in counts.items() if n]

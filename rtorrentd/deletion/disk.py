@@ -104,5 +104,10 @@ def file_fact(path: str) -> FileFact:
         st = os.lstat(path)
     except (OSError, ValueError):
         return FileFact(path, 0, None, 0, regular=False)
+    return fact_of(path, st)
+
+
+def fact_of(path: str, st: os.stat_result) -> FileFact:
+    """The `FileFact` that `st`, an lstat of `path`, makes."""
     regular = stat.S_ISREG(st.st_mode)
     return FileFact(path, st.st_size, (st.st_dev, st.st_ino), st.st_nlink, regular)

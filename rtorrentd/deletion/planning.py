@@ -30,6 +30,7 @@ from rtorrentd.deletion.containment import (
     refuse,
     resolve_allowed_roots,
 )
+from rtorrentd.deletion.disk import fact_of
 from rtorrentd.deletion.mangling import check_lookalikes
 from rtorrentd.deletion.model import (
     Anchor,
@@ -44,6 +45,7 @@ from rtorrentd.deletion.model import (
 )
 from rtorrentd.deletion.mounts import check_no_mounts
 from rtorrentd.deletion.sharers import find_sharers
+from rtorrentd.engine.facts import freed_by_unlinking
 
 
 def plan_deletion(
@@ -96,27 +98,14 @@ def _plan(
 
 
 def _decide(probes: Sequence[Probe], sharers: dict[str, str]) -> tuple[PlannedFile, ...]:
-    freed = _freed_by_unlinking([p for p in probes if _unlinks(p, sharers)])
+    # On disk and not kept for another torrent: these are unlinked.
+    unlinking = [
+        fact_of(p.location.path, p.lstat)
+        for p in probes
+        if p.lstat is not None and p.location.path not in sharers
+    ]
+    freed = freed_by_unlinking(unlinking)
     return tuple(_plan_file(p, sharers.get(p.location.path), freed) for p in probes)
-
-
-def _unlinks(probe: Probe, sharers: dict[str, str]) -> bool:
-    return probe.lstat is not None and probe.location.path not in sharers
-
-
-def _freed_by_unlinking(probes: Sequence[Probe]) -> dict[str, int]:
-    """Bytes each unlink frees: an inode's size once, if all its links are being unlinked."""
-    groups: dict[tuple[int, int], list[Probe]] = {}
-    for probe in probes:
-        st = probe.lstat
-        if st is not None and stat.S_ISREG(st.st_mode):
-            groups.setdefault((st.st_dev, st.st_ino), []).append(probe)
-    freed = {p.location.path: 0 for p in probes}
-    for group in groups.values():
-        st = group[0].lstat
-        if st is not None and st.st_nlink <= len(group):
-            freed[group[-1].location.path] = st.st_size
-    return freed
 
 
 def _plan_file(probe: Probe, sharer: str | None, freed: dict[str, int]) -> PlannedFile:
@@ -126,7 +115,7 @@ def _plan_file(probe: Probe, sharer: str | None, freed: dict[str, int]) -> Plann
     elif sharer is not None:
         fate, reason, nbytes = Fate.SHARED, f"kept: another torrent lists it as {sharer!r}", 0
     else:
-        nbytes = freed[probe.location.path]
+        nbytes = freed.get(probe.location.path, 0)
         fate, reason = Fate.UNLINK, _unlink_reason(probe.location.path, st, nbytes)
     identity = None if st is None else Identity.of(st)
     return PlannedFile(probe.listed, probe.location, fate, identity, nbytes, reason)

@@ -7,8 +7,9 @@ Strategy: a file is a directory entry (its absolute path as rtorrent lists it:
 `d.directory` joined with `f.path`) naming an inode. Deleting a set of torrents
 unlinks an entry only when every loaded torrent that lists it is in the set (the
 executor keeps files another loaded torrent lists), and frees an inode's bytes
-only when all of its links are unlinked, each inode counted once — the same
-accounting `fsdelete` does for one torrent, extended to several deleted together.
+only when all of its links are unlinked, each inode counted once:
+`freed_by_unlinking`, which deletion planning uses for one torrent and `Freeing`
+for several deleted together.
 
 Two torrents can list the same entry only if their data paths overlap (one equal
 to or inside the other, by components), so `overlapping` says whose files must be
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import posixpath
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 Inode = tuple[int, int]  # (st_dev, st_ino)
@@ -108,6 +109,31 @@ def _around(path: str, by_path: Mapping[str, list[str]], ordered: list[str]) -> 
     return hashes
 
 
+def freed_by_unlinking(
+    unlinking: Iterable[FileFact], before: Mapping[Inode, Collection[str]] | None = None
+) -> dict[str, int]:
+    """Bytes that unlinking the entries `unlinking` frees, by entry path; 0 is left out.
+
+    An inode's data is freed when its last link goes: when the entries unlinked
+    here and, by inode, `before` (entries unlinked already) are all its links. Its
+    size is counted once, on the last of its entries here, and not at all if
+    `before` had freed it already. Only a regular file holds data; a symlink frees
+    none. An entry is at least one link, whatever a filesystem reports.
+    """
+    done = before or {}
+    names: dict[Inode, set[str]] = {}
+    last: dict[Inode, FileFact] = {}
+    for entry in unlinking:
+        if entry.regular and entry.inode is not None:
+            names.setdefault(entry.inode, set(done.get(entry.inode, ()))).add(entry.path)
+            last[entry.inode] = entry
+    return {
+        entry.path: entry.size
+        for inode, entry in last.items()
+        if len(names[inode]) >= max(entry.links, 1) > len(done.get(inode, ()))
+    }
+
+
 class Freeing:
     """Bytes freed by deleting torrents one after another, each inode counted once.
 
@@ -124,16 +150,17 @@ class Freeing:
 
     def gain(self, info_hash: str) -> int:
         """Bytes that deleting `info_hash` as well would free."""
-        return sum(self._newly_freed(info_hash).values())
+        return sum(freed_by_unlinking(self._entries(info_hash), self._unlinked).values())
 
     def add(self, info_hash: str) -> int:
         """Count `info_hash` as deleted; the bytes that frees."""
-        freed = self._newly_freed(info_hash)
+        entries = self._entries(info_hash)
+        freed = sum(freed_by_unlinking(entries, self._unlinked).values())
         self._deleted.add(info_hash)
-        for entry in self._entries(info_hash):
+        for entry in entries:
             if entry.inode is not None:
                 self._unlinked.setdefault(entry.inode, set()).add(entry.path)
-        return sum(freed.values())
+        return freed
 
     def _entries(self, info_hash: str) -> list[FileFact]:
         """The regular files this deletion would unlink: no other lister remains."""
@@ -143,19 +170,3 @@ class Freeing:
             for f in self._files.get(info_hash, ())
             if f.regular and f.inode is not None and self._listers[f.path] <= deleted
         ]
-
-    def _newly_freed(self, info_hash: str) -> dict[Inode, int]:
-        names: dict[Inode, set[str]] = {}
-        sizes: dict[Inode, tuple[int, int]] = {}
-        for entry in self._entries(info_hash):
-            inode = entry.inode
-            if inode is None:
-                continue
-            before = self._unlinked.get(inode, set())
-            names.setdefault(inode, set(before)).add(entry.path)
-            sizes[inode] = (entry.size, entry.links)
-        return {
-            inode: size
-            for inode, (size, links) in sizes.items()
-            if len(names[inode]) >= links > len(self._unlinked.get(inode, ()))
-        }

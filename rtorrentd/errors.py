@@ -81,6 +81,10 @@ class UnsafeDeletion(RtorrentdError):
     """A deletion was refused because it could touch data it must not."""
 
 
+class MetainfoError(RtorrentdError):
+    """A torrent's metainfo (its .torrent) is malformed, or not that torrent's."""
+
+
 class ExprError(ConfigError):
     """A `when` condition does not parse; `column` is 0-based into its text."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import socket
@@ -373,3 +374,21 @@ def test_start_picks_another_port_when_its_port_is_taken(
         with make_rtorrent(tmp_path / "rt", clean_exit=False) as process:
             assert taken.getsockname()[1] != process.listen_port
             assert process.listen_port == process.call("network.listen.port")
+
+
+@pytest.mark.integration
+def test_gzip_when_asked_on_0_16_only(rtorrent: RtorrentProcess) -> None:
+    body = xmlrpc.client.dumps((), "system.listMethods").encode()
+    headers = b"CONTENT_LENGTH\x00%d\x00SCGI\x001\x00ACCEPT_ENCODING\x00gzip\x00" % len(body)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(rtorrent.socket_path))
+        sock.sendall(b"%d:%s,%s" % (len(headers), headers, body))
+        reply = b"".join(iter(lambda: sock.recv(1 << 16), b""))
+    head, _, xml = reply.partition(b"\r\n\r\n")
+    # No Content-Encoding either way: the body's first bytes tell.
+    assert b"Content-Encoding" not in head
+    if rtorrent.version == "0.9.8":
+        assert xml.startswith(b"<?xml")
+    else:
+        assert b"<methodResponse>" in gzip.decompress(xml)

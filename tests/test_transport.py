@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gzip
 import os
 import re
 import shutil
@@ -616,3 +617,70 @@ def test_timeouts_and_oversized_replies_say_which_setting() -> None:
     assert "will be 2048 bytes, over max_reply = 1024 bytes" in str(
         failures.too_large("u", 1024, 2048)
     )
+
+
+# --- gzip (rtorrent 0.16 gzips replies when asked, with no Content-Encoding) -------
+
+
+@dataclass
+class Gzipping:
+    """Answers like rtorrent 0.16 asked for gzip: the echoed body, gzipped, with a
+    Content-Length of the packed bytes and no header saying it is gzip."""
+
+    requests: list[Request] = field(default_factory=list)
+    packed: bytes | None = None  # sent instead of the packed echo, if set
+
+    async def __call__(self, raw: ByteStream) -> None:
+        async with raw:
+            request = await read_request(BufferedByteReceiveStream(raw))
+            self.requests.append(request)
+            accepts = (b"ACCEPT_ENCODING", b"gzip") in request.headers
+            body = gzip.compress(request.body) if accepts else request.body
+            await raw.send(rtorrent_reply(self.packed if self.packed is not None else body))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("asked", "headers"), [(True, 1), (False, 0)])
+async def test_gzip_replies_are_unpacked(asked: bool, headers: int, sock_dir: Path) -> None:
+    peer = Gzipping()
+    body = b"<methodResponse>" + b"<value><i8>1</i8></value>" * 1000 + b"</methodResponse>"
+    async with serving("tcp", peer, sock_dir) as url:
+        assert body == await open_transport(url, gzip=asked).request(body)
+    (request,) = peer.requests
+    assert headers == request.headers.count((b"ACCEPT_ENCODING", b"gzip"))
+
+
+@pytest.mark.anyio
+async def test_a_gzip_reply_over_the_cap_is_refused_unpacked(sock_dir: Path) -> None:
+    peer = Gzipping(packed=gzip.compress(bytes(10 * 1024 * 1024)))  # 10 MiB in ~10 KB
+    async with serving("tcp", peer, sock_dir) as url:
+        transport = open_transport(url, gzip=True, max_reply=1024 * 1024)
+        with pytest.raises(ReplyTooLarge, match="the reply is over max_reply = 1048576"):
+            await transport.request(b"<x/>")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "packed", [gzip.compress(b"<methodResponse/>")[:-12], b"\x1f\x8b not gzip at all"]
+)
+async def test_a_broken_gzip_reply_is_malformed(packed: bytes, sock_dir: Path) -> None:
+    async with serving("tcp", Gzipping(packed=packed), sock_dir) as url:
+        with pytest.raises(MalformedReply, match="gzip reply"):
+            await open_transport(url, gzip=True).request(b"<x/>")
+
+
+@pytest.mark.parametrize(
+    ("url", "gzipped"),
+    [
+        ("scgi:///run/rtorrent/rpc.socket", False),
+        ("scgi://127.0.0.1:5000", False),
+        ("scgi://localhost:5000", False),
+        ("scgi://[::1]:5000", False),
+        ("scgi://192.168.1.20:5000", True),
+        ("scgi://seedbox.example:5000", True),
+    ],
+)
+def test_gzip_only_across_a_network(url: str, gzipped: bool) -> None:
+    transport = open_transport(url)
+    assert isinstance(transport, ScgiTransport)
+    assert gzipped == transport.gzip

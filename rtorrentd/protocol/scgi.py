@@ -14,10 +14,11 @@ for the peer to close.
 from __future__ import annotations
 
 import re
+import zlib
 
 from rtorrentd.errors import MalformedReply
 
-__all__ = ["MAX_HEADER", "encode_request", "parse_reply", "reply_length"]
+__all__ = ["MAX_HEADER", "encode_request", "gunzip", "is_gzipped", "parse_reply", "reply_length"]
 
 # rtorrent's header is under 100 bytes; a reply with no blank line this far in
 # is not SCGI, and looking further would only waste time on garbage.
@@ -31,14 +32,36 @@ _DIGITS = re.compile(r"[0-9]+")
 Headers = list[tuple[str, str]]
 
 
-def encode_request(body: bytes) -> bytes:
+def encode_request(body: bytes, *, accept_gzip: bool = False) -> bytes:
     """Frame an XML-RPC request body for SCGI.
 
     CONTENT_LENGTH comes first, as the SCGI spec and rtorrent require, and nothing
     follows the body: one byte more makes rtorrent 0.9.8 hang the connection.
+    `accept_gzip` asks rtorrent 0.16 to gzip a reply of 1000 bytes or more (0.9.8
+    ignores it); such a reply says so in no header: `is_gzipped` tells.
     """
     header = b"CONTENT_LENGTH\x00%d\x00SCGI\x001\x00" % len(body)
+    if accept_gzip:
+        header += b"ACCEPT_ENCODING\x00gzip\x00"
     return b"%d:%s,%s" % (len(header), header, body)
+
+
+def is_gzipped(body: bytes) -> bool:
+    """Whether a reply body is gzip (its magic bytes; XML never starts with them)."""
+    return body[:2] == b"\x1f\x8b"
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """The gzip `body` unpacked, but never more than `limit` + 1 bytes: a caller
+    that gets more than `limit` knows the whole is too large, without holding it."""
+    unpacker = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+    try:
+        data = unpacker.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise MalformedReply(f"gzip reply does not unpack: {exc}") from None
+    if len(data) <= limit and not unpacker.eof:
+        raise MalformedReply("gzip reply is cut short")
+    return data
 
 
 def parse_reply(data: bytes | bytearray) -> bytes:

@@ -13,6 +13,7 @@ whose messages say what to check, by `failures` (shared with the HTTP transport)
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,6 +34,8 @@ URL_HELP = "use scgi:///absolute/path/rpc.socket or scgi://host:port"
 
 _CHUNK = 256 * 1024  # asyncio reads at most this much per wake-up anyway
 _RTORRENT_MAX_REQUEST = 2 * 1024 * 1024  # larger requests: rtorrent 0.9.8 closes, no reply
+# Gzip replies larger than this are unpacked in a worker thread (~2 ms per 70 KB).
+_INLINE_GUNZIP = 64 * 1024
 # The configuration's defaults (timeouts, reply cap), defined once, in config.model.
 _DEFAULTS = RtorrentSettings(url="")
 
@@ -64,18 +67,21 @@ def open_transport(
     password: str | None = None,
     tls_verify: bool = True,
     ca_file: str | None = None,
+    gzip: bool | None = None,
 ) -> Transport:
     """A transport for `url`: ``scgi:///abs/path/rpc.socket``, ``scgi://host:port``
     or ``http(s)://host/RPC2`` (a web server passing requests on to rtorrent).
 
     `timeout` bounds a whole call (connect, send, read) in seconds, `connect_timeout`
-    the connect alone, `max_reply` the reply's size in bytes. The rest is for HTTP(S)
-    only: a basic-auth login (or one written in the URL, not both), and whether and
-    how to verify the server's TLS certificate (`ca_file`: PEM certificates to trust
-    instead of the system's). Nothing connects yet. Raises `ConfigError` for a URL,
+    the connect alone, `max_reply` the reply's size in bytes (unpacked). `gzip` asks
+    an SCGI rtorrent for gzipped replies; by default only across a network (not to a
+    Unix socket or a loopback address). The rest is for HTTP(S) only: a basic-auth
+    login (or one written in the URL, not both), and whether and how to verify the
+    server's TLS certificate (`ca_file`: PEM certificates to trust instead of the
+    system's). Nothing connects yet. Raises `ConfigError` for a URL,
     login or limit that cannot work.
     """
-    limits = _Limits(timeout, connect_timeout, max_reply)
+    limits = _Limits(timeout, connect_timeout, max_reply, gzip)
     access = _Access(username, password, tls_verify, ca_file)
     scheme, sep, rest = url.partition("://")
     opener = _OPENERS.get(scheme.lower()) if sep else None
@@ -89,6 +95,8 @@ class _Limits:
     timeout: float
     connect_timeout: float
     max_reply: int
+    # SCGI replies gzipped: True, False, or None for "where it pays" (across a network).
+    gzip: bool | None = None
 
     def __post_init__(self) -> None:
         # `not x > 0` also refuses NaN.
@@ -143,11 +151,18 @@ _Endpoint = _UnixEndpoint | _TcpEndpoint
 
 @dataclass(frozen=True, slots=True)
 class ScgiTransport:
-    """XML-RPC over SCGI, on a Unix socket or TCP; one connection per request."""
+    """XML-RPC over SCGI, on a Unix socket or TCP; one connection per request.
+
+    With `gzip`, rtorrent 0.16 gzips its replies (0.9.8 ignores the request):
+    worth it across a network, where rtorrent holds its global lock for as long as
+    the reply takes to leave (a 1.4 MB snapshot packs into 70 KB); on a local
+    socket the packing costs rtorrent more than the copy it saves.
+    """
 
     url: str
     _endpoint: _Endpoint
     _limits: _Limits
+    gzip: bool = False
 
     async def request(self, body: bytes) -> bytes:
         """Send one XML-RPC request body; return the XML-RPC reply body."""
@@ -155,7 +170,16 @@ class ScgiTransport:
         stream = await self._connect(deadline)
         async with stream:
             raw = await self._exchange(stream, body, deadline)
-        return scgi.parse_reply(raw)
+        reply = scgi.parse_reply(raw)
+        if not scgi.is_gzipped(reply):
+            return reply
+        if len(reply) > _INLINE_GUNZIP:
+            xml = await anyio.to_thread.run_sync(scgi.gunzip, reply, self._limits.max_reply)
+        else:
+            xml = scgi.gunzip(reply, self._limits.max_reply)
+        if len(xml) > self._limits.max_reply:
+            raise failures.too_large(self.url, self._limits.max_reply)
+        return xml
 
     async def aclose(self) -> None:
         """Nothing to release: every request has its own connection."""
@@ -176,7 +200,7 @@ class ScgiTransport:
         phase = "sending the request"
         try:
             with anyio.fail_at(deadline):
-                await stream.send(scgi.encode_request(body))
+                await stream.send(scgi.encode_request(body, accept_gzip=self.gzip))
                 phase = "reading the reply"
                 return await self._read_reply(stream, len(body))
         except TimeoutError as exc:
@@ -245,7 +269,17 @@ def _open_scgi(url: str, rest: str, limits: _Limits, access: _Access) -> Transpo
         # Taken verbatim, not percent-decoded: it is a file name, as in rtorrent.rc.
         return ScgiTransport(url, _UnixEndpoint(rest), limits)
     host, port = _host_port(url, rest)
-    return ScgiTransport(url, _TcpEndpoint(host, port), limits)
+    gzip = not _is_loopback(host) if limits.gzip is None else limits.gzip
+    return ScgiTransport(url, _TcpEndpoint(host, port), limits, gzip)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _host_port(url: str, rest: str) -> tuple[str, int]:

@@ -7,7 +7,6 @@ an invalid configuration.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
@@ -53,13 +52,16 @@ def read_password(path: str) -> str:
     Raises `ConfigError` naming the file when it cannot be read or is empty; logs a
     warning when its group or everyone may read it.
     """
+    from rtorrentd.config.files import Refused, read_regular_file
+
     try:
-        with open(path, "rb") as file:
-            mode = os.fstat(file.fileno()).st_mode
-            data = file.read()
-        text = data.decode("utf-8")
+        contents = read_regular_file(path, 64 * 1024, "64 KiB")
+        mode, text = contents.mode, contents.data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"password_file {path}: cannot read it: {exc.strerror}") from exc
+    except Refused as refused:
+        problem = f"password_file {path}: cannot read it: it is {refused.reason}"
+        raise ConfigError(f"{problem}; write the password in a regular file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"password_file {path}: not UTF-8 text (byte {exc.start})") from exc
     if mode & 0o044:

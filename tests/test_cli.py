@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,35 @@ def test_a_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     result = rtorrentd("check", "-c", str(tmp_path / "nope.toml"))
     assert 2 == result.returncode
     assert "nope.toml" in result.stderr
+
+
+def test_check_of_a_fifo_returns_at_once_with_an_error(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)  # no writer: a blocking open would wait for one for ever
+    result = rtorrentd("check", "-c", str(fifo))  # a 60 s timeout
+    expected = (
+        f"error: {fifo}: cannot read the configuration: it is a FIFO, not a regular file\n"
+        "  name the TOML file itself: a configuration is a regular file of a few kilobytes\n"
+    )
+    assert (2, "", expected) == (result.returncode, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (f"timeout = {'9' * 5000}", "timeout = 9999999999999999999999999999999999999999…"),
+        (f'timeout = "{"9" * 400}s"', 'timeout = "9999999999999999999999999999999999999999…"'),
+    ],
+)
+def test_check_of_numbers_too_large_for_python_is_an_error(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[rtorrent]\nurl = "scgi:///r.sock"\n{line}\n')
+    result = rtorrentd("check", "-c", str(config))
+    assert (2, "") == (result.returncode, result.stdout)
+    assert result.stderr.startswith(f"error: {config}:3: [rtorrent]: {message} is ")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [["plan"], ["run", "--once"], ["list"]])

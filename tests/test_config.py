@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,43 @@ def test_load_config_of_a_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
     expected = f"{tmp_path}/nope.toml: cannot read the configuration: No such file or directory"
     assert expected == str(caught.value)
+
+
+NOT_A_CONFIG_HINT = (
+    "  name the TOML file itself: a configuration is a regular file of a few kilobytes"
+)
+
+
+def test_load_config_of_a_fifo_fails_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)  # no writer: opening it to read would block
+    with pytest.raises(ConfigError) as caught:
+        load_config(fifo)
+    expected = f"{fifo}: cannot read the configuration: it is a FIFO, not a regular file"
+    assert f"{expected}\n{NOT_A_CONFIG_HINT}" == str(caught.value)
+
+
+def test_load_config_of_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    expected = f"{tmp_path}: cannot read the configuration: it is a directory, not a regular file"
+    assert f"{expected}\n{NOT_A_CONFIG_HINT}" == str(caught.value)
+
+
+def test_load_config_of_a_file_over_the_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(MINIMAL + "#" * 1024 * 1024)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    expected = f"{path}: cannot read the configuration: it is larger than 1 MiB"
+    assert f"{expected}\n{NOT_A_CONFIG_HINT}" == str(caught.value)
+
+
+def test_load_config_reads_a_file_at_the_size_cap_with_windows_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = MINIMAL.replace("\n", "\r\n")
+    path.write_bytes((text + "#" * (1024 * 1024 - len(text))).encode())
+    assert ("complete and ratio >= 2",) == tuple(r.when.text for r in load_config(path).rules)
 
 
 def test_lines_inside_multi_line_strings_are_not_headers() -> None:
@@ -528,3 +566,121 @@ def test_a_rule_name_may_not_look_like_a_space_step() -> None:
     with pytest.raises(ConfigError, match="starts with `space `") as caught:
         parse_config(text, "/etc/rtorrentd/config.toml")
     assert str(caught.value).startswith("/etc/rtorrentd/config.toml:6: ")
+
+
+# --- every value has a range; no input gives a traceback -------------------------
+
+NINES = "9" * 5000
+LONG = "9" * 40 + "…"  # how a long value is shown
+RANGE_ERRORS = [
+    (
+        "integer of thousands of digits as url",
+        f"[rtorrent]\nurl = {NINES}\n",
+        f"""\
+rtorrentd.toml:2: [rtorrent]: url = {LONG} is a number of 5000 digits
+  write a value in the setting's range: none takes a number of more than 20 digits""",
+    ),
+    (
+        "integer of thousands of digits as timeout",
+        replace('.sock"\n', f'.sock"\ntimeout = {NINES}\n'),
+        f"""\
+rtorrentd.toml:3: [rtorrent]: timeout = {LONG} is a number of 5000 digits
+  write a value in the setting's range: none takes a number of more than 20 digits""",
+    ),
+    (
+        "integer of thousands of digits in a rule",
+        MINIMAL + f"max = {NINES}\n",
+        f"""\
+rtorrentd.toml:11: rule #1: max = {LONG} is a number of 5000 digits
+  write a value in the setting's range: none takes a number of more than 20 digits""",
+    ),
+    (
+        "duration that overflows a float",
+        replace('.sock"\n', f'.sock"\ntimeout = "{"9" * 400}s"\n'),
+        f"""\
+rtorrentd.toml:3: [rtorrent]: timeout = "{LONG}" is more than 7d
+  write at most "7d", like "30s\"""",
+    ),
+    (
+        "size that overflows a float",
+        replace('.sock"\n', f'.sock"\nmax_reply = "{"9" * 400}.5GiB"\n'),
+        f"""\
+rtorrentd.toml:3: [rtorrent]: max_reply = "{LONG}" is more than 16GiB
+  write at most "16GiB", like "256MiB\"""",
+    ),
+    (
+        "a float too large for a timeout",
+        replace('.sock"\n', '.sock"\nconnect_timeout = 1e308\n'),
+        """\
+rtorrentd.toml:3: [rtorrent]: connect_timeout = 1e+308 is more than 7d
+  write at most "7d", like "10s\"""",
+    ),
+    (
+        "interval too long",
+        MINIMAL + '[daemon]\ninterval = "8d"\n',
+        """\
+rtorrentd.toml:12: [daemon]: interval = "8d" is more than 7d
+  write at most "7d", like "5m\"""",
+    ),
+    (
+        "window too long",
+        MINIMAL + "[daemon]\nwindow = 99999999999999999999\n",
+        """\
+rtorrentd.toml:12: [daemon]: window = 99999999999999999999 is more than 365d
+  write at most "365d", like "7d\"""",
+    ),
+    (
+        "too many deletes per poll",
+        replace("[safety]\n", "[safety]\nmax_deletes_per_poll = 10000001\n"),
+        """\
+rtorrentd.toml:5: [safety]: max_deletes_per_poll = 10000001 is more than 1000000
+  write a count of at most 1000000, like 20; 0 deletes nothing""",
+    ),
+    (
+        "min_free too large",
+        space(min_free='"2000TiB"'),
+        """\
+rtorrentd.toml:14: space "/srv/dl": min_free = "2000TiB" is more than 1024TiB
+  write at most "1024TiB", like "50GiB\"""",
+    ),
+    (
+        "integer literal of thousands of digits in a condition",
+        replace("ratio >= 2", f"ratio >= {NINES}"),
+        """\
+rtorrentd.toml:9: rule "seeded": `99999999999999999999…` is out of range in `when`
+    complete and ratio >= 9999999999999999999999999999999999999999999999999999999999…
+                          ^
+  write a number of at most 1000000000000000000 (10^18); durations count seconds, \
+sizes bytes""",
+    ),
+    (
+        "size literal that overflows a float",
+        replace("ratio >= 2", f"size > {'9' * 400}GiB"),
+        """\
+rtorrentd.toml:9: rule "seeded": `99999999999999999999…` is out of range in `when`
+    complete and size > 999999999999999999999999999999999999999999999999999999999999…
+                        ^
+  write a number of at most 1000000000000000000 (10^18); durations count seconds, \
+sizes bytes""",
+    ),
+    (
+        "sum of literals that overflows a float",
+        replace("ratio >= 2", f"ratio >= 0.5 + {'1000000000000000000 * ' * 20}2"),
+        """\
+rtorrentd.toml:9: rule "seeded": `0.5 + 1000000000000000000 * 100000000000…` is too \
+large to compute in `when`
+    complete and ratio >= 0.5 + 1000000000000000000 * 1000000000000000000 * 10000000…
+                          ^
+  write a number of at most 1000000000000000000 (10^18); durations count seconds, \
+sizes bytes""",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [e[1:] for e in RANGE_ERRORS], ids=[e[0] for e in RANGE_ERRORS]
+)
+def test_range_error(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, SOURCE)
+    assert message == str(caught.value)

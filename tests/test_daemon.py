@@ -10,6 +10,7 @@ the first retry after rtorrent went away.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -475,6 +476,45 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(
     d.send(signal.SIGUSR1)
     d.log("action.done", hash=b1.info_hash)
     assert gone(rtorrent, b1)
+    d.finish()
+
+
+@pytest.mark.integration
+def test_sighup_with_a_fifo_or_an_oversize_config_keeps_the_old_one_and_the_pings(
+    tmp_path: Path,
+    rtorrent: RtorrentProcess,
+    torrent_factory: TorrentFactory,
+    run_daemon: Callable[[str], RunningDaemon],
+) -> None:
+    d = run_daemon(rule("b", "^b-"))
+    d.log("poll.done")
+    config = tmp_path / "config.toml"
+    good = config.read_text()
+    began = time.monotonic()
+
+    config.unlink()
+    os.mkfifo(config)  # no writer: a blocking open would wait for one for ever
+    d.send(signal.SIGHUP)
+    assert "it is a FIFO, not a regular file" in d.log("config.rejected")["error"]
+    d.note("^READY=1$")
+
+    config.unlink()
+    config.write_text(good + "#" * (2 * 1024 * 1024))
+    d.send(signal.SIGHUP)
+    assert "it is larger than 1 MiB" in d.log("config.rejected")["error"]
+    d.note("^READY=1$")
+
+    # The old configuration still acts...
+    (b1,) = load(rtorrent, torrent_factory, "b-1")
+    d.send(signal.SIGUSR1)
+    d.log("action.done", hash=b1.info_hash, rule="b")
+    assert gone(rtorrent, b1)
+    # ...and the watchdog was pinged all along (every 0.2 s; systemd waits 0.4 s).
+    ended = time.monotonic()
+    pings = [t for t, m in d.notes.stamped() if m == "WATCHDOG=1" and began <= t <= ended]
+    stamps = [began, *pings, ended]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    assert max(gaps) < 1.0, gaps
     d.finish()
 
 

@@ -360,6 +360,8 @@ ERRORS = [
      '`~` needs a regular expression\nwrite it in quotes, like name ~ "x264|x265"'),
     ('name ~ "x(26"', 9, "invalid regular expression: missing ), unterminated subpattern"),
     ('name ~ "a\\"(b"', 7, "invalid regular expression: missing ), unterminated subpattern"),
+    ('name ~ "a{99999999999}"', 7, "invalid regular expression: the repetition number is too "
+     "large\nwrite a smaller count in { }, or + or * for any number"),
     ('name ~ "[[a]"', 7, "unclear regular expression: Possible nested set at position 1\n"
      r"inside [...], write \[ for a literal [ (and \- \& \~ \| likewise)"),
     ("foo(1, 2) > 1", 0, "unknown function `foo`\nthe functions are min(a, b) and max(a, b)"),
@@ -424,6 +426,66 @@ def test_error_is_a_config_error_with_the_message() -> None:
     with pytest.raises(ExprError) as caught:
         parse_condition("ratio >", NAMES)
     assert caught.value.message == str(caught.value)
+
+
+# --- every value has a range; evaluation never raises -----------------------------
+
+HUGE = "1000000000000000000"  # 10^18, the largest literal
+RANGE_HINT = (
+    "write a number of at most 1000000000000000000 (10^18); durations count seconds, sizes bytes"
+)
+NESTING_HINT = "write at most 32 levels of ( ), `not` and `-` inside each other"
+NESTED = f"the condition is nested too deeply\n{NESTING_HINT}"
+LENGTH_HINT = "a condition may chain at most 100 operations: split it across rules"
+OUT_OF_RANGE = [
+    ("ratio > " + "9" * 5000, 8, f"`99999999999999999999…` is out of range\n{RANGE_HINT}"),
+    ("age > " + "9" * 400 + "d", 6, f"`99999999999999999999…` is out of range\n{RANGE_HINT}"),
+    ("size > " + "9" * 400 + "GiB", 7, f"`99999999999999999999…` is out of range\n{RANGE_HINT}"),
+    ("ratio + " + "9" * 309 + " > 9", 8, f"`99999999999999999999…` is out of range\n{RANGE_HINT}"),
+    ("age > 1000000000000000001s", 6, f"`1000000000000000001s` is out of range\n{RANGE_HINT}"),
+    ("size > 1000000TiB", 7, f"`1000000TiB` is out of range\n{RANGE_HINT}"),
+    (
+        f"ratio > 0.5 + {HUGE}" + f" * {HUGE}" * 17,  # 10^324: beyond a float
+        8,
+        f"`0.5 + 1000000000000000000 * 100000000000…` is too large to compute\n{RANGE_HINT}",
+    ),
+    ("(" * 40 + "ratio" + ")" * 40 + " > 1", 32, NESTED),
+    ("not " * 40 + "complete", 128, NESTED),
+    ("-" * 40 + "ratio > 1", 32, NESTED),
+    ("ratio" + " + ratio" * 150 + " > 1", 0, f"this is too long to compute\n{LENGTH_HINT}"),
+    ('name ~ "' + "(" * 2000 + ")" * 2000 + '"', 7,
+     "invalid regular expression: nested too deeply\nwrite fewer groups inside each other"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "column", "message"), OUT_OF_RANGE)
+def test_out_of_range(text: str, column: int, message: str) -> None:
+    assert (column, message) == fails(text)
+
+
+def test_the_largest_literals_are_accepted() -> None:
+    assert holds(f"size >= {HUGE} and age > {HUGE}s", {"size": 10**18, "age": 10**18 + 1})
+
+
+OVERFLOWING = [
+    f"ratio + {HUGE}" + f" * {HUGE}" * 17 + " > 9",  # 10^324 as a float
+    f"{HUGE}" + f" * {HUGE}" * 17 + " / ratio > 9",
+    "uploaded / (size - size) > 1",
+    f"ratio * 0 + {HUGE}" + f" * {HUGE}" * 17 + " / (ratio - ratio) >= 0",
+]
+
+
+@pytest.mark.parametrize("text", OVERFLOWING)
+def test_overflow_and_division_by_zero_are_unknown(text: str) -> None:
+    condition = parse_condition(text, NAMES)
+    columns: dict[str, list[object]] = {
+        "ratio": [1.5, None, 0.0],
+        "uploaded": [5, None, 0],
+        "size": [5, 7, 0],
+    }
+    assert [] == condition.select(columns, [0, 1, 2])
+    negated = parse_condition(f"not ({text})", NAMES)
+    assert [0, 1, 2] == negated.select(columns, [0, 1, 2])
 
 
 # --- round trips -------------------------------------------------------------------

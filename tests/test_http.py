@@ -626,3 +626,12 @@ def test_a_password_file_that_cannot_be_used(
     with pytest.raises(ConfigError) as caught:
         read_password(str(path))
     assert message.format(path=path) == str(caught.value)
+
+
+def test_a_password_file_that_is_a_fifo_fails_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "password"
+    os.mkfifo(path)  # no writer: opening it to read would block
+    with pytest.raises(ConfigError) as caught:
+        read_password(str(path))
+    expected = f"password_file {path}: cannot read it: it is a FIFO, not a regular file"
+    assert f"{expected}; write the password in a regular file" == str(caught.value)

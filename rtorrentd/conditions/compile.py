@@ -114,7 +114,7 @@ MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 def _divide(a: Any, b: Any) -> Any:
     """Division; by zero gives unknown, as `uploaded / size` of an empty torrent should."""
-    return a / b if b else None
+    return a / b if b else None  # an ArithmeticError beyond: see arith_or_unknown
 
 
 ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
@@ -125,6 +125,15 @@ ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
     "min": min,
     "max": max,
 }
+
+
+def arith_or_unknown(op: str, a: Any, b: Any) -> Any:
+    """`a op b`, or None (unknown) where Python cannot compute it: an int too large
+    for a float (`ratio + 10**400`), a quotient too large for one."""
+    try:
+        return ARITH[op](a, b)
+    except ArithmeticError:
+        return None
 
 
 Flag = tuple[str, bool]  # a bool field, and whether the test wants it true or not true

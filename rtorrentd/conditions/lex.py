@@ -6,6 +6,7 @@ Durations and sizes are shared with the configuration (`parse_duration`,
 
 from __future__ import annotations
 
+import math
 import re
 from enum import Enum, auto
 from typing import NamedTuple
@@ -30,12 +31,30 @@ QUANTITY_HINT = (
 )
 
 
+# The largest value a literal may have, in seconds or bytes for durations and sizes.
+MAX_QUANTITY = 10**18
+RANGE_HINT = (
+    f"write a number of at most {MAX_QUANTITY} (10^18); durations count seconds, sizes bytes"
+)
+# A number with more digits before the point can only be out of range, so it is
+# never converted: int() refuses thousands of digits, float() overflows past 1e308.
+_MAX_DIGITS = 24
+
+
 def _number(text: str) -> int | float:
-    return float(text) if "." in text else int(text)
+    """The value of a plain number; infinity when it has too many digits to be in range."""
+    whole = text.partition(".")[0].lstrip("0")
+    if len(whole) > _MAX_DIGITS:
+        return math.inf
+    return float(text) if "." in text else int(whole or "0")
 
 
 def _whole(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
+
+
+def _rounded(value: float) -> int | float:
+    return round(value) if math.isfinite(value) else value
 
 
 class Type(Enum):
@@ -54,16 +73,20 @@ class Type(Enum):
 
 def parse_quantity(text: str) -> tuple[int | float, Type] | None:
     """`30`, `1d12h`, `1.5GiB`, `100KiB/s` to (value in seconds, bytes or bytes per
-    second, type); None if invalid."""
+    second, type); None if invalid.
+
+    The value is infinite when a number has too many digits to compute it: it is
+    then out of range (`MAX_QUANTITY`) for any caller.
+    """
     if _PLAIN_RE.fullmatch(text):
         return _number(text), Type.PLAIN
     if _DURATION_RE.fullmatch(text):
         parts = _DURATION_PART.findall(text)
         return _whole(sum(_number(n) * _DURATION_UNITS[u] for n, u in parts)), Type.DURATION
     if match := _SIZE_RE.fullmatch(text):
-        return round(_number(match[1]) * _SIZE_UNITS[match[2]]), Type.SIZE
+        return _rounded(_number(match[1]) * _SIZE_UNITS[match[2]]), Type.SIZE
     if match := _RATE_RE.fullmatch(text):
-        return round(_number(match[1]) * _SIZE_UNITS[match[2] or "B"]), Type.RATE
+        return _rounded(_number(match[1]) * _SIZE_UNITS[match[2] or "B"]), Type.RATE
     return None
 
 
@@ -75,12 +98,13 @@ def parse_duration(text: str) -> int | float:
     return found[0]
 
 
-def parse_size(text: str) -> int:
-    """`"50GiB"`, `"500MB"` or `"1024"` to bytes; raises ValueError otherwise."""
+def parse_size(text: str) -> int | float:
+    """`"50GiB"`, `"500MB"` or `"1024"` to bytes (infinite when far too large);
+    raises ValueError otherwise."""
     found = parse_quantity(text.strip())
     if found is None or found[1] not in (Type.PLAIN, Type.SIZE):
         raise ValueError(f"not a size: {text!r}")
-    return round(found[0])
+    return _rounded(found[0])
 
 
 # --- tokens --------------------------------------------------------------------
@@ -124,6 +148,11 @@ class Token(NamedTuple):
         return "the end" if self.kind is TokenKind.END else f"`{self.text}`"
 
 
+def clip(text: str, longest: int = 20) -> str:
+    """`text` cut to `longest` characters for a message, with … when cut."""
+    return text if len(text) <= longest else text[:longest] + "…"
+
+
 def error(problem: str, column: int, hint: str = "") -> ExprError:
     return ExprError(f"{problem}\n{hint}" if hint else problem, column)
 
@@ -152,11 +181,13 @@ def _bad_character(text: str, position: int) -> ExprError:
 
 def _token(kind: str, lexeme: str, start: int) -> Token:
     if kind == "op" and lexeme in _MISTAKES:
-        raise error(f"`{lexeme}` is not an operator", start, f"write `{_MISTAKES[lexeme]}`")
+        raise error(f"`{clip(lexeme)}` is not an operator", start, f"write `{_MISTAKES[lexeme]}`")
     if kind == "number":
         quantity = parse_quantity(lexeme)
         if quantity is None:
-            raise error(f"`{lexeme}` is not a number, duration or size", start, QUANTITY_HINT)
+            raise error(f"`{clip(lexeme)}` is not a number, duration or size", start, QUANTITY_HINT)
+        if quantity[0] > MAX_QUANTITY:
+            raise error(f"`{clip(lexeme)}` is out of range", start, RANGE_HINT)
         return Token(TokenKind.NUMBER, lexeme, start, quantity)
     if kind == "string":
         return Token(TokenKind.STRING, lexeme, start, _ESCAPE_RE.sub(r"\1", lexeme[1:-1]))

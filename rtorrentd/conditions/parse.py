@@ -29,7 +29,8 @@ Grammar (EBNF; keywords are lower case; whitespace separates tokens)::
 Meaning:
 
 - Unknown values. A name whose value is None or missing from the facts is
-  unknown. Arithmetic with an unknown (or a division by zero) is unknown, and
+  unknown. Arithmetic with an unknown is unknown, and so is a division by zero
+  or a result too large for a float (`ratio + 10**400`), and
   any comparison, match or `in` with an unknown is false. So `seeders > 3` and
   `seeders <= 3` are both false without a scrape, while `not (seeders > 3)` is
   true: write `seeders <= 3` to mean "known and at most 3". A bare boolean
@@ -44,6 +45,10 @@ Meaning:
   minus a timestamp is a duration; a size divided by a size, or a duration by
   a duration, is a plain number; a size divided by a duration is a rate, and a
   rate times a duration a size.
+- Bounds: a literal is at most 10^18 (seconds, bytes); at most 32 levels of
+  ( ), `not` and `-` nest, and at most 100 operations inside one another, so
+  neither parsing nor evaluation comes near Python's recursion limit. A
+  condition that parses never raises when evaluated.
 - Text: `==`, `!=`, `in` compare exactly; `~` is `re.search`, case-insensitive,
   and `!~` its negation. Against a list of text (`trackers`), `==`, `~` and
   `in` hold when any element does; `!=`, `!~` and `not in` when none does.
@@ -61,7 +66,8 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -69,9 +75,11 @@ from rtorrentd.conditions import compile as build
 from rtorrentd.conditions import select as by_column
 from rtorrentd.conditions.lex import (
     KEYWORDS,
+    RANGE_HINT,
     Token,
     TokenKind,
     Type,
+    clip,
     error,
     parse_duration,
     parse_size,
@@ -93,6 +101,13 @@ __all__ = [
 _Join = Callable[[tuple[Select, ...]], Select]
 _Forms = tuple[Select, Cost]  # a condition, and what it costs per candidate
 _FUNCTIONS = ("min", "max")
+# Bounds that keep parsing and evaluation well inside Python's recursion limit:
+# each level of ( ), `not` or `-` is a dozen frames of the parser, and each
+# operation nested in another a frame or two of every evaluation.
+MAX_NESTING = 32
+MAX_DEPTH = 100
+NESTING_HINT = f"write at most {MAX_NESTING} levels of ( ), `not` and `-` inside each other"
+LENGTH_HINT = f"a condition may chain at most {MAX_DEPTH} operations: split it across rules"
 FIELDS_HINT = 'Fields are listed in README under "Condition fields".'
 
 
@@ -140,6 +155,7 @@ class _Value:
     flag: build.Flag | None = None  # set for `complete` and `not complete`
     select: Select | None = None  # set for conditions, except `true`/`false`
     cost: Cost = Cost.SCAN  # of `select`, per candidate: see `chain`
+    depth: int = 0  # operations nested in one another, to evaluate it: see `deeper`
 
 
 class _Parser:
@@ -151,6 +167,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.index = 0
         self.used: set[str] = set()
+        self.nesting = 0  # ( ), `not` and `-` open around the current token
 
     def parse(self) -> Select:
         if self.peek().kind is TokenKind.END:
@@ -201,10 +218,26 @@ class _Parser:
             return by_column.flag(value.flag)
         return value.select or by_column.truthy(value.gather)
 
-    def boolean(self, forms: _Forms, start: int, end: int) -> _Value:
+    def boolean(self, forms: _Forms, start: int, end: int, depth: int) -> _Value:
         select, cost = forms
         gather = by_column.as_values(select)
-        return _Value(Type.BOOL, gather, start, end, select=select, cost=cost)
+        return _Value(Type.BOOL, gather, start, end, select=select, cost=cost, depth=depth)
+
+    def deeper(self, start: int, *parts: _Value) -> int:
+        """The depth of an operation on `parts`, if not too deep to evaluate."""
+        depth = 1 + max(part.depth for part in parts)
+        if depth > MAX_DEPTH:
+            raise error("this is too long to compute", start, LENGTH_HINT)
+        return depth
+
+    @contextmanager
+    def nested(self, token: Token) -> Iterator[None]:
+        """Inside the ( ), `not` or `-` at `token`, if not nested too deeply."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise error("the condition is nested too deeply", token.start, NESTING_HINT)
+        yield
+        self.nesting -= 1
 
     # grammar, loosest first
 
@@ -227,19 +260,23 @@ class _Parser:
         order = sorted(range(len(parts)), key=lambda i: parts[i].cost)
         select = join(tuple(selects[i] for i in order))
         cost = max(part.cost for part in parts)
-        return self.boolean((select, cost), parts[0].start, parts[-1].end)
+        depth = self.deeper(parts[0].start, *parts)
+        return self.boolean((select, cost), parts[0].start, parts[-1].end, depth)
 
     def negation(self) -> _Value:
         token = self.accept("not")
         if token is None:
             return self.comparison()
-        inner = self.as_select(operand := self.negation())
+        with self.nested(token):
+            operand = self.negation()
+        inner = self.as_select(operand)
         if operand.flag is not None:
             flag = (operand.flag[0], not operand.flag[1])
             gather = by_column.as_values(by_column.flag(flag))
             return _Value(Type.BOOL, gather, token.start, operand.end, flag=flag)
         forms = by_column.none_of(inner), operand.cost
-        return self.boolean(forms, token.start, operand.end)
+        depth = self.deeper(token.start, operand)
+        return self.boolean(forms, token.start, operand.end, depth)
 
     def comparison(self) -> _Value:
         left = self.sum()
@@ -264,9 +301,10 @@ class _Parser:
             problem = f"`{op}` compares numbers, not {build.ADVICE[left.type][0]}"
             raise error(problem, token.start, self.advice(left))
         start, end = left.start, right.end
+        depth = self.deeper(start, left, right)
         if left.field is None and right.field is not None:
             op, left, right = build.MIRROR[op], right, left  # `2 <= ratio` as `ratio >= 2`
-        return self.boolean(self.compare_test(op, left, right), start, end)
+        return self.boolean(self.compare_test(op, left, right), start, end, depth)
 
     def compare_test(self, op: str, left: _Value, right: _Value) -> _Forms:
         if Type.STRINGS in (left.type, right.type):
@@ -300,7 +338,8 @@ class _Parser:
         search = _compile_regex(pattern).search
         many, negated = left.type is Type.STRINGS, token.text == "!~"
         predicate = build.match_predicate(search, many, negated)
-        return self.boolean(self.holds(left, predicate), left.start, pattern.end)
+        depth = self.deeper(left.start, left)
+        return self.boolean(self.holds(left, predicate), left.start, pattern.end, depth)
 
     def holds(self, value: _Value, predicate: Callable[[Any], bool]) -> _Forms:
         if value.field is not None:
@@ -316,11 +355,12 @@ class _Parser:
                 close = self.expect("]", "or `,` in the list")
                 break
         many, members = left.type is Type.STRINGS, frozenset(items)
+        depth = self.deeper(left.start, left)
         if left.field is not None and not many:
             select = by_column.field_in(left.field, members, negated)
-            return self.boolean((select, Cost.SCAN), left.start, close.end)
+            return self.boolean((select, Cost.SCAN), left.start, close.end, depth)
         predicate = build.member_predicate(members, many, negated)
-        return self.boolean(self.holds(left, predicate), left.start, close.end)
+        return self.boolean(self.holds(left, predicate), left.start, close.end, depth)
 
     def list_item(self, left: _Value) -> object:
         item = self.sum()
@@ -351,24 +391,30 @@ class _Parser:
             raise error(f"{problem} ({right_sort})", right.start, build.ARITH_HINTS[op])
         if op == "/" and right.const is not None and not right.const[0]:
             raise error("division by zero", right.start)
+        depth = self.deeper(left.start, left, right)
         if left.const is not None and right.const is not None:
-            value = build.ARITH[op](left.const[0], right.const[0])
-            return self.constant(value, result, left.start, right.end)
+            value = build.arith_or_unknown(op, left.const[0], right.const[0])
+            if value is None:
+                shown = clip(self.text[left.start : right.end], 40)
+                raise error(f"`{shown}` is too large to compute", left.start, RANGE_HINT)
+            return self.constant(value, result, left.start, right.end, depth)
         gather = by_column.combine(op, left.gather, right.gather)
-        return _Value(result, gather, left.start, right.end)
+        return _Value(result, gather, left.start, right.end, depth=depth)
 
     def unary(self) -> _Value:
         token = self.accept("-")
         if token is None:
             return self.atom()
-        operand = self.unary()
+        with self.nested(token):
+            operand = self.unary()
         if operand.type not in build.NUMERIC - {Type.TIMESTAMP}:
             raise error(f"cannot negate {self.shown(operand)}", token.start, self.advice(operand))
+        depth = self.deeper(token.start, operand)
         if operand.const is not None:
             value: Any = operand.const[0]
-            return self.constant(-value, operand.type, token.start, operand.end)
+            return self.constant(-value, operand.type, token.start, operand.end, depth)
         gather = by_column.negate(operand.gather)
-        return _Value(operand.type, gather, token.start, operand.end)
+        return _Value(operand.type, gather, token.start, operand.end, depth=depth)
 
     def atom(self) -> _Value:
         token = self.take()
@@ -377,7 +423,8 @@ class _Parser:
         if token.kind is TokenKind.NAME:
             return self.call(token) if self.peek().text == "(" else self.name(token)
         if token.text == "(":
-            inner = self.disjunction()
+            with self.nested(token):
+                inner = self.disjunction()
             self.expect(")", "to close the `(`")
             return inner
         hint = "a value is a field like ratio, a number like 2 or 14d, a quoted string, or ( ... )"
@@ -392,8 +439,9 @@ class _Parser:
             value, kind = token.text == "true", Type.BOOL
         return self.constant(value, kind, token.start, token.end)
 
-    def constant(self, value: object, kind: Type, start: int, end: int) -> _Value:
-        return _Value(kind, by_column.constant(value), start, end, const=(value,))
+    def constant(self, value: object, kind: Type, start: int, end: int, depth: int = 0) -> _Value:
+        gather = by_column.constant(value)
+        return _Value(kind, gather, start, end, const=(value,), depth=depth)
 
     def name(self, token: Token) -> _Value:
         name = token.text
@@ -410,14 +458,15 @@ class _Parser:
         if token.text not in _FUNCTIONS:
             hint = "the functions are min(a, b) and max(a, b)"
             raise error(f"unknown function `{token.text}`", token.start, hint)
-        self.take()
-        left = self.sum()
-        self.expect(",", f"between the two values of {token.text}(a, b)")
-        right = self.sum()
+        with self.nested(self.take()):
+            left = self.sum()
+            self.expect(",", f"between the two values of {token.text}(a, b)")
+            right = self.sum()
         self.expect(")", f"after the two values of {token.text}(a, b)")
         value = self.arithmetic(token.text, left, right)
         end = self.peek(-1).end
-        return _Value(value.type, value.gather, token.start, end, const=value.const)
+        gather, depth = value.gather, value.depth
+        return _Value(value.type, gather, token.start, end, const=value.const, depth=depth)
 
 
 def _unknown_name(name: str, names: Mapping[str, Kind], column: int) -> ExprError:
@@ -446,6 +495,12 @@ def _compile_regex(token: Token) -> re.Pattern[str]:
         unchanged = token.text[1:-1] == pattern and exc.pos is not None
         column = token.start + 1 + (exc.pos or 0) if unchanged else token.start
         raise error(f"invalid regular expression: {exc.msg}", column) from None
+    except OverflowError as exc:  # a repetition count past the engine's limit
+        hint = "write a smaller count in { }, or + or * for any number"
+        raise error(f"invalid regular expression: {exc}", token.start, hint) from None
+    except RecursionError:
+        hint = "write fewer groups inside each other"
+        raise error("invalid regular expression: nested too deeply", token.start, hint) from None
     except Warning as warning:
         hint = r"inside [...], write \[ for a literal [ (and \- \& \~ \| likewise)"
         raise error(f"unclear regular expression: {warning}", token.start, hint) from None

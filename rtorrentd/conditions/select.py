@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 
-from rtorrentd.conditions.compile import ARITH, COMPARE, Flag
+from rtorrentd.conditions.compile import ARITH, COMPARE, Flag, arith_or_unknown
 
 
 class Cost(IntEnum):
@@ -158,12 +158,19 @@ def contains(op: str, items: Gather, item: Gather) -> Select:
 
 
 def combine(op: str, left: Gather, right: Gather) -> Gather:
-    """Arithmetic or min/max; unknown when either side is."""
+    """Arithmetic or min/max; unknown when either side is, or when Python cannot
+    compute it (`arith_or_unknown`)."""
     apply = ARITH[op]
 
     def gather(columns: Columns, idx: Candidates) -> list[Any]:
-        pairs = zip(left(columns, idx), right(columns, idx), strict=True)
-        return [None if a is None or b is None else apply(a, b) for a, b in pairs]
+        pairs = list(zip(left(columns, idx), right(columns, idx), strict=True))
+        try:
+            return [None if a is None or b is None else apply(a, b) for a, b in pairs]
+        except ArithmeticError:
+            # Rare (a huge constant), so the common case pays no call per candidate.
+            return [
+                None if a is None or b is None else arith_or_unknown(op, a, b) for a, b in pairs
+            ]
 
     return gather
 

@@ -5,20 +5,20 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
 
     [rtorrent]
     url = "scgi:///path/rpc.socket"  # required; or scgi://host:port, http(s)://host/RPC2
-    timeout = "30s"                  # whole call
-    connect_timeout = "10s"
-    max_reply = "256MiB"
+    timeout = "30s"                  # whole call; at most 7d
+    connect_timeout = "10s"          # at most 7d
+    max_reply = "256MiB"             # at most 16GiB
     username = "..."                 # optional, HTTP
     password_file = "/path"          # optional, HTTP
     tls_verify = true
     ca_file = "/path"                # optional
     [daemon]
-    interval = "5m"                  # at least 10s
+    interval = "5m"                  # 10s to 7d
     dry_run = false
-    window = "7d"
+    window = "7d"                    # at most 365d
     [safety]
     allowed_roots = []               # absolute; required as soon as anything deletes
-    max_deletes_per_poll = 20        # 0 or more
+    max_deletes_per_poll = 20        # 0 to 1000000
     max_delete_fraction = 0.5        # in (0, 1]
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
@@ -26,11 +26,14 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     action = "delete"                # required: keep | stop | remove | delete
     [[space]]                        # zero or more
     path = "/path"                   # required, absolute, unique
-    min_free = "50GiB"               # required
-    target_free = "80GiB"            # default: min_free
+    min_free = "50GiB"               # required; at most 1024TiB
+    target_free = "80GiB"            # default: min_free; at most 1024TiB
     candidates = "complete"          # required, a condition
     order = "seeding_time desc"      # default; numeric fields, asc (default) or desc
     action = "delete"                # required; only delete frees space
+
+Durations and sizes are more than zero. The file is read only if it is a
+regular file of at most 1 MiB.
 
 A configuration with no rules and no space policies is valid (it watches and
 does nothing); `config_warnings` says so, as it does for allowed roots that do
@@ -47,10 +50,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
+from rtorrentd.config.files import MAX_CONFIG_BYTES, Refused, read_regular_file
 from rtorrentd.config.model import (
     Action,
     Config,
@@ -64,16 +67,16 @@ from rtorrentd.config.model import (
 from rtorrentd.config.source import LineIndex, Where, close_match, excerpt, load_toml
 from rtorrentd.config.values import (
     Invalid,
+    duration_up_to,
     show,
+    size_up_to,
     to_count,
     to_directory,
-    to_duration,
     to_flag,
     to_fraction,
     to_interval,
     to_roots,
     to_rule_name,
-    to_size,
     to_text,
     to_url,
 )
@@ -85,12 +88,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and parse the configuration file at `path`; raises `ConfigError`."""
     source = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = read_regular_file(path, MAX_CONFIG_BYTES, "1 MiB").data
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read the configuration: {exc.strerror}") from exc
+    except Refused as refused:
+        hint = "name the TOML file itself: a configuration is a regular file of a few kilobytes"
+        problem = f"cannot read the configuration: it is {refused.reason}"
+        raise ConfigError(f"{source}: {problem}\n  {hint}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
-    return parse_config(text, source)
+    # Universal newlines, as text mode reads them.
+    return parse_config(text.replace("\r\n", "\n").replace("\r", "\n"), source)
 
 
 def parse_config(text: str, source: str) -> Config:
@@ -188,9 +197,9 @@ _TABLES: Mapping[str, _Table] = {
         "[rtorrent]",
         {
             "url": to_url,
-            "timeout": to_duration,
-            "connect_timeout": to_duration,
-            "max_reply": to_size,
+            "timeout": duration_up_to("7d", "30s"),
+            "connect_timeout": duration_up_to("7d", "10s"),
+            "max_reply": size_up_to("16GiB", "256MiB"),
             "username": to_text,
             "password_file": to_text,
             "tls_verify": to_flag,
@@ -200,7 +209,8 @@ _TABLES: Mapping[str, _Table] = {
         'write where rtorrent listens, like url = "scgi:///home/you/rtorrent/rpc.socket"',
     ),
     "daemon": _Table(
-        "[daemon]", {"interval": to_interval, "dry_run": to_flag, "window": to_duration}
+        "[daemon]",
+        {"interval": to_interval, "dry_run": to_flag, "window": duration_up_to("365d", "7d")},
     ),
     "safety": _Table(
         "[safety]",
@@ -220,8 +230,8 @@ _TABLES: Mapping[str, _Table] = {
         "[[space]]",
         {
             "path": to_directory,
-            "min_free": to_size,
-            "target_free": to_size,
+            "min_free": size_up_to("1024TiB", "50GiB"),
+            "target_free": size_up_to("1024TiB", "80GiB"),
             "candidates": to_text,
             "order": _to_order,
             "action": _to_space_action,

@@ -78,29 +78,73 @@ class LineIndex:
         found = self.keys.get((*place, key)) if key else None
         return found or self.tables.get(place)
 
+    def table_at(self, line: int) -> Place:
+        """The table that line `line` is in (("", 0) before the first header)."""
+        headers = [(number, place) for place, number in self.tables.items() if number <= line]
+        return max(headers, key=lambda header: header[0])[1] if headers else ("", 0)
+
 
 def load_toml(text: str, source: str) -> dict[str, Any]:
     """tomllib's result, or a ConfigError naming the line and showing the column."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        position = _TOML_POSITION_RE.search(message)
-        if position is None:
-            raise ConfigError(f"{source}: invalid TOML: {message}") from None
-        reason = message[: position.start()]
-        if position[1] is None:
-            end = text.count("\n") + 1
-            raise ConfigError(
-                f"{source}:{end}: invalid TOML: {reason} at the end of the file"
-            ) from None
-        line, column = int(position[1]), int(position[2]) - 1
-        shown = excerpt(text.split("\n")[line - 1], column)
-        raise ConfigError(f"{source}:{line}: invalid TOML: {reason}{shown}") from None
+        raise _syntax_error(text, source, exc) from None
+    except ValueError:
+        # int() refuses thousands of digits (sys.get_int_max_str_digits).
+        raise _long_number_error(text, source) from None
+    except RecursionError:
+        hint = "write arrays and inline tables at most a few levels deep"
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply\n  {hint}") from None
+
+
+def _syntax_error(text: str, source: str, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    message = str(exc)
+    position = _TOML_POSITION_RE.search(message)
+    if position is None:
+        return ConfigError(f"{source}: invalid TOML: {message}")
+    reason = message[: position.start()]
+    if position[1] is None:
+        end = text.count("\n") + 1
+        return ConfigError(f"{source}:{end}: invalid TOML: {reason} at the end of the file")
+    line, column = int(position[1]), int(position[2]) - 1
+    shown = excerpt(text.split("\n")[line - 1], column)
+    return ConfigError(f"{source}:{line}: invalid TOML: {reason}{shown}")
+
+
+_LONG_NUMBER_RE = re.compile(r"(?<![\w.])[+-]?\d[\d_]{20,}")
+
+
+def _long_number_error(text: str, source: str) -> ConfigError:
+    """Where tomllib met an integer too long to convert: the first value that is one."""
+    lines = LineIndex(text)
+    hint = "write a value in the setting's range: none takes a number of more than 20 digits"
+    for number, line in enumerate(text.split("\n"), 1):
+        key = _KEY_RE.match(line)
+        found = _LONG_NUMBER_RE.match(key[2]) if key else None
+        if key and found:
+            place = lines.table_at(number)
+            label = f"[{place[0]}]" if place[1] == 0 and place[0] not in ("rule", "space") else ""
+            label = label or (f"{place[0]} #{place[1] + 1}" if place[0] else "")
+            digits = sum(c.isdigit() for c in found[0])
+            shown = found[0] if len(found[0]) <= 40 else found[0][:40] + "…"
+            where = Where(source, lines, place, label)
+            problem = f"{key[1]} = {shown} is a number of {digits} digits"
+            return where.error_at(number, f"{problem}\n  {hint}")
+    return ConfigError(f"{source}: invalid TOML: a number too long to read\n  {hint}")
+
+
+_EXCERPT = 80  # characters of a line shown around a column
 
 
 def excerpt(line: str, column: int) -> str:
-    """`line` indented, with a caret under `column` (0-based)."""
+    """`line` indented, with a caret under `column` (0-based); a long line is cut
+    to the part around the column, with … where cut."""
+    if len(line) > _EXCERPT:
+        start = max(0, min(column - _EXCERPT // 2, len(line) - _EXCERPT))
+        cut = line[start : start + _EXCERPT]
+        line = ("…" if start else "") + cut + ("…" if start + _EXCERPT < len(line) else "")
+        column = column - start + (1 if start else 0)
     return f"\n    {line}\n    {' ' * column}^"
 
 

@@ -26,15 +26,24 @@ class Invalid(Exception):
         self.hint = hint
 
 
+# A longer text or number is cut to this many characters in messages.
+LONGEST_SHOWN = 40
+
+
 def show(value: object) -> str:
-    """A value as it looks in TOML, with any password in a URL hidden."""
+    """A value as it looks in TOML, with any password in a URL hidden, long ones cut."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(redact_urls(value), ensure_ascii=False)
+        return json.dumps(clip(redact_urls(value)), ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(map(show, value)) + "]"
-    return "{...}" if isinstance(value, dict) else str(value)
+    return "{...}" if isinstance(value, dict) else clip(str(value))
+
+
+def clip(text: str) -> str:
+    """`text` cut to `LONGEST_SHOWN` characters, with … when cut."""
+    return text if len(text) <= LONGEST_SHOWN else text[:LONGEST_SHOWN] + "…"
 
 
 _DURATION_HINT = (
@@ -62,7 +71,10 @@ def to_flag(value: object) -> bool:
 
 
 def _amount(value: object, parse: Callable[[str], float], sort: str, hint: str) -> float:
-    """A duration or size: a string with units, or a plain number; more than zero."""
+    """A duration or size: a string with units, or a plain number; more than zero.
+
+    It may be huge, even infinite for a string (see `parse_quantity`): the caller
+    checks the upper bound."""
     if isinstance(value, str):
         try:
             amount = parse(value)
@@ -77,22 +89,45 @@ def _amount(value: object, parse: Callable[[str], float], sort: str, hint: str) 
     return amount
 
 
-def to_duration(value: object) -> float:
-    return float(_amount(value, parse_duration, "duration", _DURATION_HINT))
+def _at_most(amount: float, most: str, parse: Callable[[str], float], example: str) -> None:
+    if amount > parse(most):
+        raise Invalid(f"is more than {most}", f'write at most "{most}", like "{example}"')
 
 
-def to_size(value: object) -> int:
-    return round(_amount(value, parse_size, "size", _SIZE_HINT))
+def duration_up_to(most: str, example: str) -> Callable[[object], float]:
+    """A converter of durations more than zero and at most `most` (like "1d")."""
+
+    def to_duration(value: object) -> float:
+        seconds = _amount(value, parse_duration, "duration", _DURATION_HINT)
+        _at_most(seconds, most, parse_duration, example)
+        return float(seconds)
+
+    return to_duration
+
+
+def size_up_to(most: str, example: str) -> Callable[[object], int]:
+    """A converter of sizes more than zero and at most `most` (like "16GiB")."""
+
+    def to_size(value: object) -> int:
+        size = _amount(value, parse_size, "size", _SIZE_HINT)
+        _at_most(size, most, parse_size, example)
+        return round(size)
+
+    return to_size
 
 
 def to_interval(value: object) -> float:
-    seconds = to_duration(value)
+    seconds = _amount(value, parse_duration, "duration", _DURATION_HINT)
     if seconds < 10:
         hint = (
             'each poll keeps rtorrent busy (it answers under its global lock); write "10s" or more'
         )
         raise Invalid("is shorter than 10s", hint)
-    return seconds
+    _at_most(seconds, "7d", parse_duration, "5m")
+    return float(seconds)
+
+
+MAX_COUNT = 1_000_000
 
 
 def to_count(value: object) -> int:
@@ -100,6 +135,9 @@ def to_count(value: object) -> int:
         raise Invalid(
             "is not a whole number of 0 or more", "write a count like 20; 0 deletes nothing"
         )
+    if value > MAX_COUNT:
+        hint = f"write a count of at most {MAX_COUNT}, like 20; 0 deletes nothing"
+        raise Invalid(f"is more than {MAX_COUNT}", hint)
     return value
 
 

@@ -11,7 +11,8 @@ loop between polls.
   shortens the first, for tests), `rtorrent.recovered` when a poll works again.
   Other errors are logged (`poll.failed`; `poll.crashed` with the traceback).
 - SIGHUP: reload; a valid file replaces the configuration (`config.reloaded`, with
-  what changed), an invalid one is ignored (`config.rejected`).
+  what changed), an invalid one is ignored (`config.rejected`). The file is read
+  and parsed in a worker thread, so the loop (and its watchdog pings) goes on.
 - SIGUSR1: poll now (or right after the poll that is running).
 - SIGTERM, SIGINT: stop. A step that has begun is finished, no other begins (the
   executor asks `should_stop` between steps): no torrent is left with its files
@@ -248,7 +249,9 @@ class Daemon:
         self.reload_requested = False
         self.notifier.reloading(monotonic_usec())
         try:
-            config = load_config(self.path)
+            # In a thread: parsing a large file must not stall the watchdog pings
+            # (load_config itself refuses a FIFO, which would block it for good).
+            config = await anyio.to_thread.run_sync(load_config, self.path)
             # A new transport every time: it reads the password file again.
             client = RtorrentClient(self.transport_for(config))
         except RtorrentdError as exc:

@@ -38,10 +38,11 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent import failures
 
 # Shared with the SCGI transport: its limits and its login record.
-from rtorrentd.rtorrent.transport import _Access, _Limits, redact_url
+from rtorrentd.rtorrent.limits import Access, Limits
 
 __all__ = ["HttpTransport", "open_http"]
 
@@ -90,7 +91,7 @@ _STATUSES: Mapping[int, tuple[type[TransportError], str]] = {
 _NO_LOGIN = "{url} asks for a login (HTTP 401): set username and password_file in [rtorrent]"
 
 
-def open_http(url: str, limits: _Limits, access: _Access) -> HttpTransport:
+def open_http(url: str, limits: Limits, access: Access) -> HttpTransport:
     """An `HttpTransport` for an ``http(s)://`` `url`; raises `ConfigError` when the
     URL, the login or the TLS settings cannot work. Nothing connects yet."""
     shown = redact_url(url)
@@ -134,7 +135,7 @@ def _target(parts: SplitResult, shown: str) -> str:
     return target
 
 
-def _login(parts: SplitResult, shown: str, access: _Access) -> httpx.BasicAuth | None:
+def _login(parts: SplitResult, shown: str, access: Access) -> httpx.BasicAuth | None:
     """The basic-auth login: from the URL, or from username and password_file."""
     if parts.username is not None:
         if access.username is not None or access.password is not None:
@@ -168,7 +169,7 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _tls(access: _Access) -> ssl.SSLContext | bool:
+def _tls(access: Access) -> ssl.SSLContext | bool:
     """What httpx verifies the server against: the system's CAs, `ca_file`, or nothing."""
     if not access.tls_verify:
         return False
@@ -189,7 +190,7 @@ class HttpTransport:
     url: str  # as configured, password redacted: for messages
     _target: str = field(repr=False)
     _client: httpx.AsyncClient = field(repr=False)
-    _limits: _Limits
+    _limits: Limits
 
     async def request(self, body: bytes) -> bytes:
         """POST one XML-RPC request body; return the XML-RPC reply body."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ from rtorrentd.errors import ConfigError, ConnectionClosed, TransportError
 from rtorrentd.protocol import scgi
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent import failures
+from rtorrentd.rtorrent.limits import Access, Limits
 
 __all__ = ["URL_HELP", "ScgiTransport", "Transport", "open_transport", "redact_url"]
 
@@ -81,39 +82,13 @@ def open_transport(
     system's). Nothing connects yet. Raises `ConfigError` for a URL,
     login or limit that cannot work.
     """
-    limits = _Limits(timeout, connect_timeout, max_reply, gzip)
-    access = _Access(username, password, tls_verify, ca_file)
+    limits = Limits(timeout, connect_timeout, max_reply, gzip)
+    access = Access(username, password, tls_verify, ca_file)
     scheme, sep, rest = url.partition("://")
     opener = _OPENERS.get(scheme.lower()) if sep else None
     if opener is None:
         raise ConfigError(f"unsupported rtorrent url {redact_url(url)!r}: {URL_HELP}")
     return opener(url, rest, limits, access)
-
-
-@dataclass(frozen=True, slots=True)
-class _Limits:
-    timeout: float
-    connect_timeout: float
-    max_reply: int
-    # SCGI replies gzipped: True, False, or None for "where it pays" (across a network).
-    gzip: bool | None = None
-
-    def __post_init__(self) -> None:
-        # `not x > 0` also refuses NaN.
-        if not (self.timeout > 0 and self.connect_timeout > 0):
-            raise ConfigError("timeout and connect_timeout must be positive numbers of seconds")
-        if self.max_reply < 1:
-            raise ConfigError("max_reply must be a positive number of bytes")
-
-
-@dataclass(frozen=True, slots=True)
-class _Access:
-    """Who we are and whom we trust, for HTTP(S); SCGI has neither login nor TLS."""
-
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_verify: bool = True
-    ca_file: str | None = None
 
 
 # --- endpoints: how to connect, and what a failure to connect means -------------
@@ -161,7 +136,7 @@ class ScgiTransport:
 
     url: str
     _endpoint: _Endpoint
-    _limits: _Limits
+    _limits: Limits
     gzip: bool = False
 
     async def request(self, body: bytes) -> bytes:
@@ -259,7 +234,7 @@ def _size_hint(request_size: int) -> str:
 # --- URLs ----------------------------------------------------------------------
 
 
-def _open_scgi(url: str, rest: str, limits: _Limits, access: _Access) -> Transport:
+def _open_scgi(url: str, rest: str, limits: Limits, access: Access) -> Transport:
     if access.username is not None or access.password is not None:
         raise ConfigError(
             f"rtorrent url {redact_url(url)!r}: SCGI takes no login; "
@@ -305,7 +280,7 @@ def _host_port(url: str, rest: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _open_http(url: str, rest: str, limits: _Limits, access: _Access) -> Transport:
+def _open_http(url: str, rest: str, limits: Limits, access: Access) -> Transport:
     # Imported here: httpx costs ~80 ms to import, which SCGI users need not pay,
     # and http_transport builds on this module.
     from rtorrentd.rtorrent.http import open_http  # noqa: PLC0415
@@ -314,7 +289,7 @@ def _open_http(url: str, rest: str, limits: _Limits, access: _Access) -> Transpo
 
 
 # How each URL scheme is opened.
-_OPENERS: dict[str, Callable[[str, str, _Limits, _Access], Transport]] = {
+_OPENERS: dict[str, Callable[[str, str, Limits, Access], Transport]] = {
     "scgi": _open_scgi,
     "http": _open_http,
     "https": _open_http,

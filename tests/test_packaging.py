@@ -8,6 +8,7 @@ a directory that comes first on the path, and runs the command from there.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,14 +19,19 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, random_bytes
 
 SOURCE = Path(__file__).resolve().parent.parent
+LEFTOVERS = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The wheel of this tree, unpacked into a directory of its own."""
     out = tmp_path_factory.mktemp("wheel")
+    # A copy without build/ and caches: setuptools reuses a stale build/lib in the
+    # source tree, which would ship modules deleted since.
+    tree = out / "tree"
+    shutil.copytree(SOURCE, tree, ignore=shutil.ignore_patterns(*LEFTOVERS))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(SOURCE)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(tree)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -1,16 +1,13 @@
 """Internal to `rtorrentd.protocol.xmlrpc`: the general decoder, for any XML-RPC response.
 
-Strategy: a generic XML parser is the client's real cost on a large reply (the
-stdlib takes longer than rtorrent needs to build it), so the body is cut into
-tokens by one compiled regex and the tokens drive a small explicit stack. Every
-token starts at a `<` and runs to the next `<`, so the tokens cover the whole body
-and no byte is skipped unseen. The lines rtorrent writes most, in its exact layout
-(CRLF, one `<value>` per line), come as runs: a run of `<i8>` lines, a run of
-`<string>` lines, a whole array of ints, an array opening or closing; these take a
-fast path that converts a run at once in C (`bytes.split`, `map(int, …)`).
-Anything else (another layout, other types) goes through the table of per-tag
-handlers in `rpc_grammar`, which check the XML-RPC grammar strictly; both paths
-give the same values, which the tests check.
+Strategy: the body is cut into tokens by one compiled regex, each a tag and the
+text after it (every token starts at a `<` and runs to the next, so the tokens
+cover the whole body and no byte is skipped unseen), and the tokens drive a small
+explicit stack through the table of per-tag handlers in `xml_grammar`, which
+check the XML-RPC grammar strictly. It takes any layout. The fast path for what
+rtorrent sends most, a list of rows in one of its two layouts, is `xml_rows`;
+this decoder takes every other reply, and says what is wrong with a reply and
+where.
 """
 
 from __future__ import annotations
@@ -21,16 +18,8 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 from rtorrentd.errors import MalformedReply, RpcFault
-from rtorrentd.protocol.xml_grammar import (
-    CLOSERS,
-    OPENERS,
-    REFUSE,
-    Element,
-    Frame,
-    Sink,
-    frame_name,
-)
-from rtorrentd.protocol.xml_text import XML_SPACE, Bad, decode_strings, only_whitespace
+from rtorrentd.protocol.xml_grammar import CLOSERS, OPENERS, REFUSE, Element, Sink, frame_name
+from rtorrentd.protocol.xml_text import XML_SPACE, Bad, only_whitespace
 
 __all__ = ["MAX_DEPTH", "Parser", "parse_response"]
 
@@ -39,32 +28,8 @@ MAX_DEPTH = 64
 
 _CHUNK = 64 * 1024
 
-# One token per match, no capture groups (groups make the regex engine several
-# times slower here). Every token starts at a "<" and runs to the next one, so the
-# tokens tile the body and no byte goes unseen. The first five alternatives are
-# the lines rtorrent writes over and over (CRLF included), and take the fast path:
-#   a run of <value><i8>N</i8></value>            "i" at index 8
-#   a run of <value><string>text</string></value> "s"
-#   <value><array><data> + a run of i8 + </data></array></value>  "a", a flat array
-#   <value><array><data>                           "a", 22 bytes
-#   </data></array></value>                        "/"
-# Runs are cut apart with bytes.split and converted with map(), all in C; that,
-# not the regex, is what makes the decoder fast. Each of these tokens has "<" at
-# index 7, which no other token has (the generic token, "<tag>" plus the text
-# after it, holds a single "<"). Anything else (other layouts, other types, text
-# with CR) is cut at tags and goes through the strict per-tag path.
-_TOKEN = re.compile(
-    rb"(?:<value><i8>-?[0-9]+</i8></value>\r\n)+"
-    rb"|(?:<value><string>[^<]*</string></value>\r\n)+"
-    rb"|<value><array><data>\r\n(?:<value><i8>-?[0-9]+</i8></value>\r\n)+</data></array></value>\r\n"
-    rb"|<value><array><data>\r\n"
-    rb"|</data></array></value>\r\n"
-    rb"|<[^<]*"  # any other tag, with the text after it
-    rb"|[^<]+"  # text after a fast token: must be whitespace
-)
-_I8_SEP = b"</i8></value>\r\n<value><i8>"
-_STRING_SEP = b"</string></value>\r\n<value><string>"
-_OPEN_SIZE = len(b"<value><array><data>\r\n")
+# A tag with the text after it; or text before the first tag (then an error).
+_TOKEN = re.compile(rb"<[^<]*|[^<]+")
 _GENERIC = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9_.:-]*)[ \t\r\n]*(/?)>(.*)", re.S)
 
 # The XML declaration (optional) and whitespace before the root element.
@@ -77,7 +42,7 @@ class Parser:
     """The state of one decode: the frame stack and what has been seen."""
 
     def __init__(self) -> None:
-        self.stack: list[Frame] = []
+        self.stack: list[Element] = []
         self.top: Sink = REFUSE
         self.started = False
         self.finished = False
@@ -86,64 +51,14 @@ class Parser:
         self.has_fault = False
 
     def run(self, tokens: Iterator[bytes]) -> None:
-        """Feed every token through the stack; the hot loop of the decoder.
-
-        `top` is where a finished value goes (a list, or `REFUSE`) and `append`
-        its bound append, kept apart because it is called most. The slices cut
-        the fixed tags (and CRLF) off the fast tokens of `_TOKEN`.
-        """
-        stack = self.stack
+        """Feed every token through the stack; the loop of the decoder."""
         top = self.top
-        append = top.append
         for token in tokens:
-            try:
-                kind = token[8] if token[7] == 0x3C else 0  # "<" at 7: a fast token
-            except IndexError:
-                kind = 0
-            if kind == 0x69:  # "i": ints
-                top.extend(map(int, token[11:-15].split(_I8_SEP)))
-            elif kind == 0x73:  # "s": strings
-                raws = token[15:-19].split(_STRING_SEP)
-                # Each line ends in CR LF; any other CR, or a "&", needs decode_text.
-                plain = b"&" not in token and token.count(b"\r") == len(raws)
-                top.extend(decode_strings(raws, plain))
-            elif kind == 0x61 and len(token) == _OPEN_SIZE:  # "a": an array opens
-                stack.append(top)
-                top = []
-                append = top.append
-                if len(stack) > MAX_DEPTH:
-                    self.check_depth()
-            elif kind == 0x61:  # "a": a whole array of ints
-                append(list(map(int, token[33:-40].split(_I8_SEP))))
-                if len(stack) >= MAX_DEPTH:
-                    self.check_depth(1)
-            elif kind == 0x2F:  # "/": an array closes
-                try:
-                    outer = stack[-1]
-                    outer_append = outer.append  # type: ignore[union-attr]
-                except (IndexError, AttributeError):
-                    # Not a fast frame (those are value lists; an Element has no
-                    # append): the array was opened tag by tag, or never.
-                    top = self.element(token, top)
-                    append = top.append
-                else:
-                    stack.pop()
-                    outer_append(top)
-                    top, append = outer, outer_append  # type: ignore[assignment]
-            else:
-                top = self.element(token, top)
-                append = top.append
+            top = self.element(token, top)
         self.top = top
 
     def element(self, token: bytes, top: Sink) -> Sink:
-        """One token off the fast path: check it against the grammar and act."""
-        if token.startswith(b"</data></array></value>"):  # arrays opened tag by tag
-            for tag in (b"data", b"array", b"value"):
-                top = self.close(tag, b"", top)
-            return top
-        if not token.startswith(b"<"):
-            only_whitespace(token, b"value")
-            return top
+        """One token: check it against the grammar and act."""
         match = _GENERIC.fullmatch(token)
         if match is None:
             _refuse_markup(token)
@@ -176,26 +91,15 @@ class Parser:
         return CLOSERS[tag](self, element)
 
     def innermost(self, tag: bytes) -> Element:
-        """The innermost frame, as an Element: a fast <value><array><data> is
-        turned into the three elements it stands for, so that the tag-by-tag
-        path can go on from there."""
+        """The innermost open element."""
         if not self.stack:
             raise Bad(f"<{tag.decode()}> outside the root element")
-        frame = self.stack[-1]
-        if isinstance(frame, Element):
-            return frame
-        assert isinstance(self.top, list)  # the fast array's items, while innermost
-        self.stack[-1:] = [
-            Element(b"value", frame, seen=True),
-            Element(b"array", REFUSE, seen=True),
-            data := Element(b"data", REFUSE, items=self.top),
-        ]
-        return data
+        return self.stack[-1]
 
-    def check_depth(self, inner: int = 0) -> None:
+    def check_depth(self) -> None:
         """Refuse a nesting bomb. Called only once the stack is deeper than
         MAX_DEPTH frames (every level takes at least one), so it may count."""
-        depth = inner + sum(1 for frame in self.stack if _is_container(frame))
+        depth = sum(1 for element in self.stack if element.tag in (b"array", b"struct"))
         if depth > MAX_DEPTH:
             raise Bad(f"arrays/structs nested deeper than {MAX_DEPTH} levels")
 
@@ -220,10 +124,6 @@ class Parser:
         if len(self.stack) > MAX_DEPTH:
             self.check_depth()
         return REFUSE
-
-
-def _is_container(frame: Frame) -> bool:
-    return not isinstance(frame, Element) or frame.tag in (b"array", b"struct")
 
 
 def _refuse_markup(token: bytes) -> NoReturn:
@@ -257,17 +157,13 @@ def parse_response(body: bytes) -> object:
 
 
 def _chunks(body: bytes, start: int) -> Iterator[tuple[int, int]]:
-    """Cut the body into pieces of about _CHUNK bytes, each cut at a "<" that
-    starts a line.
-
-    Tokenizing piece by piece keeps the token list small enough for the CPU
-    cache (about 10% faster on a large reply, and less memory at once). Every
-    token but a fast one stops at a "<" anyway; a fast token cut in two just
-    becomes the tag-by-tag tokens it stands for, which decode the same.
-    """
+    """Cut the body into pieces of about _CHUNK bytes, each cut at a "<" (where a
+    token starts anyway): the token list of a piece stays small enough for the
+    CPU cache, and memory is not spent on all the tokens at once."""
     size = len(body)
     while start < size:
-        end = body.find(b"\n<", start + _CHUNK) + 1 or size
+        end = body.find(b"<", start + _CHUNK)
+        end = size if end == -1 else end
         yield start, end
         start = end
 

@@ -3,12 +3,12 @@
 A table of handlers, one opener and one closer per element (h11's `READERS`
 style): an opener checks that the element may appear where it does and pushes a
 frame; a closer hands the finished value to the enclosing frame. The parser
-(`rpc_decode.Parser`) owns the stack and calls them.
+(`xml_decode.Parser`) owns the stack and calls them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
@@ -17,19 +17,16 @@ from rtorrentd.protocol.xml_text import SCALARS, Bad, decode_text, only_whitespa
 if TYPE_CHECKING:
     from rtorrentd.protocol.xml_decode import Parser
 
-__all__ = ["CLOSERS", "OPENERS", "REFUSE", "Element", "Frame", "Refuse", "Sink", "frame_name"]
+__all__ = ["CLOSERS", "OPENERS", "REFUSE", "Element", "Refuse", "Sink", "frame_name"]
 
 
 class Refuse:
-    """Stands in for the value list where no `<value>` may appear, so that the
-    fast path needs no check of its own: appending here is the error."""
+    """Stands in for the value list where no `<value>` may appear: `<value>`
+    refuses to open there, and appending here would be the error too."""
 
     __slots__ = ()
 
     def append(self, _value: object) -> NoReturn:
-        raise Bad("a <value> where none is allowed")
-
-    def extend(self, _values: Iterable[object]) -> NoReturn:
         raise Bad("a <value> where none is allowed")
 
 
@@ -52,16 +49,8 @@ class Element:
     seen: bool = False  # <array> has had its <data>; <params>/<fault> for the root
 
 
-# A frame is an Element or, for the <value><array><data> of one fast token,
-# just the enclosing value list: the array's items are `top` while it is
-# innermost, so the hot path allocates nothing but the list itself.
-Frame = Element | Sink
-
-
-def frame_name(frame: Frame) -> str:
-    if not isinstance(frame, Element):
-        return "<value><array><data>"
-    return f"<{frame.tag.decode()}>"
+def frame_name(element: Element) -> str:
+    return f"<{element.tag.decode()}>"
 
 
 # Openers: check the parent, push an Element, return where values go now.
@@ -186,11 +175,8 @@ def _single(element: Element) -> object:
 
 
 def _enclosing(p: Parser) -> Element:
-    """The element around a just-closed one (never a fast frame: those hold only
-    <value> elements, which do not use this)."""
-    frame = p.stack[-1]
-    assert isinstance(frame, Element)
-    return frame
+    """The element around a just-closed one."""
+    return p.stack[-1]
 
 
 def _close_value(p: Parser, element: Element) -> Sink:

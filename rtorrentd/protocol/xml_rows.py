@@ -1,24 +1,29 @@
-"""Internal to `rtorrentd.protocol.xmlrpc`: the fast path for a reply that is a list of rows.
+"""Internal to `rtorrentd.protocol.xmlrpc`: the fast path, for a reply that is a list of rows.
 
 Strategy: a `d.multicall2` reply is a list of rows that all have the same shape
-(the same field types in the same order), in rtorrent's exact layout: CRLF, one
-`<value>` per line, ints as `<i8>`. So the shape of the first row is read once
+(the same field types in the same order), written by one of rtorrent's two XML
+backends in its fixed layout (`LAYOUTS`): xmlrpc-c puts CRLF after each value,
+tinyxml2 writes no whitespace at all. So the shape of the first row is read once
 and turned into one regex for a whole row, with a capture group per field; one
 `re.split` with it cuts the whole body in C, and field j of every row is then the
 slice `parts[j::width]`. Each such column is converted in one pass in C: strings
-with `map(bytes.decode, …)`, ints and tables of ints (tracker data) as one JSON
-array each, which `json` parses faster than `map(int, …)`; `zip` puts the rows
-back together. Per torrent, no Python code runs at all.
+with `map(bytes.decode, …)`, ints with `map(int, …)`; `zip` puts the rows back
+together. Per torrent, no Python code runs at all.
+
+A field that is an array (what `t.multicall=` gives: a table, an array of rows
+of scalars) is converted the same way, one level down: the tables of the whole
+column are joined and split into rows with the regex of their own shape, and
+then handed back out to their torrents by counting the rows each one holds.
 
 Why the values are exact: `re.split` also returns what lies between the rows,
 which must be empty everywhere, so the rows tile the body; the head and tail
-around them are fixed bytes; and each field pattern admits only lines that the
+around them are fixed bytes; and each field pattern admits only values that the
 general decoder turns into the same value (text through the same
-`rpc_text.decode_text`, ints only as `-?[0-9]+`). Anything else (another layout,
-another type, one row of another shape, a bad entity, an int JSON refuses) gives
-None, and the general decoder (`rpc_decode`) decodes the whole body or says what
-is wrong with it and where. Nesting is bounded by the patterns (tables are two
-levels deep at most), so `MAX_DEPTH` cannot be reached here.
+`xml_text.decode_text`, ints only as `-?[0-9]+`). Anything else (another layout,
+another type, one row of another shape, a bad reference) gives None, and the
+general decoder (`xml_decode`) decodes the whole body or says what is wrong with
+it and where. Nesting is bounded by the patterns (four levels), so `MAX_DEPTH`
+cannot be reached here.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 
@@ -34,87 +40,175 @@ from rtorrentd.errors import MalformedReply
 from rtorrentd.protocol.xml_decode import parse_response
 from rtorrentd.protocol.xml_text import Bad, decode_text
 
-__all__ = ["decode_rows"]
+__all__ = ["LAYOUTS", "Layout", "decode_rows"]
 
-_HEAD = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\r\n<methodResponse>\r\n<params>\r\n'
-    b"<param><value><array><data>\r\n"
-)
-_TAIL = b"</data></array></value></param>\r\n</params>\r\n</methodResponse>\r\n"
-_OPEN = b"<value><array><data>\r\n"
-_CLOSE = b"</data></array></value>\r\n"
 _MAX_FIELDS = 100
 
-# The field patterns, by kind. Each captures what its conversion needs.
-_STRING = rb"<value><string>([^<]*)</string></value>\r\n"
-_INT = rb"<value><i8>(-?[0-9]+)</i8></value>\r\n"
-_INT_LINE = rb"<value><i8>-?[0-9]+</i8></value>\r\n"
-_SCALAR_LINE = rb"(?:<value><string>[^<]*</string></value>\r\n|" + _INT_LINE + rb")"
-# An array of arrays of ints (what `t.multicall=,t.scrape_complete=` gives): the
-# entries inside the outer array, each with at least one int.
-_INT_TABLE = (
-    rb"<value><array><data>\r\n((?:<value><array><data>\r\n(?:" + _INT_LINE + rb")+"
-    rb"</data></array></value>\r\n)*)</data></array></value>\r\n"
-)
-# Any other array of scalars and arrays of scalars (`t.multicall=,t.url=`): whole.
-_TABLE = (
-    rb"(<value><array><data>\r\n(?:" + _SCALAR_LINE + rb"|<value><array><data>\r\n"
-    rb"(?:" + _SCALAR_LINE + rb")*</data></array></value>\r\n)*</data></array></value>\r\n)"
-)
-_PATTERNS = (_STRING, _INT, _INT_TABLE, _TABLE)  # tried in this order
-_FIELD = re.compile(b"|".join(_PATTERNS))
 
-# What an _INT_TABLE entry's tags become in JSON.
-_INT_TABLE_JSON = (
-    (b"</i8></value>\r\n</data></array></value>\r\n", b"]"),
-    (b"</i8></value>\r\n<value><i8>", b","),
-    (b"<value><array><data>\r\n<value><i8>", b"["),
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How one XML-RPC backend of rtorrent writes a reply: the bytes around a
+    list of rows, and what follows each value (`newline`)."""
+
+    name: str
+    head: bytes
+    tail: bytes
+    newline: bytes
+
+
+LAYOUTS = (
+    Layout(
+        "xmlrpc-c",
+        b'<?xml version="1.0" encoding="UTF-8"?>\r\n<methodResponse>\r\n<params>\r\n'
+        b"<param><value><array><data>\r\n",
+        b"</data></array></value></param>\r\n</params>\r\n</methodResponse>\r\n",
+        b"\r\n",
+    ),
+    Layout(
+        "tinyxml2",
+        b'<?xml version="1.0"?><methodResponse><params><param><value><array><data>',
+        b"</data></array></value></param></params></methodResponse>",
+        b"",
+    ),
 )
 
 
 def decode_rows(body: bytes) -> list[object] | None:
-    """The value of a reply that is a list of rows of one shape in rtorrent's
-    layout, or None when the body is anything else (or not valid)."""
-    if not (body.startswith(_HEAD) and body.endswith(_TAIL)):
+    """The value of a reply that is a list of rows of one shape in one of
+    rtorrent's layouts, or None when the body is anything else (or not valid)."""
+    for layout in LAYOUTS:
+        if body.startswith(layout.head) and body.endswith(layout.tail):
+            break
+    else:
         return None
-    rows = body[len(_HEAD) : len(body) - len(_TAIL)]
-    shape = _shape(rows)
-    if shape is None:
-        return None
-    parts = _row_pattern(shape).split(rows)
-    width = len(shape) + 1
-    if any(parts[::width]):  # something between the rows: not all of this shape
-        return None
+    grammar = _grammar(layout)
+    content = body[len(layout.head) : len(body) - len(layout.tail)]
     try:
-        columns = [_CONVERTERS[kind](parts[j::width]) for j, kind in enumerate(shape, start=1)]
-        return [*map(list, zip(*columns, strict=True))]  # int columns convert here
+        return _rows(grammar, content)
     except (Bad, ValueError, MalformedReply):
         return None  # let the general decoder say what and where
 
 
-def _shape(rows: bytes) -> tuple[int, ...] | None:
-    """The kind of each field of the first row: an index into _PATTERNS."""
-    if not rows.startswith(_OPEN):
+@dataclass(frozen=True, slots=True)
+class _Grammar:
+    """The patterns of one layout."""
+
+    open: bytes  # a row opens, with its `<data>`
+    close: bytes  # … and closes
+    fields: tuple[bytes, ...]  # the pattern of a field, by kind, one group each
+    field_matchers: tuple[re.Pattern[bytes], ...]
+    to_json: tuple[tuple[bytes, bytes], ...]  # what an array's tags become in JSON
+    head: bytes  # the layout's head and tail, to hand a column to the general decoder
+    tail: bytes
+
+
+# The field patterns, by kind; {nl} is the layout's newline. A string or an int
+# captures its text; an array (of scalars and arrays of scalars, what
+# `t.multicall=` gives) captures all of itself. tinyxml2 writes an empty array as
+# `<data/>`.
+_STRING, _INT, _ARRAY = range(3)
+_FIELDS = (
+    rb"<value><string>([^<]*)</string></value>{nl}",
+    rb"<value><i8>(-?[0-9]+)</i8></value>{nl}",
+    rb"(<value><array>(?:<data>{nl}(?:{scalar}|{inner})*</data>|<data/>)</array></value>{nl})",
+)
+_SCALAR = rb"(?:<value><string>[^<]*</string></value>|<value><i8>-?[0-9]+</i8></value>){nl}"
+_INNER = rb"<value><array>(?:<data>{nl}(?:{scalar})*</data>|<data/>)</array></value>{nl}"
+
+# What an array's tags become in JSON, replaced in this order. A value's tags go:
+# `<value>` becomes nothing, `</value>` a comma, except the last in its array,
+# whose comma `]` swallows; each type tag becomes its JSON. Every sequence
+# starts with a "<", which text never holds, so none can match inside text, and
+# each means the same wherever it occurs, so a longer sequence may stand for
+# its parts: the first three make the step from one `t.multicall=` table of
+# one row to the next (`]],[[`) a single replacement, a third of the work.
+_NEXT_TABLE = (
+    b"</value>{nl}</data></array></value>{nl}</data></array></value>{nl}"
+    b"<value><array><data>{nl}<value><array><data>{nl}<value>"
+)
+_TO_JSON = (
+    (b"</string>" + _NEXT_TABLE + b"<string>", b'"]],[["'),
+    (b"</i8>" + _NEXT_TABLE + b"<i8>", b"]],[["),
+    (_NEXT_TABLE, b"]],[["),
+    (b"</value>{nl}</data></array>", b"]"),
+    (b"</value>{nl}", b","),
+    (b"<value>", b""),
+    (b"<array><data>{nl}</data></array>", b"[]"),
+    (b"<array><data/></array>", b"[]"),
+    (b"<array><data>{nl}", b"["),
+    (b"<string>", b'"'),
+    (b"</string>", b'"'),
+    (b"<i8>", b""),
+    (b"</i8>", b""),
+)
+# The five entities XML names, as JSON text (decode_text's order: &amp; last).
+_ENTITIES = ((b"&lt;", b"<"), (b"&gt;", b">"), (b"&quot;", b'\\"'), (b"&apos;", b"'"))
+
+
+@lru_cache(maxsize=4)
+def _grammar(layout: Layout) -> _Grammar:
+    def fill(pattern: bytes) -> bytes:
+        pattern = pattern.replace(b"{inner}", _INNER).replace(b"{scalar}", _SCALAR)
+        return pattern.replace(b"{nl}", re.escape(layout.newline))
+
+    fields = tuple(map(fill, _FIELDS))
+    to_json = tuple((old.replace(b"{nl}", layout.newline), new) for old, new in _TO_JSON)
+    return _Grammar(
+        open=b"<value><array><data>" + layout.newline,
+        close=b"</data></array></value>" + layout.newline,
+        fields=fields,
+        field_matchers=tuple(map(re.compile, fields)),
+        to_json=to_json,
+        head=layout.head,
+        tail=layout.tail,
+    )
+
+
+def _rows(grammar: _Grammar, content: bytes) -> list[object] | None:
+    """The rows `content` holds, all of the shape of the first, or None."""
+    shape = _shape(grammar, content)
+    if shape is None:
         return None
-    kinds: list[int] = []
-    position = len(_OPEN)
-    while not rows.startswith(_CLOSE, position):
-        field = _FIELD.match(rows, position)
-        if field is None or len(kinds) == _MAX_FIELDS:
+    parts = _row_pattern(grammar, shape).split(content)
+    width = len(shape) + 1
+    if any(parts[::width]):  # something between the rows: not all of this shape
+        return None
+    columns = [_CONVERTERS[kind](grammar, parts[j::width]) for j, kind in enumerate(shape, start=1)]
+    return [*map(list, zip(*columns, strict=True))]
+
+
+def _shape(grammar: _Grammar, content: bytes) -> tuple[int, ...] | None:
+    """The kind of each field of the first row."""
+    if not content.startswith(grammar.open):
+        return None
+    shape: list[int] = []
+    position = len(grammar.open)
+    while not content.startswith(grammar.close, position):
+        field = _field_at(grammar, content, position)
+        if field is None or len(shape) == _MAX_FIELDS:
             return None
-        kinds.append((field.lastindex or 1) - 1)  # one group per pattern
-        position = field.end()
-    return tuple(kinds) or None
+        kind, position = field
+        shape.append(kind)
+    return tuple(shape) or None
+
+
+def _field_at(grammar: _Grammar, content: bytes, position: int) -> tuple[int, int] | None:
+    """The kind of the field at `position`, and where it ends."""
+    for kind, matcher in enumerate(grammar.field_matchers):
+        field = matcher.match(content, position)
+        if field is not None:
+            return kind, field.end()
+    return None
 
 
 @lru_cache(maxsize=16)
-def _row_pattern(shape: tuple[int, ...]) -> re.Pattern[bytes]:
+def _row_pattern(grammar: _Grammar, shape: tuple[int, ...]) -> re.Pattern[bytes]:
     """One row of this shape, a group per field."""
-    fields = b"".join(_PATTERNS[kind] for kind in shape)
-    return re.compile(re.escape(_OPEN) + fields + re.escape(_CLOSE))
+    fields = b"".join(grammar.fields[kind] for kind in shape)
+    return re.compile(re.escape(grammar.open) + fields + re.escape(grammar.close))
 
 
-def _strings(raws: Sequence[bytes]) -> list[str]:
+def _strings(_grammar: _Grammar, raws: Sequence[bytes]) -> Sequence[object]:
     """A column of string fields: strict UTF-8 in C, and `decode_text` for the few
     with a reference or a CR (and for a whole column with invalid UTF-8)."""
     try:
@@ -139,47 +233,49 @@ def _redo_special(raws: Sequence[bytes], texts: list[str], joined: bytes) -> Non
             at = joined.find(special, ends[i])
 
 
-def _ints(raws: Sequence[bytes]) -> list[object]:
-    """A column of ints, parsed as one JSON array: faster than `map(int, …)`. The
-    pattern admits only `-?[0-9]+`, which JSON reads as int() does; it refuses
-    leading zeros, and such a reply goes to the general decoder."""
-    return _json_list(b"[" + b",".join(raws) + b"]")
+def _ints(_grammar: _Grammar, raws: Sequence[bytes]) -> Sequence[object]:
+    """A column of ints (the pattern admits only `-?[0-9]+`, read as int() does)."""
+    return [*map(int, raws)]
 
 
-def _int_tables(entries: Sequence[bytes]) -> list[object]:
-    """A column of arrays of arrays of ints, parsed as one JSON array.
+def _arrays(grammar: _Grammar, values: Sequence[bytes]) -> Sequence[object]:
+    """A column of arrays, as one JSON array made from the XML by replacing tags
+    (all in C); or, when JSON cannot carry the text as it is (a numeric reference,
+    a CR or other control character, invalid UTF-8, an int with a leading zero),
+    by the general decoder. Both at once for the whole column."""
+    # All of them in one array, but for its last `</value>`, which would be a comma.
+    array = grammar.open + b"".join(values) + b"</data></array>"
+    try:
+        return _json_array(grammar, array)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        decoded = parse_response(grammar.head + b"".join(values) + grammar.tail)
+        if not isinstance(decoded, list):  # cannot be: it is the array we wrapped
+            raise Bad("not an array") from None
+        return decoded
 
-    The rows are joined with `],[` around them, and the three tag sequences that
-    can occur between ints in the (pattern-checked) entries become JSON: an
-    entry's start `[`, its end `]`, between two ints `,`; two entries side by
-    side are then `][`, which gets its comma. No byte of the entries is anything
-    but these tags and ints.
-    """
-    text = b"],[".join(entries)
-    for tags, replacement in _INT_TABLE_JSON:
-        text = text.replace(tags, replacement)
-    return _json_list(b"[[" + text.replace(b"][", b"],[") + b"]]")
 
-
-def _json_list(text: bytes) -> list[object]:
-    value = json.loads(text)
+def _json_array(grammar: _Grammar, array: bytes) -> list[object]:
+    """An array value that `_ARRAY` admits (bar the nesting), read as JSON."""
+    ampersands = array.count(b"&")
+    if ampersands and ampersands != sum(map(array.count, (b"&amp;", *(e for e, _ in _ENTITIES)))):
+        raise ValueError("a reference JSON cannot say as it is")
+    text = array.replace(b"\\", b"\\\\").replace(b'"', b'\\"')  # text's own, first
+    for old, new in grammar.to_json:
+        text = text.replace(old, new)
+    if b"<" in text:  # cannot be: every tag is replaced
+        raise Bad("a tag left over")
+    if ampersands:
+        for entity, char in _ENTITIES:
+            text = text.replace(entity, char)
+        text = text.replace(b"&amp;", b"&")
+    value = json.loads(text.decode())  # strict: no control character in a string
     if not isinstance(value, list):  # cannot be: the text is an array
         raise Bad("not an array")
     return value
 
 
-def _tables(values: Sequence[bytes]) -> list[object]:
-    """A column of other arrays: by the general decoder, all rows at once."""
-    body = _HEAD + b"".join(values) + _TAIL
-    decoded = parse_response(body)
-    if not isinstance(decoded, list):  # cannot be: it is the array we wrapped
-        raise Bad("not an array")
-    return decoded
-
-
-_CONVERTERS: tuple[Callable[[Sequence[bytes]], Iterable[object]], ...] = (
+_CONVERTERS: tuple[Callable[[_Grammar, Sequence[bytes]], Sequence[object]], ...] = (
     _strings,
     _ints,
-    _int_tables,
-    _tables,
+    _arrays,
 )

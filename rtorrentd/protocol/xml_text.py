@@ -2,8 +2,8 @@
 
 Text as XML defines it (line ends normalised, the five named entities and
 character references expanded, nothing else), and the conversions of each scalar
-type. Shared by the tag-by-tag parser (`rpc_decode`) and the row fast path
-(`rpc_rows`), so that both give the same values.
+type. Shared by the tag-by-tag parser (`xml_decode`) and the row fast path
+(`xml_rows`), so that both give the same values.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ Decoding strategy: a generic XML parser is the client's real cost on a
 `d.multicall2` reply (the stdlib takes longer than rtorrent needs to build it).
 Two decoders share the work, and give the same values (the tests check both
 against the stdlib):
-- `rpc_rows`: a reply that is a list of rows of one shape, in rtorrent's exact
-  layout (a `d.multicall2`, an `f.multicall`) is cut into rows by one regex built
-  for that shape, and converted column by column in C;
-- `rpc_decode`: any other response, token by token with a small explicit stack
-  and a strict per-tag grammar (`rpc_grammar`). It also decides what is wrong
+- `xml_rows`, the one fast path: a reply that is a list of rows of one shape (a
+  `d.multicall2`, an `f.multicall`), in the exact layout of either of rtorrent's
+  XML backends (xmlrpc-c: CRLF after each value; tinyxml2: no whitespace), is cut
+  into rows by one regex built for that shape, and converted column by column in C;
+- `xml_decode`: any other response, token by token with a small explicit stack
+  and a strict per-tag grammar (`xml_grammar`). It also decides what is wrong
   with a reply the fast path does not take, and where.
 
 What the decoder gives back differs from `xmlrpc.client.loads` in three ways:

@@ -20,6 +20,9 @@ class Torrent:
     hash: str
     name: str
     label: str | None = None
+    tags: tuple[str, ...] | None = None
+    views: tuple[str, ...] | None = None
+    ignored: bool | None = None
     directory: str | None = None
     path: str | None = None
     multi_file: bool | None = None

@@ -19,7 +19,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class Kind(Enum):
@@ -104,27 +104,59 @@ def first_bool(values: Sequence[object]) -> bool:
     return to_int(values[0]) != 0
 
 
+def label(values: Sequence[object]) -> str:
+    """`d.custom1` decoded: ruTorrent stores labels URL-encoded (PHP `rawurlencode`:
+    `My%20Label`). Text without a valid `%XX` comes back unchanged (`100%`)."""
+    return unquote(to_str(values[0]))
+
+
+def tags(values: Sequence[object]) -> tuple[str, ...]:
+    """`d.custom1` as Flood and cross-seed write it: comma-separated tags, each
+    URL-encoded (`a,b%2Cc` is `a` and `b,c`); blanks around a tag dropped, each once."""
+    parts = (unquote(part).strip() for part in to_str(values[0]).split(","))
+    return tuple(dict.fromkeys(part for part in parts if part))
+
+
+def strings(values: Sequence[object]) -> tuple[str, ...]:
+    """The one command's list of text (`d.views`)."""
+    raw = values[0]
+    if not isinstance(raw, list):
+        raise TypeError(f"expected a list of strings, got {raw!r}")
+    return tuple(map(to_str, raw))
+
+
 def ratio(values: Sequence[object]) -> float:
     """`d.ratio` is in thousandths."""
     return to_int(values[0]) / 1000
 
 
-def nonzero_timestamp(values: Sequence[object]) -> int | None:
-    """A timestamp, where rtorrent's 0 means "never"."""
-    stamp = to_int(values[0])
-    return stamp if stamp > 0 else None
+def custom_timestamp(raw: object) -> int | None:
+    """A timestamp some tool wrote into a `d.custom` key as text: unix seconds,
+    maybe with the newline of ruTorrent's `execute.capture={date,+%s}`; None for
+    a missing key ("") or anything but a positive integer."""
+    text = to_str(raw).strip()
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        return int(text)
+    return None
 
 
 def added(values: Sequence[object]) -> int | None:
     """`d.custom=addtime` (ruTorrent, cross-seed), else first start, else load date."""
     custom, started, loaded = values
-    text = to_str(custom).strip()
-    if text.isdigit() and int(text) > 0:
-        return int(text)
+    written = custom_timestamp(custom)
+    if written is not None:
+        return written
     for stamp in (to_int(started), to_int(loaded)):
         if stamp > 0:
             return stamp
     return None
+
+
+def finished(values: Sequence[object]) -> int | None:
+    """`d.timestamp.finished`, else ruTorrent's `d.custom=seedingtime` (the time it
+    saw the torrent complete): rtorrent's 0 means it never recorded one."""
+    stamp, custom = values
+    return stamp if (stamp := to_int(stamp)) > 0 else custom_timestamp(custom)
 
 
 def path(values: Sequence[object]) -> str:
@@ -192,6 +224,7 @@ _B, _N, _Z, _R = Kind.BOOL, Kind.NUMBER, Kind.SIZE, Kind.RATE
 _D, _T, _S, _L = Kind.DURATION, Kind.TIMESTAMP, Kind.STRING, Kind.STRINGS
 _PATH_COMMANDS = "d.base_path= d.directory= d.is_multi_file= d.name="
 _ADDED_COMMANDS = "d.custom=addtime d.timestamp.started= d.load_date="
+_FINISHED_COMMANDS = "d.timestamp.finished= d.custom=seedingtime"
 _SCRAPE_SEEDS = "t.multicall=,t.scrape_complete=,t.scrape_time_last="
 _SCRAPE_LEECH = "t.multicall=,t.scrape_incomplete=,t.scrape_time_last="
 _SCRAPE_TIME = "t.multicall=,t.scrape_time_last="
@@ -203,7 +236,35 @@ NAMES: Mapping[str, Entry] = {
     for entry in (
         _field("hash", _S, "d.hash=", first_str, "info-hash, 40 upper-case hex digits"),
         _field("name", _S, "d.name=", first_str, "torrent name"),
-        _field("label", _S, "d.custom1=", first_str, "label (ruTorrent's `d.custom1`)"),
+        _field(
+            "label",
+            _S,
+            "d.custom1=",
+            label,
+            "label, decoded: ruTorrent URL-encodes `d.custom1` (`My%20Label` is `My Label`)",
+        ),
+        _field(
+            "tags",
+            _L,
+            "d.custom1=",
+            tags,
+            "`d.custom1` as comma-separated tags (Flood, cross-seed), each decoded:"
+            " `a,b%2Cc` is `a` and `b,c`",
+        ),
+        _field(
+            "views",
+            _L,
+            "d.views=",
+            strings,
+            "the views it is in, e.g. `sonarr_imported` (Sonarr, Radarr mark imports so)",
+        ),
+        _field(
+            "ignored",
+            _B,
+            "d.ignore_commands=",
+            first_bool,
+            "`d.ignore_commands` set: rtorrent's ratio groups and `d.try_*` commands skip it",
+        ),
         _field("directory", _S, "d.directory=", first_str, "download directory"),
         _field("path", _S, _PATH_COMMANDS, path, "the torrent's data: file or directory"),
         _field("multi_file", _B, "d.is_multi_file=", first_bool, "more than one file"),
@@ -227,7 +288,13 @@ NAMES: Mapping[str, Entry] = {
             "when added: `d.custom=addtime` (ruTorrent, cross-seed), else first start,"
             " else load time",
         ),
-        _field("finished", _T, "d.timestamp.finished=", nonzero_timestamp, "when completed"),
+        _field(
+            "finished",
+            _T,
+            _FINISHED_COMMANDS,
+            finished,
+            "when completed: `d.timestamp.finished`, else ruTorrent's `d.custom=seedingtime`",
+        ),
         _field("message", _S, "d.message=", first_str, "last tracker error text"),
         _field("peers", _N, "d.peers_connected=", first_int, "connected peers"),
         _field("seeders", _N, _SCRAPE_SEEDS, scrape_max, _SCRAPE_DOC.format("seeders")),

@@ -122,6 +122,55 @@ def test_added_prefers_custom_addtime(
     assert expected == torrent_from_row(plan, _row(["added"], **raw)).added
 
 
+@pytest.mark.parametrize(
+    ("custom1", "label", "tags"),
+    [
+        ("", "", ()),
+        ("tv", "tv", ("tv",)),
+        ("My%20Label", "My Label", ("My Label",)),  # ruTorrent: PHP rawurlencode
+        ("a,b%2Cc", "a,b,c", ("a", "b,c")),  # Flood, cross-seed: each tag encoded
+        ("caf%C3%A9", "café", ("café",)),
+        ("100%", "100%", ("100%",)),  # not an escape: kept as written
+        ("a+b", "a+b", ("a+b",)),  # rawurlencode writes a space as %20, never +
+        ("x, y,,x", "x, y,,x", ("x", "y")),  # typed by hand: blanks and repeats dropped
+    ],
+)
+def test_label_and_tags_decode_d_custom1(custom1: str, label: str, tags: tuple[str, ...]) -> None:
+    plan = layout(fields_for(["label", "tags"]))
+    row = _row(["label", "tags"], **{"d.custom1=": custom1})
+    got = torrent_from_row(plan, row)
+    assert (label, tags) == (got.label, got.tags)
+    assert plan.commands.count("d.custom1=") == 1
+
+
+@pytest.mark.parametrize(
+    ("stamp", "seedingtime", "expected"),
+    [
+        (1700000500, "1600000000\n", 1700000500),  # rtorrent's own time first
+        (0, "1600000000\n", 1600000000),  # ruTorrent's, with execute.capture's newline
+        (0, "", None),  # a missing d.custom key is ""
+        (0, "0", None),
+        (0, "soon", None),
+        (0, "\uff11\uff12", None),  # full-width digits: not unix seconds
+    ],
+)
+def test_finished_falls_back_to_rutorrent_seedingtime(
+    stamp: int, seedingtime: str, expected: int | None
+) -> None:
+    plan = layout(fields_for(["finished"]))
+    raw = {"d.timestamp.finished=": stamp, "d.custom=seedingtime": seedingtime}
+    assert expected == torrent_from_row(plan, _row(["finished"], **raw)).finished
+
+
+def test_views_and_ignored() -> None:
+    plan = layout(fields_for(["views", "ignored"]))
+    raw = {"d.views=": ["sonarr_imported", "x"], "d.ignore_commands=": 1}
+    got = torrent_from_row(plan, _row(["views", "ignored"], **raw))
+    assert (("sonarr_imported", "x"), True) == (got.views, got.ignored)
+    with pytest.raises(TypeError, match="list of strings"):
+        torrent_from_row(plan, _row(["views", "ignored"], **(raw | {"d.views=": "x"})))
+
+
 def test_ratio_is_divided_by_1000_and_trackers_are_host_names() -> None:
     plan = layout(fields_for(["ratio", "trackers"]))
     raw = {
@@ -150,6 +199,9 @@ ALL = [f.name for f in FIELDS.values()]
 TRACKERS = st.lists(st.lists(st.integers(0, 9), min_size=2, max_size=2), max_size=3)
 RAW: dict[str, st.SearchStrategy[object]] = {
     "d.custom=addtime": st.sampled_from(["", "1700000000", "junk"]),
+    "d.custom=seedingtime": st.sampled_from(["", "1700000000\n", "junk"]),
+    "d.custom1=": st.sampled_from(["", "tv", "My%20Label", "a,b%2Cc", "100%"]),
+    "d.views=": st.lists(st.sampled_from(["sonarr_imported", "main"]), max_size=2),
     "t.multicall=,t.scrape_complete=,t.scrape_time_last=": TRACKERS,
     "t.multicall=,t.scrape_incomplete=,t.scrape_time_last=": TRACKERS,
     "t.multicall=,t.scrape_time_last=": st.lists(
@@ -159,7 +211,7 @@ RAW: dict[str, st.SearchStrategy[object]] = {
         st.sampled_from([["http://a.example/x"], ["udp://b.example:6969"]]).map(list), max_size=2
     ),
 }
-TEXT_COMMANDS = {"d.hash=", "d.name=", "d.custom1=", "d.directory=", "d.base_path=", "d.message="}
+TEXT_COMMANDS = {"d.hash=", "d.name=", "d.directory=", "d.base_path=", "d.message="}
 
 
 def raw_value(command: str) -> st.SearchStrategy[object]:

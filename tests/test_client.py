@@ -6,8 +6,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import flow
 import pytest
-from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes, rtorrent_text
+from harness import (
+    RtorrentProcess,
+    TorrentFactory,
+    make_swarm,
+    poll_until,
+    random_bytes,
+    rtorrent_text,
+)
 
 from rtorrentd.errors import (
     RpcFault,
@@ -313,3 +321,23 @@ async def test_gzipped_replies_give_the_same_snapshot(
     assert {t.name: replace(t, message="") for t in first} == {
         t.name: replace(t, message="") for t in second
     }
+
+
+async def test_the_documented_message_rule_matches_both_wordings(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    # libcurl's words for a dead tracker changed between the versions (README: match
+    # the part both share).
+    dead = torrent_factory("dead.bin", random_bytes(1000, 1), dest_dir=rtorrent.download_dir)
+    rtorrent.load(dead)
+    message = poll_until(
+        lambda: rtorrent.call("d.message", dead.info_hash), timeout=30, what="the announce to fail"
+    )
+    wording = {"0.9.8": "Couldn't", "0.16": "Could not"}[rtorrent.version]
+    assert f"Tracker: [{wording} connect to server]" == message
+    rule = ("dead tracker", 'message ~ "connect to server"', "stop")
+    config = flow.config_for(rtorrent, [rtorrent.download_dir], [rule])
+    result = await flow.poll(flow.client_for(rtorrent), config, dry_run=True)
+    assert [(dead.info_hash, "dead tracker")] == [
+        (r.step.hash, r.step.rule) for r in result.results
+    ]

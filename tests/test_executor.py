@@ -760,3 +760,30 @@ async def test_rtorrent_killed_between_unlink_and_erase_is_completed_after_its_r
     assert {} == state(rtorrent)
     assert not torrent.payload_path.exists()
     canaries.check()
+
+
+async def test_no_deletion_when_a_background_save_cannot_be_confirmed(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
+) -> None:
+    # rtorrent 0.16 saves in the background; rtorrentd confirms the save in the
+    # session directory. Here it cannot see it (as for an rtorrent in another
+    # container), so nothing may be deleted. 0.9.8 saves before it answers.
+    dl = rtorrent.download_dir
+    torrent = album(torrent_factory, dl)
+    info_hash = load_doomed(rtorrent, torrent)
+    rtorrent.session_dir.rename(rtorrent.root / "session-elsewhere")
+    if rtorrent.version == "0.9.8":
+        await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
+        assert {} == state(rtorrent) and not torrent.payload_path.exists()
+        return
+    canaries.keep(contents(torrent))
+
+    with capture_logs() as logs:
+        await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
+
+    event = one_result(logs, info_hash)
+    assert ("action.failed", 0) == (event["event"], event["freed_bytes"])
+    assert "cannot see" in event["reason"]
+    assert {info_hash: (0, 0)} == state(rtorrent)  # stopped and closed, still loaded
+    assert not events(logs, "action.deleting")
+    canaries.check()

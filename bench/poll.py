@@ -5,7 +5,7 @@ A poll is `client.snapshot(engine.fetch_names(config))`, `memory.remember` and
 needs for the same `d.multicall2`: a client that sends the same request bytes on
 a raw socket and only reads the reply to EOF. Goal: poll <= 1.5 x that.
 
-    .venv/bin/python bench/poll.py [torrents] [--stopped] [--profile]
+    .venv/bin/python bench/poll.py [torrents] [--stopped] [--profile] [--rtorrent=0.16]
     .venv/bin/python bench/poll.py --socket=/path/rpc.socket [--profile] [--gc-freeze]
 
 The torrents are tiny single-file ones (1 byte .. 1 KiB of payload) loaded with
@@ -306,14 +306,16 @@ def main() -> None:
         return
     count = int(args[0]) if args else TORRENTS
     start = "--stopped" not in sys.argv
+    versions = [a.partition("=")[2] for a in sys.argv if a.startswith("--rtorrent=")]
+    version = versions[0] if versions else "0.9.8"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     state = "started" if start else "stopped"
-    print(f"open file limit {soft}/{hard}; loading {count} torrents {state}")
+    print(f"rtorrent {version}; open file limit {soft}/{hard}; loading {count} torrents {state}")
     work = Path(tempfile.mkdtemp(prefix="rtorrentd-poll-"))
     try:
         began = time.perf_counter()
         torrents = make_torrents(work / "payload", count)
-        with RtorrentProcess(work / "rtorrent", clean_exit=False) as process:
+        with RtorrentProcess(work / "rtorrent", version=version, clean_exit=False) as process:
             load_all(process, torrents, start)
             print(f"made and loaded in {time.perf_counter() - began:.1f} s")
             anyio.run(measure, str(process.socket_path), profile, freeze)

@@ -7,18 +7,23 @@ are asserted after each attempt. `plan_deletion` is also checked to change nothi
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.abc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trees import CANARY, Tree, make, plan, refused, write
 
+from rtorrentd.deletion import executor
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.model import Fate, Note
 from rtorrentd.deletion.planning import plan_deletion
@@ -681,3 +686,46 @@ def test_refuses_when_a_lookalike_of_a_mangled_name_exists(
     with pytest.raises(UnsafeDeletion, match="name mangled by rtorrent"):
         plan_deletion(root, files, [str(download)], (), multi_file=mangled_dir)
     assert (b"ours", b"them") == (Path(os.fsdecode(ours)).read_bytes(), other.read_bytes())
+
+
+# --- off the event loop ---------------------------------------------------------------
+
+MANY = 10_000  # files: about half a second of unlinks
+BEAT = 0.005  # seconds between the heartbeat's wake-ups
+
+
+@pytest.mark.anyio
+async def test_a_big_deletion_leaves_the_event_loop_free(tree: Tree) -> None:
+    root = tree.dl / "big"
+    files = [FileEntry(f"cd{i // 100}/{i}.bin", 1) for i in range(MANY)]
+    for i in range(0, MANY, 100):
+        (root / f"cd{i // 100}").mkdir(parents=True)
+    for entry in files:  # os.open: Path.write_bytes would take seconds here
+        fd = os.open(root / entry.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"x")
+        os.close(fd)
+    deletion = plan(tree, root, files)
+    beats: list[float] = []
+    finished = anyio.Event()
+
+    async def heartbeat(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # What the watchdog pinger does: wake up again and again while the loop is free.
+        beats.append(time.monotonic())
+        task_status.started()
+        while not finished.is_set():
+            with anyio.move_on_after(BEAT):
+                await finished.wait()
+            beats.append(time.monotonic())
+
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(heartbeat)
+        began = time.monotonic()
+        outcome = await executor.delete_files(deletion)
+        took = time.monotonic() - began
+        finished.set()
+
+    assert (MANY, True) == (len(outcome.deleted), outcome.complete)
+    assert not root.exists()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+    # On the loop, the deletion would be one gap as long as itself.
+    assert max(gaps) < took / 4, (max(gaps), took)

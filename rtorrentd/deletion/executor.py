@@ -14,11 +14,15 @@ against the disk.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
+import anyio
+import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import LEAVING, Action
@@ -41,6 +45,9 @@ DEFAULT_ERASE_HANDLERS = frozenset({"!_download_list", "~_delete_tied"})
 RECHECK_NAMES = frozenset({"path", "directory", "multi_file"})
 
 StillMatches = Callable[[Torrent, Step], bool]
+# Held from a deletion's first unlink until its step has an outcome (the daemon
+# defers a forced exit meanwhile, so the outcome is logged).
+Unlinking = Callable[[], AbstractContextManager[object]]
 
 
 class Result(Enum):
@@ -70,13 +77,15 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every step needs: the client, the policy, and the torrents loaded now."""
+    """What every step needs: the client, the policy, the torrents loaded now, and
+    `unlinking`, held from a deletion's first unlink until its step's outcome."""
 
     client: RtorrentClient
     allowed_roots: tuple[str, ...]
     names: frozenset[str]
     still_matches: StillMatches
     dry_run: bool
+    unlinking: Unlinking = nullcontext
 
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
@@ -213,9 +222,18 @@ async def _plan_files(ctx: Context, torrent: Torrent, cache: dict[str, frozenset
     entries = await ctx.client.files(torrent.hash)
     shared = await shared_paths(ctx, torrent, cache)
     directory = torrent.directory or ""
-    return plan_deletion(
-        directory, entries, ctx.allowed_roots, shared, multi_file=bool(torrent.multi_file)
+    plan = functools.partial(
+        plan_deletion,
+        directory,
+        entries,
+        ctx.allowed_roots,
+        shared,
+        multi_file=bool(torrent.multi_file),
     )
+    # A worker thread: tens of thousands of files take a second of stat calls, and
+    # the loop must go on pinging the watchdog. Planning only looks, so a
+    # cancelled poll need not wait for it.
+    return await anyio.to_thread.run_sync(plan, abandon_on_cancel=True)
 
 
 async def _do_delete(
@@ -234,6 +252,18 @@ async def _do_delete(
         await _save_session(ctx.client, step.hash)
     except UnsafeDeletion as exc:
         return StepResult(step, Result.REFUSED, str(exc))
+    with ctx.unlinking():
+        return await _delete_and_erase(ctx, step, deletion)
+
+
+async def delete_files(deletion: Deletion) -> Outcome:
+    """`carry_out` in a worker thread, so that tens of thousands of unlinks do not
+    stall the loop (watchdog pings, signals). Never abandoned: a cancelled caller
+    waits for the unlinks under way, and gets the outcome to report."""
+    return await anyio.to_thread.run_sync(carry_out, deletion, abandon_on_cancel=False)
+
+
+async def _delete_and_erase(ctx: Context, step: Step, deletion: Deletion) -> StepResult:
     # Written before the first unlink: if we die now, the log says what was going on.
     log.info(
         "action.deleting",
@@ -243,7 +273,7 @@ async def _do_delete(
         kept_shared=list(deletion.kept_shared),
         freed_bytes=deletion.freed_bytes,
     )
-    outcome = carry_out(deletion)
+    outcome = await delete_files(deletion)
     if not outcome.complete:
         skipped = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped)
         reason = f"not erased, files changed under us: {skipped}"
@@ -344,6 +374,7 @@ _EVENTS = {
     Result.FAILED: "action.failed",
 }
 _LEVELS = {Result.REFUSED: "warning", Result.FAILED: "error"}
+_CUT_SHORT = "cut short by the poll's deadline (rtorrent too slow?); the next poll resumes it"
 
 
 def _log_result(result: StepResult) -> None:
@@ -372,6 +403,7 @@ async def apply(
     still_matches: StillMatches,
     dry_run: bool,
     should_stop: Callable[[], bool] = lambda: False,
+    unlinking: Unlinking = nullcontext,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -380,8 +412,10 @@ async def apply(
     raised. Anything that concerns one torrent only is logged and the others go on.
     `should_stop` is asked before each step (a stop signal): a step under way is
     always finished, so no torrent is left with its files deleted but not erased.
+    `unlinking` is held while a deletion unlinks and erases (`Context.unlinking`).
+    A step cut short by cancellation (the poll's deadline) is logged as failed.
     """
-    ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run)
+    ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run, unlinking)
     leaving = any(s.action in LEAVING for s in plan.steps)
     hooks = await hooks_refusal(client) if leaving else ""
     cache: dict[str, frozenset[str]] = {}
@@ -398,6 +432,9 @@ async def apply(
             except _PollAborted as aborted:
                 _log_result(aborted.result)
                 raise aborted.cause from None
+            except anyio.get_cancelled_exc_class():
+                _log_result(StepResult(step, Result.FAILED, _CUT_SHORT))
+                raise
         _log_result(result)
         results.append(result)
     return tuple(results)

@@ -18,7 +18,9 @@ loop between polls.
   executor asks `should_stop` between steps): no torrent is left with its files
   deleted but not erased. The poll is shielded from cancellation; its own
   deadline, `STOP_GRACE` after the signal, ends it if rtorrent hangs. A second
-  stop signal exits at once, with status 1.
+  stop signal exits at once, with status 1; only a deletion that is unlinking
+  (in a worker thread, which cannot be stopped half-way) is let finish, and the
+  daemon exits right after its step's outcome is logged.
 - sd_notify: READY=1 after the first poll attempt, STATUS= after each, RELOADING=1
   and READY=1 around a reload, STOPPING=1 on a stop signal. WATCHDOG=1 comes from a
   task of the loop itself, so a blocked loop stops pinging; so does a poll stuck
@@ -32,6 +34,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import anyio
@@ -119,6 +122,8 @@ class Daemon:
         self.memory = Memory.empty()
         self.wake = anyio.Event()
         self.stopping = self.reload_requested = self.poll_requested = self.ready = False
+        self.forced = False  # a second stop signal came while a deletion was unlinking
+        self.unlinks = 0  # deletions between their first unlink and their outcome
         self.next_at = self.last_started = -math.inf  # anyio.current_time() clock
         self.poll_scope: anyio.CancelScope | None = None
         self.poll_started: float | None = None
@@ -126,8 +131,24 @@ class Daemon:
         self.retry_in = 0.0
 
     def is_stopping(self) -> bool:
-        """Whether a stop signal has come (the executor asks before each step)."""
+        """Whether a stop signal has come (the executor asks before each step, so
+        after the previous step was logged: the moment a deferred forced exit waits for)."""
+        self.exit_if_forced()
         return self.stopping
+
+    @contextmanager
+    def unlinking(self) -> Iterator[None]:
+        """Held while a deletion unlinks and erases: a second stop signal waits."""
+        self.unlinks += 1
+        try:
+            yield
+        finally:
+            self.unlinks -= 1
+
+    def exit_if_forced(self) -> None:
+        """Exit now if a second stop signal came and no deletion is unlinking."""
+        if self.forced and not self.unlinks:
+            os._exit(EXIT_FORCED)
 
     @property
     def dry_run(self) -> bool:
@@ -166,6 +187,7 @@ class Daemon:
         self.poll_scope = self.poll_started = None
         if scope.cancelled_caught:
             log.error("poll.timeout", seconds=round(anyio.current_time() - started, 1))
+        self.exit_if_forced()
         if self.stopping:
             return
         self.schedule(started)
@@ -184,6 +206,7 @@ class Daemon:
                 dry_run=self.dry_run,
                 now=now,
                 should_stop=self.is_stopping,
+                unlinking=self.unlinking,
             )
         except (TransportError, RpcError) as exc:
             self.unreachable(exc, now)
@@ -288,10 +311,14 @@ class Daemon:
         self.wake.set()
 
     def stop(self, signum: signal.Signals) -> None:
-        """First stop signal: finish the step in hand, then exit. Second: exit now."""
+        """First stop signal: finish the step in hand, then exit. Second: exit now,
+        or once the deletion that is unlinking has its outcome logged."""
         if self.stopping:
-            log.warning("daemon.stopping", signal=signum.name, immediate=True)
-            os._exit(EXIT_FORCED)
+            deleting = self.unlinks > 0
+            log.warning("daemon.stopping", signal=signum.name, immediate=True, deleting=deleting)
+            self.forced = True
+            self.exit_if_forced()
+            return
         self.stopping = True
         running = self.poll_scope is not None
         log.info("daemon.stopping", signal=signum.name, immediate=False, poll_running=running)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -165,11 +166,13 @@ async def poll_once(
     dry_run: bool,
     now: float,
     should_stop: Callable[[], bool] = lambda: False,
+    unlinking: executor.Unlinking = nullcontext,
     measure: Callable[[Sequence[Torrent]], Disk] | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
-    holds, no further step is begun (the one under way is finished). `measure`
+    holds, no further step is begun (the one under way is finished). `unlinking`
+    is held while a deletion unlinks and erases (`executor.apply`). `measure`
     replaces `disk.measure` (tests)."""
     started = time.monotonic()
     planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
@@ -200,6 +203,7 @@ async def poll_once(
         still_matches=rechecker(config, now, memory, observed.files),
         dry_run=dry_run,
         should_stop=should_stop,
+        unlinking=unlinking,
     )
     duration = time.monotonic() - started
     log.info(

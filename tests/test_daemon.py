@@ -561,6 +561,46 @@ def test_a_second_stop_signal_exits_at_once(
     assert (False, True) == (first["immediate"], second["immediate"])
 
 
+BIG = 20_000  # files: about a second of unlinks
+
+
+@pytest.mark.integration
+def test_a_second_stop_signal_during_a_big_deletion_exits_once_it_is_logged(
+    rtorrent: RtorrentProcess,
+    torrent_factory: TorrentFactory,
+    run_daemon: Callable[[str], RunningDaemon],
+) -> None:
+    files: dict[str | bytes, bytes] = {f"cd{i // 100}/{i}.bin": b"x" for i in range(BIG)}
+    big = torrent_factory("big", files, dest_dir=rtorrent.download_dir)
+    rtorrent.load(big, complete=True, timeout=60)
+    d = run_daemon(rule("big", "^big$"))
+    # Reading and planning 20,000 files twice takes a while on a busy machine.
+    d.logs.wait(lambda e: e.get("event") == "action.deleting", "action.deleting", 3 * WAIT)
+
+    # Frozen mid-deletion, both signals wait for it to go on: they come at once
+    # and during the unlinks, however slow this machine is.
+    d.send(signal.SIGSTOP)
+    d.send(signal.SIGTERM)
+    d.send(signal.SIGINT)
+    resumed = time.monotonic()
+    d.send(signal.SIGCONT)
+    done = d.log("action.done", name="big")
+    assert 1 == d.process.wait(timeout=WAIT)
+
+    # The second stop signal came during the deletion, which it let finish.
+    events = d.events()
+    first, second = [e for e in d.logs.values() if e.get("event") == "daemon.stopping"]
+    assert (False, True, True) == (first["immediate"], second["immediate"], second["deleting"])
+    # Then it exited: right after the step's outcome, before any other step.
+    assert ["daemon.stopping", "daemon.stopping", "action.done", "poll.done"] == events[-4:]
+    assert (BIG, "done") == (done["freed_bytes"], done["result"])
+    assert gone(rtorrent, big)
+    # The unlinks ran off the loop: it went on pinging the watchdog (every 0.2 s).
+    done_at = next(t for t, e in d.logs.stamped() if e.get("event") == "action.done")
+    pings = [t for t, m in d.notes.stamped() if m == "WATCHDOG=1" and resumed < t < done_at]
+    assert len(pings) >= 2, (len(pings), done_at - resumed)
+
+
 @pytest.mark.integration
 def test_sighup_during_a_poll_takes_effect_after_it(
     tmp_path: Path,

@@ -9,7 +9,9 @@ close; `remove` is re-read + erase.
 
 The executor trusts nothing the engine decided: it re-reads each torrent by hash,
 asks `still_matches` about the fresh values, and lets `planning` check every path
-against the disk.
+against the disk. Planning and unlinking run in worker threads: a torrent of tens
+of thousands of files takes seconds of stat and unlink calls, which must not stop
+the loop (watchdog pings, signals).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 
 from rtorrentd.config.model import LEAVING, Action
 from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.erase_hooks import hooks_refusal
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.engine.plan import Plan, Step
@@ -35,11 +38,6 @@ from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import FileEntry, Torrent
 
 log = structlog.get_logger("rtorrentd.deletion.executor")
-
-# rtorrent 0.9.8's own handlers of `event.download.erased`; any other key may be a
-# user's hook that deletes data (`rm -rf` of d.base_path), which would break both
-# `remove` (keep data) and our care for shared and hard-linked files.
-DEFAULT_ERASE_HANDLERS = frozenset({"!_download_list", "~_delete_tied"})
 
 # What the executor re-reads for each torrent besides what the rules need.
 RECHECK_NAMES = frozenset({"path", "directory", "multi_file"})
@@ -117,38 +115,6 @@ async def shared_paths(
     for info_hash, entries in (await ctx.client.all_files(missing)).items():
         cache[info_hash] = frozenset(file_paths(others[info_hash].directory or "", entries))
     return set().union(*(cache.get(h, frozenset()) for h in others))
-
-
-async def erase_handlers(client: RtorrentClient) -> frozenset[str]:
-    """Keys of `event.download.erased` that are not rtorrent's own."""
-    keys = await client.call("method.list_keys", "", "event.download.erased")
-    if not isinstance(keys, list):
-        return frozenset({repr(keys)})
-    return frozenset(str(k) for k in keys) - DEFAULT_ERASE_HANDLERS
-
-
-async def hooks_refusal(client: RtorrentClient) -> str:
-    """Why `remove` and `delete` must not run now, or "" when they may.
-
-    A build that cannot list the handlers is treated like one with a hook: not
-    knowing what d.erase will do is a doubt, and doubt refuses.
-    """
-    try:
-        hooks = await erase_handlers(client)
-    except RpcError as exc:
-        return (
-            f"cannot check what rtorrent runs when a torrent is erased ({exc}); "
-            "rtorrentd removes and deletes only where event.download.erased can be listed"
-        )
-    return _hooks_reason(hooks) if hooks else ""
-
-
-def _hooks_reason(hooks: frozenset[str]) -> str:
-    return (
-        "rtorrent runs extra commands when a torrent is erased "
-        f"(event.download.erased: {', '.join(sorted(hooks))}); they may delete data "
-        "rtorrentd must keep. Remove them from rtorrent.rc: rtorrentd deletes data itself."
-    )
 
 
 class _PollAborted(Exception):

@@ -32,6 +32,18 @@ class RpcFault(RpcError):
         self.message = message
 
 
+class JsonReplyNotUtf8(RpcError):
+    """rtorrent could not write its answer as JSON-RPC (error -32700): a string in
+    it, a torrent name most likely, is not UTF-8. XML-RPC carries it: ask again so."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"rtorrent could not answer in JSON ({message}): a name in the reply is "
+            "not UTF-8; XML-RPC can carry it"
+        )
+        self.message = message
+
+
 class UnknownTorrent(RpcFault):
     """rtorrent has no torrent with that info-hash (fault -501 or newer wording)."""
 

@@ -51,6 +51,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
 from rtorrentd.config.files import MAX_CONFIG_BYTES, Refused, read_regular_file
@@ -81,6 +82,7 @@ from rtorrentd.config.values import (
     to_url,
 )
 from rtorrentd.errors import ConfigError, ExprError
+from rtorrentd.redact import redact_url
 from rtorrentd.vocabulary import NUMERIC_KINDS, Kind, name_kinds
 
 
@@ -139,7 +141,26 @@ def config_warnings(config: Config) -> list[str]:
     ]
     if not config.rules and not config.space:
         warnings.append(f"{config.source}: no [[rule]] and no [[space]]: rtorrentd will do nothing")
+    if _open_http_bridge(config.rtorrent):
+        warnings.append(
+            f'{config.source}: [rtorrent] url = "{redact_url(config.rtorrent.url)}" sends no'
+            " login: anyone who can reach that nginx location can run any command as"
+            " rtorrent's user, shell commands too (execute.*). Put auth_basic and TLS"
+            " in front of it (https, then username and password_file here), or connect"
+            " to rtorrent's socket directly (scgi:///path/to/rpc.socket)"
+        )
     return warnings
+
+
+def _open_http_bridge(settings: RtorrentSettings) -> bool:
+    """An http(s) URL with no login anywhere: old guides set nginx up so
+    (`location ^~ /scgi { include scgi_params; scgi_pass ...; }`, no auth_basic),
+    and rtorrent runs whatever reaches it."""
+    parts = urlsplit(settings.url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return False
+    login_in_url = "@" in parts.netloc
+    return not (login_in_url or settings.username or settings.password_file)
 
 
 # --- values -----------------------------------------------------------------------

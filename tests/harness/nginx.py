@@ -84,7 +84,9 @@ class NginxProcess:
 
     `users` maps user names to passwords for basic authentication; `tls` serves
     HTTPS; `run_as` runs nginx as that uid and gid, with no other groups (root
-    only). Every other path answers 404. Use as a context manager.
+    only); `location`, a whole ``location ... { ... }`` block, replaces contrib's
+    (a set-up from elsewhere, e.g. an old guide's). Every other path answers 404.
+    Use as a context manager.
     """
 
     def __init__(
@@ -94,12 +96,14 @@ class NginxProcess:
         users: Mapping[str, str],
         tls: TlsFiles | None = None,
         run_as: int | None = None,
+        location: str | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         self.socket_path = os.fspath(socket_path)
         self.users = dict(users)
         self.tls = tls
         self.run_as = run_as
+        self.location = location
         self.start_timeout = start_timeout
         # A private short directory, not pytest's tmp_path: with `run_as`, nginx must
         # reach it, and pytest's directories are private to their owner.
@@ -218,7 +222,7 @@ class NginxProcess:
             else f"        ssl_certificate {self.tls.cert};\n"
             f"        ssl_certificate_key {self.tls.key};\n"
         )
-        location = contrib_location(self.socket_path, self.root / "htpasswd")
+        location = self.location or contrib_location(self.socket_path, self.root / "htpasswd")
         return f"""\
 daemon off;
 master_process off;

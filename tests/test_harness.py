@@ -392,3 +392,16 @@ def test_gzip_when_asked_on_0_16_only(rtorrent: RtorrentProcess) -> None:
         assert xml.startswith(b"<?xml")
     else:
         assert b"<methodResponse>" in gzip.decompress(xml)
+
+
+def test_each_version_has_its_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rtorrent_version: str
+) -> None:
+    # `make test` fetched 0.16 into the cache; a cache without it says what to run.
+    assert os.access(harness.rtorrent.rtorrent_binary(rtorrent_version), os.X_OK)
+    monkeypatch.setenv("RTORRENTD_CACHE", str(tmp_path))
+    if rtorrent_version == "0.16":
+        with pytest.raises(harness.rtorrent.HarnessError, match="run `make test`"):
+            harness.rtorrent.rtorrent_binary(rtorrent_version)
+    with pytest.raises(ValueError, match=r"unknown rtorrent version '0\.12'"):
+        harness.rtorrent.rtorrent_binary("0.12")

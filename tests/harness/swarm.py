@@ -1,8 +1,9 @@
 """A real two-instance swarm on 127.0.0.1, with no tracker.
 
 Both instances load the same .torrent (the seeder with its data, the leecher with
-an empty directory); the leecher is told the seeder's address with rtorrent
-0.9.8's ``add_peer`` command (target = info-hash, one ``"host:port"`` string).
+an empty directory); the leecher is told the seeder's address with rtorrent's
+``add_peer`` command (target = info-hash, one ``"host:port"`` string; 0.9.8 and 0.16
+alike).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from flow import (
     DOOMED,
@@ -475,6 +476,44 @@ async def test_a_failure_between_steps_is_completed_by_the_next_poll(
     canaries.check()
     if (method, when) != ("erase", "after"):
         assert "action.done" == one_result(logs, info_hash)["event"]
+
+
+class HangingEraseClient(RtorrentClient):
+    """rtorrent hangs on d.erase until the poll's deadline passes (`deadline` cancelled)."""
+
+    def __init__(self, rt: RtorrentProcess, deadline: anyio.CancelScope) -> None:
+        super().__init__(open_transport(rt.scgi_url, timeout=10.0))
+        self.deadline = deadline
+
+    async def erase(self, info_hash: str) -> None:
+        self.deadline.cancel()
+        await anyio.sleep_forever()
+
+
+async def test_a_step_cut_short_by_the_deadline_is_logged_and_the_next_poll_finishes_it(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
+) -> None:
+    torrent = album(torrent_factory, rtorrent.download_dir)
+    info_hash = load_doomed(rtorrent, torrent)
+    canaries.add(rtorrent.download_dir / "album.nfo")
+    config = config_for(rtorrent, [rtorrent.download_dir])
+
+    with capture_logs() as logs, anyio.CancelScope() as deadline:
+        await poll(HangingEraseClient(rtorrent, deadline), config)
+
+    assert deadline.cancelled_caught
+    cut = one_result(logs, info_hash)
+    assert ("action.failed", "error") == (cut["event"], cut["log_level"])
+    assert "cut short by the poll's deadline" in cut["reason"]
+    assert {info_hash: (0, 0)} == state(rtorrent)  # stopped, closed, not erased
+    assert not torrent.payload_path.exists()
+
+    with capture_logs() as logs:
+        await poll(client_for(rtorrent), config)
+
+    assert {} == state(rtorrent)
+    assert "action.done" == one_result(logs, info_hash)["event"]
+    canaries.check()
 
 
 async def test_half_deleted_files_are_finished_and_the_torrent_erased(

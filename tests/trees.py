@@ -1,4 +1,4 @@
-"""A small tree to attack deletion with (test_fsdelete, test_attacks), and canary
+"""A small tree to attack deletion with (test_deletion, test_attacks), and canary
 files that must survive with their exact content (those and test_executor).
 
 The `tree` and `canaries` fixtures in conftest.py build on these.

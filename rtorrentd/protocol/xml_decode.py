@@ -148,9 +148,9 @@ def parse_response(body: bytes) -> object:
         try:
             parser.run(remaining)
         except (Bad, ValueError) as exc:
-            # ValueError comes from int(), float() and base64, which the fast path
-            # calls without checking first. The iterator's position tells which
-            # token failed, so that the hot loop need not count.
+            # ValueError comes from int(), float() and base64, called without
+            # checking first. The iterator's position tells which token failed,
+            # so that the loop need not count.
             index = len(tokens) - operator.length_hint(remaining) - 1
             raise _malformed(_reason(exc), _offset(body, begin, end, index)) from exc
     return _result(parser, len(body))

@@ -100,7 +100,7 @@ def _decode_base64(raw: bytes) -> bytes:
     return binascii.a2b_base64(decode_text(raw).encode("ascii"))
 
 
-# Conversions from a scalar element's raw text, off the fast path. Their
+# Conversions from a scalar element's raw text, in the general decoder. Their
 # ValueError (int(), float(), base64) is turned into MalformedReply by the caller.
 SCALARS: dict[bytes, Callable[[bytes], object]] = {
     b"i8": _decode_int,

@@ -97,7 +97,7 @@ action = "keep"
 
 [[rule]]
 name = "imported"
-when = 'views == "sonarr_imported"'
+when = '"sonarr_imported" in views'
 action = "remove"
 
 [[rule]]

@@ -116,6 +116,13 @@ OPERATORS = [
     ('trackers in ["x", "y"]', {"trackers": ("a.org", "b.org")}, False),
     ('trackers not in ["x", "y"]', {"trackers": ("a.org", "b.org")}, True),
     ('trackers not in ["a.org"]', {"trackers": ("a.org", "b.org")}, False),
+    # Text in a list of text: the same test as `==` (`not in`: `!=`).
+    ('"b.org" in trackers', {"trackers": ("a.org", "b.org")}, True),
+    ('"c.org" in trackers', {"trackers": ("a.org", "b.org")}, False),
+    ('"c.org" not in trackers', {"trackers": ("a.org", "b.org")}, True),
+    ('"b.org" not in trackers', {"trackers": ("a.org", "b.org")}, False),
+    ("label in trackers", {"trackers": ("a.org", "b.org"), "label": "b.org"}, True),
+    ('"a" in trackers', {"trackers": ()}, False),
     ("ratio + 1 == 3", {"ratio": 2}, True),
     ("ratio - 1 == 1", {"ratio": 2}, True),
     ("ratio * 2 == 4", {"ratio": 2}, True),
@@ -272,6 +279,8 @@ UNKNOWN = [
     ('trackers !~ "a"', False),
     ('trackers in ["a"]', False),
     ('trackers not in ["a"]', False),
+    ('"a" in trackers', False),
+    ('"a" not in trackers', False),
     ('label ~ "a"', False),
     ('label !~ "a"', False),
     ("complete", False),
@@ -406,7 +415,10 @@ ERRORS = [
      "like 2 or 14d, a quoted string, or ( ... )"),
     ("and", 0, "expected a value, found `and`\na value is a field like ratio, a number like 2 "
      "or 14d, a quoted string, or ( ... )"),
-    ("label in ratio", 9, "expected `[` to start a list, found `ratio`"),
+    ("label in ratio", 9, "expected `[` to start a list, found `ratio`\n"
+     'write a list like ["tv", "movies"], or a list of text like views'),
+    ("label in added - 1", 9, "expected `[` to start a list, found `added - 1`\n"
+     'write a list like ["tv", "movies"], or a list of text like views'),
     ('label in ["a" "b"]', 14, "expected `]` or `,` in the list, found `\"b\"`"),
     ("label in [name]", 10, "list items must be known before any torrent is seen\n"
      'write literal values, like ["movies", "tv"] or [0, 1]'),

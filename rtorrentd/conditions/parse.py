@@ -8,7 +8,7 @@ Grammar (EBNF; keywords are lower case; whitespace separates tokens)::
     negation    = "not" negation | comparison ;
     comparison  = sum [ compare sum
                       | ( "~" | "!~" ) string
-                      | [ "not" ] "in" list ] ;
+                      | [ "not" ] "in" ( list | sum ) ] ;  (* sum: a list of text *)
     compare     = "==" | "!=" | "<" | "<=" | ">" | ">=" ;
     sum         = product { ( "+" | "-" ) product } ;
     product     = unary { ( "*" | "/" ) unary } ;
@@ -52,6 +52,7 @@ Meaning:
 - Text: `==`, `!=`, `in` compare exactly; `~` is `re.search`, case-insensitive,
   and `!~` its negation. Against a list of text (`trackers`), `==`, `~` and
   `in` hold when any element does; `!=`, `!~` and `not in` when none does.
+  Text `in` such a list is the same test: `"x" in views` is `views == "x"`.
 - In strings a backslash escapes only a quote or a backslash; any other
   backslash is kept, so regular expressions read naturally: `name ~ "\\d{4}"`.
 
@@ -347,6 +348,9 @@ class _Parser:
         return by_column.holds(value.gather, predicate), Cost.COMPUTE
 
     def member(self, left: _Value, negated: bool) -> _Value:
+        bracket = self.peek()
+        if left.type is Type.STRING and not (bracket.kind is TokenKind.OP and bracket.text == "["):
+            return self.among(left, negated)
         self.expect("[", "to start a list")
         items: list[object] = []
         while (close := self.accept("]")) is None:
@@ -361,6 +365,18 @@ class _Parser:
             return self.boolean((select, Cost.SCAN), left.start, close.end, depth)
         predicate = build.member_predicate(members, many, negated)
         return self.boolean(self.holds(left, predicate), left.start, close.end, depth)
+
+    def among(self, left: _Value, negated: bool) -> _Value:
+        """`"sonarr_imported" in views`: text among a list of text's elements, the
+        same test as `views == "sonarr_imported"` (`not in`: as `!=`)."""
+        right = self.sum()
+        if right.type is not Type.STRINGS:
+            hint = 'write a list like ["tv", "movies"], or a list of text like views'
+            problem = f"expected `[` to start a list, found {self.shown(right)}"
+            raise error(problem, right.start, hint)
+        depth = self.deeper(left.start, left, right)
+        forms = self.compare_test("!=" if negated else "==", right, left)
+        return self.boolean(forms, left.start, right.end, depth)
 
     def list_item(self, left: _Value) -> object:
         item = self.sum()

@@ -727,5 +727,6 @@ async def test_a_big_deletion_leaves_the_event_loop_free(tree: Tree) -> None:
     assert (MANY, True) == (len(outcome.deleted), outcome.complete)
     assert not root.exists()
     gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
-    # On the loop, the deletion would be one gap as long as itself.
-    assert max(gaps) < took / 4, (max(gaps), took)
+    # On the loop, the deletion would be one gap as long as itself. Off it, what is
+    # left are the garbage collector's pauses, which stop every thread.
+    assert max(gaps) < took / 2, (max(gaps), took)

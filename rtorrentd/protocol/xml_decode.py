@@ -32,6 +32,18 @@ _CHUNK = 64 * 1024
 _TOKEN = re.compile(rb"<[^<]*|[^<]+")
 _GENERIC = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9_.:-]*)[ \t\r\n]*(/?)>(.*)", re.S)
 
+# The start, end and empty tags of the grammar, as written without spaces (all
+# that rtorrent writes), up to their ">": what `_GENERIC` would make of them.
+_TAGS = {
+    form: (slash, tag, empty)
+    for tag in OPENERS
+    for form, slash, empty in (
+        (b"<" + tag, b"", b""),
+        (b"</" + tag, b"/", b""),
+        (b"<" + tag + b"/", b"", b"/"),
+    )
+}
+
 # The XML declaration (optional) and whitespace before the root element.
 _PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*(?:<\?xml[ \t\r\n]([^>]*?)\?>)?[ \t\r\n]*")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
@@ -59,10 +71,15 @@ class Parser:
 
     def element(self, token: bytes, top: Sink) -> Sink:
         """One token: check it against the grammar and act."""
-        match = _GENERIC.fullmatch(token)
-        if match is None:
-            _refuse_markup(token)
-        slash, tag, empty, tail = match.groups()
+        head, end, tail = token.partition(b">")
+        known = _TAGS.get(head) if end else None
+        if known is not None:
+            slash, tag, empty = known
+        else:  # a tag written otherwise (with spaces), or not a tag we know
+            match = _GENERIC.fullmatch(token)
+            if match is None:
+                _refuse_markup(token)
+            slash, tag, empty, tail = match.groups()
         if slash:
             if empty:
                 _refuse_markup(token)

@@ -622,16 +622,16 @@ async def test_an_erase_hook_refuses_remove_and_delete_but_not_stop(
     canaries.check()
 
 
-class NoListKeysClient(RtorrentClient):
-    """An rtorrent build without `method.list_keys`: its erase hooks are unknown."""
+class NoMethodGetClient(RtorrentClient):
+    """An rtorrent build without `method.get`: its erase hooks' commands are unknown."""
 
     async def call(self, method: str, *params: object) -> object:
-        if method == "method.list_keys":
-            raise UnknownMethod(-506, "Method 'method.list_keys' not defined")
+        if method == "method.get":
+            raise UnknownMethod(-506, "Method 'method.get' not defined")
         return await super().call(method, *params)
 
 
-async def test_erase_hooks_that_cannot_be_listed_refuse_remove_and_delete(
+async def test_erase_hooks_that_cannot_be_read_refuse_remove_and_delete(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
 ) -> None:
     dl = rtorrent.download_dir
@@ -641,7 +641,7 @@ async def test_erase_hooks_that_cannot_be_listed_refuse_remove_and_delete(
     stopped_hash = rtorrent.load(stopped, commands=('d.custom1.set="stop"',))
     canaries.keep({**contents(doomed), **contents(stopped)})
     rules = [DOOMED, ("s", 'label == "stop"', "stop")]
-    client = NoListKeysClient(open_transport(rtorrent.scgi_url, timeout=10.0))
+    client = NoMethodGetClient(open_transport(rtorrent.scgi_url, timeout=10.0))
 
     with capture_logs() as logs:
         await poll(client, config_for(rtorrent, [dl], rules))

@@ -16,7 +16,6 @@ the loop (watchdog pings, signals).
 
 from __future__ import annotations
 
-import functools
 import posixpath
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -28,8 +27,10 @@ import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import LEAVING, Action
+from rtorrentd.deletion import erase_handlers, hashcheck, preflight, tied
 from rtorrentd.deletion.carry_out import carry_out
-from rtorrentd.deletion.erase_hooks import hooks_refusal
+from rtorrentd.deletion.erase_handlers import ErasePolicy
+from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.engine.plan import Plan, Step
@@ -84,6 +85,8 @@ class Context:
     still_matches: StillMatches
     dry_run: bool
     unlinking: Unlinking = nullcontext
+    policy: ErasePolicy = erase_handlers.NO_HANDLERS
+    filesystems: preflight.Filesystems | None = None
 
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
@@ -115,6 +118,33 @@ async def shared_paths(
     for info_hash, entries in (await ctx.client.all_files(missing)).items():
         cache[info_hash] = frozenset(file_paths(others[info_hash].directory or "", entries))
     return set().union(*(cache.get(h, frozenset()) for h in others))
+
+
+async def _check_settled(ctx: Context, step: Step, torrent: Torrent) -> StepResult | None:
+    """No step on a torrent being hash-checked; no erase that ruTorrent's erasedata
+    handler would turn into a deletion of its data (its `d.custom5` set)."""
+    hashing, checked, custom5 = await ctx.client.values(
+        step.hash, (*hashcheck.METHODS, "d.custom5")
+    )
+    busy = hashcheck.busy_reason(hashing, checked, torrent.started)
+    if busy:
+        return StepResult(step, Result.SKIPPED, busy)
+    refusal = ctx.policy.refusal_for(str(custom5)) if step.action in LEAVING else ""
+    return StepResult(step, Result.REFUSED, refusal) if refusal else None
+
+
+async def _untie_if_needed(ctx: Context, info_hash: str) -> None:
+    """Untie a tied `.torrent` where data lives, so `d.erase` cannot delete it."""
+    (tied_to,) = await ctx.client.values(info_hash, ("d.tied_to_file",))
+    if not tied_to:
+        return
+    loaded = await ctx.client.snapshot(RECHECK_NAMES)
+    areas = [*ctx.allowed_roots, *(t.directory or "" for t in loaded)]
+    areas += [t.path or "" for t in loaded]
+    reason = tied.untie_reason(str(tied_to), areas)
+    if reason:
+        await ctx.client.untie(info_hash)
+        log.info("tied.untied", hash=info_hash, file=str(tied_to), reason=reason)
 
 
 class _PollAborted(Exception):
@@ -179,6 +209,7 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     # d.erase of a running torrent is fine in rtorrent: it closes it and the
     # tracker hears "stopped"; the data stays (hooks were checked in `apply`).
     if not ctx.dry_run:
+        await _untie_if_needed(ctx, torrent.hash)
         await ctx.client.erase(torrent.hash)
     return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE, "data kept")
 
@@ -188,14 +219,19 @@ async def _plan_files(ctx: Context, torrent: Torrent, cache: dict[str, frozenset
     entries = await ctx.client.files(torrent.hash)
     shared = await shared_paths(ctx, torrent, cache)
     directory = torrent.directory or ""
-    plan = functools.partial(
-        plan_deletion,
-        directory,
-        entries,
-        ctx.allowed_roots,
-        shared,
-        multi_file=bool(torrent.multi_file),
-    )
+    multi_file = bool(torrent.multi_file)
+
+    def plan() -> Deletion:
+        deletion = plan_deletion(
+            directory, entries, ctx.allowed_roots, shared, multi_file=multi_file
+        )
+        # Before anything is stopped: a deletion that cannot be carried out, or a
+        # root that is not the disk it was, must not leave a stopped torrent behind.
+        if ctx.filesystems is not None:
+            preflight.check_filesystem(deletion.root, ctx.filesystems)
+        preflight.check_writable(deletion)
+        return deletion
+
     # A worker thread: tens of thousands of files take a second of stat calls, and
     # the loop must go on pinging the watchdog. Planning only looks, so a
     # cancelled poll need not wait for it.
@@ -272,6 +308,7 @@ async def _erase_deleted(
     """The last step: the files are gone, so a failure here must say so."""
     freed, kept = outcome.freed_bytes, deletion.kept_shared
     try:
+        await _untie_if_needed(ctx, step.hash)
         await ctx.client.erase(step.hash)
     except UnknownTorrent:
         note = "files deleted; the torrent was erased by someone else meanwhile"
@@ -316,6 +353,9 @@ async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]])
         fresh = await _reread(ctx, step)
         if isinstance(fresh, StepResult):
             return fresh
+        unsettled = await _check_settled(ctx, step, fresh)
+        if unsettled is not None:
+            return unsettled
         if step.action is Action.DELETE:
             return await _do_delete(ctx, step, fresh, cache)
         if step.action is Action.STOP:
@@ -370,6 +410,7 @@ async def apply(
     dry_run: bool,
     should_stop: Callable[[], bool] = lambda: False,
     unlinking: Unlinking = nullcontext,
+    filesystems: preflight.Filesystems | None = None,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -380,10 +421,16 @@ async def apply(
     always finished, so no torrent is left with its files deleted but not erased.
     `unlinking` is held while a deletion unlinks and erases (`Context.unlinking`).
     A step cut short by cancellation (the poll's deadline) is logged as failed.
+    `filesystems` are the allowed roots' filesystems when the daemon started
+    (`preflight.remember`); without them, the first poll's stand in.
     """
-    ctx = Context(client, tuple(allowed_roots), names, still_matches, dry_run, unlinking)
     leaving = any(s.action in LEAVING for s in plan.steps)
-    hooks = await hooks_refusal(client) if leaving else ""
+    policy = await erase_policy(client) if leaving else erase_handlers.NO_HANDLERS
+    hooks = policy.refusal()
+    known = filesystems if filesystems is not None else preflight.remember(allowed_roots)
+    ctx = Context(
+        client, tuple(allowed_roots), names, still_matches, dry_run, unlinking, policy, known
+    )
     cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []
     for done, step in enumerate(plan.steps):

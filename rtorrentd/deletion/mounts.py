@@ -25,7 +25,7 @@ def check_no_mounts(
     table shows that its files are someone else's (a library bound into the
     torrent's directory to seed from). Allowed roots are the administrator's.
     """
-    mounts = _mount_points() - {a.path for a in anchors}
+    mounts = mount_points() - {a.path for a in anchors}
     if not mounts:
         return
     for entry in entries:
@@ -37,7 +37,7 @@ def check_no_mounts(
                 raise refuse(path, why, "following it could delete data elsewhere; " + BY_HAND)
 
 
-def _mount_points() -> frozenset[str]:
+def mount_points() -> frozenset[str]:
     """Every mount point this process sees (Linux); none where that cannot be read."""
     try:
         with open("/proc/self/mountinfo", "rb") as table:

@@ -278,6 +278,27 @@ class RtorrentClient:
             self._session_dir = path
         return self._session_dir
 
+    async def handlers(self, event: str) -> dict[str, object]:
+        """`method.get "" <event>`: each handler's key and its command (a string, or
+        a list for several commands)."""
+        reply = await self.call("method.get", "", event)
+        if not isinstance(reply, dict):
+            raise MalformedReply(f"method.get {event} returned {type(reply).__name__}")
+        return reply
+
+    async def values(self, info_hash: str, methods: Sequence[str]) -> tuple[object, ...]:
+        """Several `d.*` getters of one torrent in one `system.multicall`; the first
+        fault is raised (`UnknownTorrent` when it is gone)."""
+        replies = await self.multicall([(method, [info_hash]) for method in methods])
+        for reply in replies:
+            if isinstance(reply, RpcFault):
+                raise reply
+        return tuple(replies)
+
+    async def untie(self, info_hash: str) -> None:
+        """`d.tied_to_file.set ""`: `d.erase` then deletes no `.torrent` file."""
+        await self.call("d.tied_to_file.set", info_hash, "")
+
 
 def _as_list(value: object, what: str) -> list[object]:
     if not isinstance(value, list):

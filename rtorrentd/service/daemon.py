@@ -43,6 +43,7 @@ import structlog
 from rtorrentd import __version__
 from rtorrentd.config.load import load_config
 from rtorrentd.config.model import Config
+from rtorrentd.deletion import preflight
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
 from rtorrentd.redact import redact_url
@@ -120,6 +121,9 @@ class Daemon:
         self.transport_for, self.notifier, self.retry_base = transport_for, notifier, base
         self.client = RtorrentClient(transport_for(config))
         self.memory = Memory.empty()
+        # The allowed roots' filesystems at start: a root that is not that
+        # filesystem later (an unmounted disk) is not deleted from.
+        self.filesystems = preflight.remember(config.safety.allowed_roots)
         self.wake = anyio.Event()
         self.stopping = self.reload_requested = self.poll_requested = self.ready = False
         self.forced = False  # a second stop signal came while a deletion was unlinking
@@ -207,6 +211,7 @@ class Daemon:
                 now=now,
                 should_stop=self.is_stopping,
                 unlinking=self.unlinking,
+                filesystems=self.filesystems,
             )
         except (TransportError, RpcError) as exc:
             self.unreachable(exc, now)
@@ -289,6 +294,7 @@ class Daemon:
         """Put `config` (and its client) in place; the schedule takes the new interval."""
         changes = config_changes(self.config, config)
         old_client, self.client, self.config = self.client, client, config
+        self.filesystems = preflight.remember(config.safety.allowed_roots, self.filesystems)
         await old_client.transport.aclose()
         if self.outage is None:
             self.next_at = self.last_started + config.daemon.interval

@@ -11,7 +11,7 @@ import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import Action, Config
-from rtorrentd.deletion import disk, executor
+from rtorrentd.deletion import disk, executor, preflight
 from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
@@ -168,12 +168,14 @@ async def poll_once(
     should_stop: Callable[[], bool] = lambda: False,
     unlinking: executor.Unlinking = nullcontext,
     measure: Callable[[Sequence[Torrent]], Disk] | None = None,
+    filesystems: preflight.Filesystems | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
     holds, no further step is begun (the one under way is finished). `unlinking`
     is held while a deletion unlinks and erases (`executor.apply`). `measure`
-    replaces `disk.measure` (tests)."""
+    replaces `disk.measure` (tests). `filesystems`: the allowed roots' filesystems
+    when the daemon started (`preflight.remember`)."""
     started = time.monotonic()
     planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
     torrents, memory, observed, plan = (
@@ -204,6 +206,7 @@ async def poll_once(
         dry_run=dry_run,
         should_stop=should_stop,
         unlinking=unlinking,
+        filesystems=filesystems,
     )
     duration = time.monotonic() - started
     log.info(

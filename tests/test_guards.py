@@ -37,7 +37,7 @@ from flow import (
     state,
 )
 from harness import RtorrentProcess, TorrentFactory, poll_until
-from harness.bencode import bencode
+from harness.bencode import Bencodable, bencode
 from structlog.testing import capture_logs
 from trees import Canaries
 
@@ -75,14 +75,13 @@ def _cmd(name: str, old: bool) -> str:
 
 def history_command(run: str = "sh", *, old: bool = False, php: str = "/usr/bin/php") -> str:
     """The history plugin's erase handler: `sh` (ruTorrent 5), `bg` or `execute` (older)."""
-    c = lambda name: _cmd(name, old)  # noqa: E731
     args = (
         f"{RUTORRENT}/plugins/history/update.php,3,$"
-        f"{c('d.name')}=,${c('d.size_bytes')}=,${c('d.bytes_done')}=,$"
-        f"{c('d.up.total')}=,${c('d.ratio')}=,${c('d.creation_date')}=,$"
-        f"{c('d.custom')}=addtime,${c('d.custom')}=seedingtime"
-        f',"$t.multicall=${c("d.hash")}=,{c("t.url")}=,cat=#",$'
-        f"{c('d.custom1')}=,${c('d.custom')}=x-pushbullet,{USER}}}"
+        f"{_cmd('d.name', old)}=,${_cmd('d.size_bytes', old)}=,${_cmd('d.bytes_done', old)}=,$"
+        f"{_cmd('d.up.total', old)}=,${_cmd('d.ratio', old)}=,${_cmd('d.creation_date', old)}=,$"
+        f"{_cmd('d.custom', old)}=addtime,${_cmd('d.custom', old)}=seedingtime"
+        f',"$t.multicall=${_cmd("d.hash", old)}=,{_cmd("t.url", old)}=,cat=#",$'
+        f"{_cmd('d.custom1', old)}=,${_cmd('d.custom', old)}=x-pushbullet,{USER}}}"
     )
     starts = {
         "sh": 'execute.nothrow={sh,-c,\\"$0\\" \\"$@\\" </dev/null >/dev/null 2>&1 &,',
@@ -93,19 +92,18 @@ def history_command(run: str = "sh", *, old: bool = False, php: str = "/usr/bin/
 
 
 def erasedata_list_command(settings: str, *, old: bool = False) -> str:
-    c = lambda name: _cmd(name, old)  # noqa: E731
     return (
-        f'd.open= ; branch={c("d.custom5")}=,"f.multicall=,\\"file.append=(cat,{settings}/,'
-        f'$system.pid=,.tmp),${c("f.frozen_path")}=\\""'
+        f'd.open= ; branch={_cmd("d.custom5", old)}=,"f.multicall=,\\"file.append=(cat,{settings}/,'
+        f'$system.pid=,.tmp),${_cmd("f.frozen_path", old)}=\\""'
     )
 
 
 def erasedata_run_command(settings: str, *, old: bool = False) -> str:
-    c = lambda name: _cmd(name, old)  # noqa: E731
     return (
-        f'branch={c("d.custom5")}=,"execute={{{RUTORRENT}/plugins/erasedata/fin.sh,{settings},'
-        f"$system.pid=,${c('d.hash')}=,${c('d.base_path')}=,$d.is_multi_file=,"
-        f'${c("d.custom5")}=}}"'
+        f"branch={_cmd('d.custom5', old)}=,"
+        f'"execute={{{RUTORRENT}/plugins/erasedata/fin.sh,{settings},'
+        f"$system.pid=,${_cmd('d.hash', old)}=,${_cmd('d.base_path', old)}=,$d.is_multi_file=,"
+        f'${_cmd("d.custom5", old)}=}}"'
     )
 
 
@@ -388,18 +386,18 @@ def fast_resumed(directory: Path, name: str = "big.bin", size: int = BIG) -> tup
     with (directory / name).open("wb") as payload:
         payload.truncate(size)
     pieces = -(-size // PIECE)
-    info = {
+    info: dict[bytes, Bencodable] = {
         b"name": name.encode(),
         b"length": size,
         b"piece length": PIECE,
         b"pieces": hashlib.sha1(bytes(PIECE)).digest() * pieces,
     }
     mtime = int((directory / name).stat().st_mtime)
-    resume = {
+    resume: dict[bytes, Bencodable] = {
         b"bitfield": pieces,
         b"files": [{b"mtime": mtime, b"completed": pieces, b"priority": 1}],
     }
-    metainfo = {
+    metainfo: dict[bytes, Bencodable] = {
         b"announce": b"http://127.0.0.1:1/announce",
         b"info": info,
         b"libtorrent_resume": resume,
@@ -475,6 +473,7 @@ async def test_an_immutable_file_or_directory_is_found_before_stopping(
     rtorrent: RtorrentProcess,
     torrent_factory: TorrentFactory,
     canaries: Canaries,
+    *,
     chattr: list[Path],
     target: str,
     flag: str,

@@ -321,6 +321,8 @@ def load_from_file(
     rt.call("load.start", "", str(path), *cmds)
     poll_until(lambda: info_hash in rt.hashes(), timeout=15, what=f"{info_hash} listed")
     poll_until(lambda: rt.call("d.is_hash_checked", info_hash) == 1, timeout=15, what="checked")
+    # As `RtorrentProcess.load`: 0.16 writes a new torrent's session in the background.
+    poll_until(lambda: rt.session_saved(info_hash), timeout=15, what="its session files")
     assert str(path) == rt.call("d.tied_to_file", info_hash)
 
 
@@ -424,6 +426,7 @@ async def test_a_torrent_being_hash_checked_is_left_alone_until_the_check_ends(
         f'd.custom1.set="{action}"',
     )
     poll_until(lambda: info_hash in rtorrent.hashes(), timeout=15, what="listed")
+    poll_until(lambda: rtorrent.session_saved(info_hash), timeout=15, what="its session files")
     assert (1, 1) == (rtorrent.call("d.complete", info_hash), rtorrent.call("d.state", info_hash))
     rtorrent.call("d.check_hash", info_hash)
     poll_until(lambda: hashing(rtorrent, info_hash) != 0, timeout=15, what="the check to start")

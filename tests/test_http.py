@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from rtorrentd.errors import (
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service.poll import poll_once
+from rtorrentd.torrent import Torrent
 from rtorrentd.vocabulary import FIELDS
 
 StartNginx = Callable[..., NginxProcess]
@@ -131,7 +133,23 @@ async def test_snapshot_over_http_is_the_snapshot_over_the_socket(
     async with opened(proxy.url(), username=USER, password=PASSWORD) as over_http:
         got = sorted(await over_http.snapshot(fields), key=lambda t: t.hash)
     assert ["album", "doomed.bin"] == sorted(t.name for t in got)
-    assert expected == got
+    # What rtorrent changes on its own between the two reads (a tracker's failed
+    # announce sets `message`, rates move) is compared by type, the rest exactly.
+    assert [steady(t) for t in expected] == [steady(t) for t in got]
+    assert all(isinstance(t.message, str) for t in got)
+
+
+def steady(torrent: Torrent) -> Torrent:
+    return dataclasses.replace(
+        torrent,
+        message=None,
+        up_rate=None,
+        down_rate=None,
+        peers=None,
+        seeders=None,
+        leechers=None,
+        scraped=None,
+    )
 
 
 @pytest.mark.integration

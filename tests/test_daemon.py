@@ -180,6 +180,29 @@ def _daemon(tmp_path: Path, url: str) -> Daemon:
 
 
 @pytest.mark.anyio
+async def test_a_second_stop_signal_waits_only_for_a_deletion_that_is_unlinking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    d = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
+    d.stop(signal.SIGTERM)
+    with d.unlinking():
+        d.stop(signal.SIGINT)
+        assert d.is_stopping()  # the executor asks between steps: none between now
+        assert [] == exits
+    assert [] == exits  # the step's outcome is logged next, then the executor asks
+    assert d.is_stopping()
+    assert [daemon.EXIT_FORCED] == exits
+
+    exits.clear()
+    idle = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
+    idle.stop(signal.SIGTERM)
+    idle.stop(signal.SIGINT)
+    assert [daemon.EXIT_FORCED] == exits
+
+
+@pytest.mark.anyio
 async def test_unreachable_is_logged_once_and_retries_back_off(tmp_path: Path) -> None:
     d = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
     with capture_logs() as logs:

@@ -11,19 +11,22 @@ with `map(bytes.decode, …)`, ints with `map(int, …)`; `zip` puts the rows ba
 together. Per torrent, no Python code runs at all.
 
 A field that is an array (what `t.multicall=` gives: a table, an array of rows
-of scalars) is converted the same way, one level down: the tables of the whole
-column are joined and split into rows with the regex of their own shape, and
-then handed back out to their torrents by counting the rows each one holds.
+of scalars) is converted a whole column at a time too: the column becomes one
+JSON array by replacing its tags (`bytes.replace`), and `json.loads` builds the
+lists, both in C.
 
 Why the values are exact: `re.split` also returns what lies between the rows,
 which must be empty everywhere, so the rows tile the body; the head and tail
 around them are fixed bytes; and each field pattern admits only values that the
 general decoder turns into the same value (text through the same
-`xml_text.decode_text`, ints only as `-?[0-9]+`). Anything else (another layout,
-another type, one row of another shape, a bad reference) gives None, and the
-general decoder (`xml_decode`) decodes the whole body or says what is wrong with
-it and where. Nesting is bounded by the patterns (four levels), so `MAX_DEPTH`
-cannot be reached here.
+`xml_text.decode_text`, ints only as `-?[0-9]+`). In an array column, each tag
+sequence stands for the same JSON wherever it occurs, and text goes through JSON
+only as it is (JSON refuses what `decode_text` would change: a CR, a numeric
+reference, invalid UTF-8; the column then goes to the general decoder). Anything
+else (another layout, another type, one row of another shape, a bad reference)
+gives None, and the general decoder (`xml_decode`) decodes the whole body or says
+what is wrong with it and where. Nesting is bounded by the patterns (four
+levels), so `MAX_DEPTH` cannot be reached here.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def _measure(case: Case, base: Path) -> str:
             everything,
             Bitfield.full(meta.piece_count),
             budget=1 << 62,
-            dataless=(),
+            holds_no_data=lambda i: False,
             open_file=lambda i: os.open(paths[i], os.O_RDONLY | os.O_NOFOLLOW),
             name_of=lambda i: str(paths[i]),
         )

@@ -114,7 +114,7 @@ def _check(
         _all(meta) if readable is None else readable,
         Bitfield.full(meta.piece_count) if have is None else have,
         budget=budget,
-        dataless=dataless,
+        holds_no_data=lambda index: index in dataless,
         open_file=lambda index: os.open(name_of(index), os.O_RDONLY | os.O_NOFOLLOW),
         name_of=name_of,
     )

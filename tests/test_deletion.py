@@ -281,31 +281,6 @@ def test_a_symlinked_file_whose_target_does_not_match_is_refused(tree: Tree, tar
     refused(tree, movie, [FileEntry("c.bin", len(CANARY) + 1)])
 
 
-def test_a_name_mangled_by_rtorrent_is_refused(tree: Tree) -> None:
-    movie = tree.dl / "Movie"
-    movie.mkdir()
-    real_name = os.fsencode(movie) + b"/caf\xe9.bin"  # latin-1: not UTF-8
-    with open(real_name, "wb") as f:
-        f.write(b"latin")
-
-    message = refused(tree, movie, [FileEntry("caf?.bin", 5)])
-
-    assert "name mangled by rtorrent" in why(message)
-    assert str(movie / "caf?.bin") in message
-    with open(real_name, "rb") as f:
-        assert b"latin" == f.read()
-
-
-def test_a_directory_mangled_by_rtorrent_is_refused(tree: Tree) -> None:
-    movie = tree.dl / "Movie"
-    real_dir = os.fsencode(movie) + b"/Cr\xe8me"
-    os.makedirs(real_dir)
-
-    refused(tree, movie, [FileEntry("Cr?me/a.bin", 1)])
-
-    assert os.path.isdir(real_dir)
-
-
 def test_a_file_of_another_size_is_refused(tree: Tree) -> None:
     movie = tree.dl / "Movie"
     make(movie, {"a.bin": b"12345"})
@@ -545,11 +520,6 @@ def test_planning_again_after_a_partial_deletion(tree: Tree) -> None:
     assert carry_out(final).complete
 
 
-def test_everything_gone_with_a_mangled_name_is_still_refused(tree: Tree) -> None:
-    refused(tree, tree.dl / "Caf?", [FileEntry("a.bin", 1)])
-    refused(tree, tree.dl / "Movie", [FileEntry("caf?.bin", 1)])
-
-
 def test_a_directory_swapped_for_a_symlink_after_planning_is_not_followed(tree: Tree) -> None:
     movie = tree.dl / "Movie"
     files = make(movie, {"sub/a.bin": b"a" * 9})
@@ -661,31 +631,6 @@ def test_whatever_is_listed_nothing_outside_the_torrent_is_planned(tree: Tree, r
         return
     for path in (*deletion.to_unlink, *deletion.already_gone, *deletion.prune_dirs):
         assert path == str(movie) or path.startswith(f"{movie}/")
-
-
-@pytest.mark.parametrize("mangled_dir", [False, True])
-def test_refuses_when_a_lookalike_of_a_mangled_name_exists(
-    tmp_path: Path, mangled_dir: bool
-) -> None:
-    """rtorrent lists b"caf\\xe9" as "caf?"; a real "caf?" of the same size beside
-    it belongs to someone else, and which one is the torrent's cannot be told."""
-    download = tmp_path / "dl"
-    parent = os.fsencode(download / "caf\udce9") if mangled_dir else os.fsencode(download)
-    os.makedirs(parent)
-    ours = os.path.join(parent, b"caf\xe9.bin" if not mangled_dir else b"a.bin")
-    with open(ours, "wb") as f:
-        f.write(b"ours")
-    other_dir = download / "caf?" if mangled_dir else download
-    other_dir.mkdir(exist_ok=True)
-    other = other_dir / ("caf?.bin" if not mangled_dir else "a.bin")
-    other.write_bytes(b"them")
-    if mangled_dir:
-        root, files = str(download / "caf?"), [FileEntry("a.bin", 4)]
-    else:
-        root, files = str(download), [FileEntry("caf?.bin", 4)]
-    with pytest.raises(UnsafeDeletion, match="name mangled by rtorrent"):
-        plan_deletion(root, files, [str(download)], (), multi_file=mangled_dir)
-    assert (b"ours", b"them") == (Path(os.fsdecode(ours)).read_bytes(), other.read_bytes())
 
 
 # --- off the event loop ---------------------------------------------------------------

@@ -297,13 +297,17 @@ MANGLED = [
 
 
 @pytest.mark.parametrize(("multi_file", "lookalike"), MANGLED)
-async def test_refuses_a_name_rtorrent_mangled(
+async def test_a_name_rtorrent_mangled_is_deleted_by_its_exact_bytes(
     rtorrent: RtorrentProcess,
     torrent_factory: TorrentFactory,
     canaries: Canaries,
     multi_file: bool,
     lookalike: bool,
 ) -> None:
+    """rtorrent shows latin-1 `caf\\xe9` as `caf?` (0.16: `caf%E9`); the exact bytes
+    come from the metainfo. A file really named what rtorrent shows is someone
+    else's: kept. A lookalike of the torrent's own directory makes the directory
+    itself ambiguous: refused."""
     dl = rtorrent.download_dir
     if multi_file:
         torrent = album(torrent_factory, dl, name=b"caf\xe9")
@@ -312,10 +316,8 @@ async def test_refuses_a_name_rtorrent_mangled(
     info_hash = load_doomed(rtorrent, torrent)
     shown = rtorrent.call("d.name", info_hash)
     assert torrent.reported_name(rtorrent.version) == shown
-    canaries.keep(contents(torrent))
+    fake = dl / torrent.rtorrent_name  # really named "caf?": someone else's data
     if lookalike:
-        # Really named what rtorrent shows, same sizes: someone else's data.
-        fake = dl / shown
         for entry, seed in zip(torrent.files, range(50, 60), strict=False):
             path = fake / os.fsdecode(entry.path) if multi_file else fake
             canaries.add(path, random_bytes(entry.size, seed))
@@ -323,8 +325,14 @@ async def test_refuses_a_name_rtorrent_mangled(
     with capture_logs() as logs:
         await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
 
-    # rtorrentd shows 0.16's %XX escapes as 0.9.8's '?' (one lossy form to refuse).
-    assert_refused(rtorrent, info_hash, logs, torrent.rtorrent_name, "'?'")
+    if multi_file and lookalike:
+        canaries.keep(contents(torrent))
+        assert_refused(rtorrent, info_hash, logs, "'caf?'", "'caf\\udce9'", "shows alike")
+    else:
+        event = one_result(logs, info_hash)
+        assert ("action.done", torrent.size) == (event["event"], event["freed_bytes"])
+        assert not os.path.lexists(os.fsencode(torrent.payload_path))
+        assert info_hash not in rtorrent.hashes()
     canaries.check()
 
 

@@ -95,6 +95,7 @@ def test_alternative_spellings_are_kept_when_they_differ() -> None:
     meta = parse_metainfo(data, info_hash)
     assert ((("aé".encode() + b".bin",),), ()) == tuple(f.alternatives for f in meta.files)
     assert ((b"a\xe9.bin",), ("aé.bin".encode(),)) == meta.files[0].spellings
+    assert (b"album", "albüm".encode()) == meta.names
 
     single, single_hash = _torrent(
         {

@@ -20,6 +20,7 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     allowed_roots = []               # absolute; required as soon as anything deletes
     max_deletes_per_poll = 20        # 0 to 1000000
     max_delete_fraction = 0.5        # in (0, 1]
+    verify_budget = "64MiB"          # piece hashes read per deleted torrent, at most
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
     when = "complete and ratio >= 2" # required, the condition language (expr.py)
@@ -239,6 +240,7 @@ _TABLES: Mapping[str, _Table] = {
             "allowed_roots": to_roots,
             "max_deletes_per_poll": to_count,
             "max_delete_fraction": to_fraction,
+            "verify_budget": to_size,
         },
     ),
     "rule": _Table(

@@ -50,6 +50,7 @@ class Safety:
     allowed_roots: tuple[str, ...] = ()
     max_deletes_per_poll: int = 20
     max_delete_fraction: float = 0.5
+    verify_budget: int = 64 * 1024 * 1024  # bytes hashed at most per deleted torrent
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,3 +173,33 @@ def _lstat_at(name: str, dir_fd: int) -> os.stat_result:
         raise _Gone from exc
     except OSError as exc:
         raise _Skip(f"cannot examine it ({exc.strerror})") from exc
+
+
+def open_planned(planned: PlannedFile) -> int:
+    """A descriptor to read exactly the planned entry, reached the way `carry_out`
+    reaches it (from the allowed root, no link followed on the way).
+
+    The entry must still have its planned identity, and so must what is opened, so
+    bytes read through it are the bytes of the file that `carry_out` will unlink
+    (which checks that identity once more). A planned symlink is opened through
+    (reading is harmless; only the link is unlinked). Raises `OSError` saying why.
+    """
+    name = planned.location.parts[-1]
+    try:
+        with _parent_of(planned.location) as parent:
+            st = _lstat_at(name, parent)
+            if planned.identity is None or Identity.of(st) != planned.identity:
+                raise OSError(errno.ESTALE, "it changed since it was planned")
+            link = stat.S_ISLNK(st.st_mode)
+            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if link else os.O_NOFOLLOW)
+            fd = os.open(name, flags, dir_fd=parent)
+    except _Gone as exc:
+        raise OSError(errno.ENOENT, "it is gone since it was planned") from exc
+    except _Skip as exc:
+        raise OSError(errno.ESTALE, str(exc)) from exc
+    opened = os.fstat(fd)
+    same = stat.S_ISREG(opened.st_mode) if link else Identity.of(opened) == planned.identity
+    if not same:
+        os.close(fd)
+        raise OSError(errno.ESTALE, "it changed since it was planned")
+    return fd

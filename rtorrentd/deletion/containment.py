@@ -1,10 +1,9 @@
 """Whether a listed path is inside an allowed root and the torrent's own, on disk.
 
 Strategy:
-- Paths from rtorrent are claims to verify, never commands: names that are not
-  UTF-8 come back with `?` in place of bytes, so a listed path may not exist or
-  may name another file (RTORRENT.md). A file is deleted only if it is on disk
-  with the listed size.
+- Paths are exact names (`exact`: from the torrent's metainfo), and still claims
+  to verify, never commands: a file is deleted only if it is on disk with the
+  listed size (and, later, holds the torrent's bytes: `content`).
 - Containment is decided on resolved paths, component by component, under the
   resolved allowed roots. Symlinks *above* the torrent's root (an allowed root
   that is a link, a symlinked download directory) are the administrator's layout:
@@ -187,9 +186,7 @@ def probe_file(entry: FileEntry, listed_root: str, root: Location, *, root_exist
     location = Location(root.anchor, root.anchor_key, root.parts + parts)
     listed = posixpath.join(listed_root, entry.path)
     st = _walk(root.path, parts) if root_exists else None
-    if st is None:
-        _check_not_mangled(listed, entry.path if root_exists else listed)
-    else:
+    if st is not None:
         _check_file(location.path, st, entry, root.anchor_key[0], root.anchor)
     return Probe(entry, listed, location, st)
 
@@ -208,15 +205,6 @@ def _walk(real_root: str, parts: tuple[str, ...]) -> os.stat_result | None:
         if not stat.S_ISDIR(st.st_mode):
             raise refuse(path, "the torrent has files below this, but it is no directory", BY_HAND)
     return lstat_or_none(posixpath.join(path, parts[-1]))
-
-
-def _check_not_mangled(listed: str, unseen: str) -> None:
-    if "?" in unseen:
-        why = (
-            "it is not on disk and its name contains '?': rtorrent shows bytes of "
-            "non-UTF-8 names as '?', so the real file is probably there under other bytes"
-        )
-        raise refuse(listed, why, "name mangled by rtorrent; " + BY_HAND)
 
 
 def _check_file(path: str, st: os.stat_result, entry: FileEntry, dev: int, anchor: str) -> None:

@@ -54,20 +54,20 @@ def check_content(
     have: Bitfield,
     *,
     budget: int,
-    dataless: Collection[int],
+    holds_no_data: Callable[[int], bool],
     open_file: Opener,
     name_of: Callable[[int], str],
 ) -> Verified:
     """Show that every file in `targets` holds the torrent's bytes, or refuse.
 
     `targets` and `readable` are indices into `meta.files` (readable: on disk,
-    the targets included); `dataless` are targets that hold no data blocks at
-    all, which may go unproven (nothing is lost with them); `name_of` names a
+    the targets included); `holds_no_data` tells a target that holds no data at
+    all (sparse throughout), which may go unproven: nothing is lost with it; `name_of` names a
     file for messages. Raises `UnsafeDeletion` naming the file that differs,
     that nothing proves, or the budget a large sample would need.
     """
     sample = choose_sample(meta, targets, readable, have)
-    unproven = [u for u in sample.unproven if u.file not in dataless]
+    unproven = [u for u in sample.unproven if not holds_no_data(u.file)]
     if unproven:
         first = unproven[0]
         more = f" (and {len(unproven) - 1} other file(s))" if len(unproven) > 1 else ""

@@ -27,12 +27,12 @@ import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import LEAVING, Action
-from rtorrentd.deletion import erase_handlers, hashcheck, preflight, tied
+from rtorrentd.deletion import erase_handlers, exact, hashcheck, preflight, tied
 from rtorrentd.deletion.carry_out import carry_out
+from rtorrentd.deletion.content import DEFAULT_VERIFY_BUDGET, Verified
 from rtorrentd.deletion.erase_handlers import ErasePolicy
 from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.model import Deletion, Outcome
-from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -87,6 +87,7 @@ class Context:
     unlinking: Unlinking = nullcontext
     policy: ErasePolicy = erase_handlers.NO_HANDLERS
     filesystems: preflight.Filesystems | None = None
+    verify_budget: int = DEFAULT_VERIFY_BUDGET  # bytes hashed at most per deleted torrent
 
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
@@ -214,48 +215,52 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE, "data kept")
 
 
-async def _plan_files(ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]) -> Deletion:
-    """The fresh file list, checked against the disk; raises `UnsafeDeletion`."""
+async def _plan_files(
+    ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]
+) -> exact.ExactDeletion:
+    """The fresh file list by exact names (from the torrent's metainfo), checked
+    against the disk; raises `UnsafeDeletion`."""
     entries = await ctx.client.files(torrent.hash)
     shared = await shared_paths(ctx, torrent, cache)
-    directory = torrent.directory or ""
-    multi_file = bool(torrent.multi_file)
 
-    def plan() -> Deletion:
-        deletion = plan_deletion(
-            directory, entries, ctx.allowed_roots, shared, multi_file=multi_file
-        )
+    def preflight_checks(deletion: Deletion) -> None:
         # Before anything is stopped: a deletion that cannot be carried out, or a
         # root that is not the disk it was, must not leave a stopped torrent behind.
         if ctx.filesystems is not None:
             preflight.check_filesystem(deletion.root, ctx.filesystems)
         preflight.check_writable(deletion)
-        return deletion
 
-    # A worker thread: tens of thousands of files take a second of stat calls, and
-    # the loop must go on pinging the watchdog. Planning only looks, so a
-    # cancelled poll need not wait for it.
-    return await anyio.to_thread.run_sync(plan, abandon_on_cancel=True)
+    return await exact.plan_exact(
+        ctx.client, torrent, entries, ctx.allowed_roots, shared, check=preflight_checks
+    )
 
 
 async def _do_delete(
     ctx: Context, step: Step, torrent: Torrent, cache: dict[str, frozenset[str]]
 ) -> StepResult:
     try:
-        deletion = await _plan_files(ctx, torrent, cache)
-        _check_not_vanished(torrent, deletion)
+        planned = await _plan_files(ctx, torrent, cache)
+        _check_not_vanished(torrent, planned.deletion)
+        # Before the stop: a torrent whose files are not its own keeps seeding.
+        checked = await exact.verify(ctx.client, planned, ctx.verify_budget)
         if ctx.dry_run:
+            deletion = planned.deletion
             summary, kept = _summary(deletion), deletion.kept_shared
             return StepResult(step, Result.DRY_RUN, summary, deletion.freed_bytes, kept)
         if await _stop_and_close(ctx.client, torrent):
             # rtorrent may have written (mtime) or flushed until the close: plan
-            # again from the closed files, or carry_out would find them "changed".
-            deletion = await _plan_files(ctx, torrent, cache)
+            # again from the closed files, or carry_out would find them "changed";
+            # hash again if any file is not the one hashed (carry_out unlinks only
+            # the planned identities, so what was hashed is what goes).
+            replanned = await _plan_files(ctx, torrent, cache)
+            if not exact.unchanged(planned, replanned):
+                checked = await exact.verify(ctx.client, replanned, ctx.verify_budget)
+            planned = replanned
         await _save_session(ctx.client, step.hash)
     except UnsafeDeletion as exc:
         return StepResult(step, Result.REFUSED, str(exc))
     with ctx.unlinking():
-        return await _delete_and_erase(ctx, step, deletion)
+        return await _delete_and_erase(ctx, step, planned.deletion, checked)
 
 
 async def delete_files(deletion: Deletion) -> Outcome:
@@ -265,7 +270,9 @@ async def delete_files(deletion: Deletion) -> Outcome:
     return await anyio.to_thread.run_sync(carry_out, deletion, abandon_on_cancel=False)
 
 
-async def _delete_and_erase(ctx: Context, step: Step, deletion: Deletion) -> StepResult:
+async def _delete_and_erase(
+    ctx: Context, step: Step, deletion: Deletion, checked: Verified
+) -> StepResult:
     # Written before the first unlink: if we die now, the log says what was going on.
     log.info(
         "action.deleting",
@@ -274,6 +281,8 @@ async def _delete_and_erase(ctx: Context, step: Step, deletion: Deletion) -> Ste
         files=len(deletion.to_unlink),
         kept_shared=list(deletion.kept_shared),
         freed_bytes=deletion.freed_bytes,
+        checked_pieces=checked.pieces,
+        checked_bytes=checked.bytes_read,
     )
     outcome = await delete_files(deletion)
     if not outcome.complete:
@@ -411,6 +420,7 @@ async def apply(
     should_stop: Callable[[], bool] = lambda: False,
     unlinking: Unlinking = nullcontext,
     filesystems: preflight.Filesystems | None = None,
+    verify_budget: int = DEFAULT_VERIFY_BUDGET,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -429,7 +439,15 @@ async def apply(
     hooks = policy.refusal()
     known = filesystems if filesystems is not None else preflight.remember(allowed_roots)
     ctx = Context(
-        client, tuple(allowed_roots), names, still_matches, dry_run, unlinking, policy, known
+        client,
+        tuple(allowed_roots),
+        names,
+        still_matches,
+        dry_run,
+        unlinking,
+        policy,
+        known,
+        verify_budget,
     )
     cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []

@@ -5,9 +5,10 @@ and decides, raising `UnsafeDeletion` at the first doubt, so the executor can lo
 exactly what will happen before anything does; `carry_out.carry_out` then acts on
 the plan and re-checks every entry immediately before touching it.
 
-The checks are `containment` (allowed roots, symlinks, the listed files against
-the disk), `mangling` (names rtorrent showed with '?'), `mounts` (mount points
-inside the torrent) and `sharers` (files another loaded torrent lists: kept).
+The names it is given are exact (`exact`: from the torrent's metainfo, never
+rtorrent's display strings). The checks are `containment` (allowed roots,
+symlinks, the files against the disk), `mounts` (mount points inside the
+torrent) and `sharers` (files another loaded torrent lists: kept).
 A directory is planned for removal only if it is the torrent's, and is removed
 only if it is empty by then, so anything a user added keeps it.
 """
@@ -31,7 +32,6 @@ from rtorrentd.deletion.containment import (
     resolve_allowed_roots,
 )
 from rtorrentd.deletion.disk import fact_of
-from rtorrentd.deletion.mangling import check_lookalikes
 from rtorrentd.deletion.model import (
     Anchor,
     Deletion,
@@ -58,8 +58,10 @@ def plan_deletion(
 ) -> Deletion:
     """Decide, without changing anything, how to delete one torrent's files.
 
-    `root` is `d.directory`; `files` are its `f.path`/`f.size_bytes`; `shared`
-    holds the absolute paths that other loaded torrents list; `multi_file` is
+    `root` is `d.directory` and `files` the torrent's files (relative paths and
+    sizes), both by their exact names (`exact.plan_exact` makes them; as
+    `os.fsdecode` text); `shared` holds the absolute paths that other loaded
+    torrents list (as rtorrent shows them); `multi_file` is
     `d.is_multi_file` (only then is `root` the torrent's own directory, which may
     be removed once empty). Raises `UnsafeDeletion` on any doubt.
     """
@@ -85,7 +87,6 @@ def _plan(
     real_root = os.path.realpath(listed_root)
     anchor = anchor_for(real_root, anchors, listed_root)
     entries = dedupe(files)
-    check_lookalikes(listed_root, entries)
     root_exists = check_root_on_disk(listed_root, real_root, multi_file=multi_file)
     below = PurePosixPath(real_root).parts[len(PurePosixPath(anchor.path).parts) :]
     base = Location(anchor.path, anchor.key, below)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from rtorrentd.deletion.mangling import disk_spellings
 from rtorrentd.deletion.model import Probe
+from rtorrentd.protocol.names import is_exact
 
 
 def find_sharers(probes: Sequence[Probe], others: frozenset[str]) -> dict[str, str]:
@@ -34,7 +35,7 @@ def find_sharers(probes: Sequence[Probe], others: frozenset[str]) -> dict[str, s
             ours.setdefault((st.st_dev, st.st_ino), []).append(path)
     listdir = functools.cache(_listdir)
     for other in sorted(others):  # one stat per path: the price of catching links to ours
-        for spelling in disk_spellings(other, listdir) if "?" in other else (other,):
+        for spelling in (other,) if is_exact(other) else disk_spellings(other, listdir):
             key = _followed_key(spelling)
             for path in ours.get(key, ()) if key is not None else ():
                 if path not in found and _same_entry(spelling, path, listdir):

@@ -53,6 +53,12 @@ class Metainfo:
     files: tuple[MetaFile, ...]
     piece_length: int
     pieces: bytes  # PIECE_HASH_BYTES per piece
+    name_alternatives: tuple[bytes, ...] = ()  # name.<encoding> spellings unlike `name`
+
+    @property
+    def names(self) -> tuple[bytes, ...]:
+        """Every way the metainfo spells the torrent's name, the plain one first."""
+        return (self.name, *self.name_alternatives)
 
     @property
     def piece_count(self) -> int:
@@ -103,12 +109,13 @@ def _metainfo(info_hash: str, info: dict[bytes, Value]) -> Metainfo:
     multi_file = b"files" in info
     if multi_file == (b"length" in info):
         raise MetainfoError("the info dictionary must have exactly one of files and length")
+    others = _name_spellings(info, name)
     if multi_file:
         files = _files(info[b"files"])
     else:
-        spellings = _name_spellings(info, name)
+        spellings = tuple((other,) for other in others)
         files = (MetaFile((name,), spellings, _length(info.get(b"length"), "length"), 0),)
-    meta = Metainfo(info_hash, name, multi_file, files, piece_length, pieces)
+    meta = Metainfo(info_hash, name, multi_file, files, piece_length, pieces, others)
     expected = -(-meta.total_length // piece_length)
     if meta.piece_count != expected:
         raise MetainfoError(
@@ -118,12 +125,12 @@ def _metainfo(info_hash: str, info: dict[bytes, Value]) -> Metainfo:
     return meta
 
 
-def _name_spellings(info: dict[bytes, Value], name: bytes) -> tuple[Path, ...]:
-    found: list[Path] = []
+def _name_spellings(info: dict[bytes, Value], name: bytes) -> tuple[bytes, ...]:
+    found: list[bytes] = []
     for key, value in info.items():
         if key.startswith(b"name."):
-            spelling = (_component(value, key.decode("ascii", "replace")),)
-            if spelling != (name,) and spelling not in found:
+            spelling = _component(value, key.decode("ascii", "replace"))
+            if spelling != name and spelling not in found:
                 found.append(spelling)
     return tuple(found)
 

@@ -270,6 +270,23 @@ class RtorrentClient:
         """`d.erase`: takes the torrent out of rtorrent; never deletes data by itself."""
         await self.call("d.erase", info_hash)
 
+    async def session_path(self) -> str:
+        """rtorrent's `session.path` ("" when it keeps no session), asked once per
+        connection. It holds each torrent's metainfo as `<HASH>.torrent`."""
+        return await self._session_path()
+
+    async def pieces(self, info_hash: str) -> tuple[int, int, str]:
+        """`d.completed_chunks`, `d.size_chunks` and `d.bitfield` (hex; "" while
+        the torrent is closed) of one torrent, in one request."""
+        calls = [(m, [info_hash]) for m in ("d.completed_chunks", "d.size_chunks", "d.bitfield")]
+        done, size, bits = await self.multicall(calls)
+        for value in (done, size, bits):
+            if isinstance(value, RpcFault):
+                raise value
+        if not (isinstance(done, int) and isinstance(size, int) and isinstance(bits, str)):
+            raise MalformedReply(f"unexpected pieces of {info_hash}: {done!r}, {size!r}")
+        return done, size, bits
+
     async def _session_path(self) -> str:
         if self._session_dir is None:
             path = await self.call("session.path")

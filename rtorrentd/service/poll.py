@@ -201,6 +201,7 @@ async def poll_once(
         plan,
         client,
         allowed_roots=config.safety.allowed_roots,
+        verify_budget=config.safety.verify_budget,
         names=engine.fetch_names(config),
         still_matches=rechecker(config, now, memory, observed.files),
         dry_run=dry_run,

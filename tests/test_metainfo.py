@@ -188,6 +188,7 @@ SHOWN: list[tuple[bytes, str]] = [
     (b"caf\xe9 \xff", "caf\ufffd \ufffd"),  # raw bytes through the XML decoder
     ("a\ufffdb".encode(), "a\ufffdb"),
     (b"what?", "what?"),
+    (b"100%E9.bin", "100?.bin"),  # 0.16's escapes as the client shows them
 ]
 
 NOT_SHOWN: list[tuple[bytes, str]] = [

@@ -4,7 +4,8 @@ rtorrent sends display strings, not names (RTORRENT.md, "Names are lossy"):
 - 0.9.8 turns every byte of a name that is not valid UTF-8 into `?`, each byte
   of a 4-byte character (emoji) into `?`, U+FFFE/U+FFFF into `???`, a control
   character inside an invalid name into `?`, and CR into LF;
-- 0.16 percent-encodes such bytes (`caf%E9`) but leaves a literal `%` as it is;
+- 0.16 percent-encodes such bytes (`caf%E9`) but leaves a literal `%` as it is
+  (and the client turns every such `%XX` into `?`: `dialect.unescape_name`);
 - a build that sends the raw bytes (tinyxml2) reaches us with U+FFFD in their
   place, as the XML decoder replaces what is not UTF-8, and XML turns CR into LF.
 
@@ -23,9 +24,10 @@ LOSSY = frozenset("?%\n\ufffd")
 """Characters that rtorrent, or XML, may have put in place of other bytes."""
 
 _HEX = frozenset("0123456789abcdefABCDEF")
-# One byte rtorrent 0.9.8 shows as '?': itself, a byte of a non-UTF-8 or 4-byte
-# sequence, or a control character inside an invalid name.
-_QUESTION = rb"(?:[\x00-\x1f\x7f-\xff?])"
+# What a '?' may stand for: itself; one byte 0.9.8 shows so (a byte of a non-UTF-8
+# or 4-byte sequence, a control character inside an invalid name); or a literal
+# "%XX" in a name, which the client shows as '?' too (`dialect.unescape_name`).
+_QUESTION = rb"(?:[\x00-\x1f\x7f-\xff?]|%[0-9A-Fa-f]{2})"
 _NEWLINE = rb"(?:\r\n|\r|\n)"
 
 

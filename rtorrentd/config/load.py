@@ -240,7 +240,7 @@ _TABLES: Mapping[str, _Table] = {
             "allowed_roots": to_roots,
             "max_deletes_per_poll": to_count,
             "max_delete_fraction": to_fraction,
-            "verify_budget": to_size,
+            "verify_budget": size_up_to("1024TiB", "256MiB"),
         },
     ),
     "rule": _Table(

@@ -298,7 +298,9 @@ def _plan_on_disk(
 
 async def pieces_had(client: RtorrentClient, exact: ExactDeletion) -> Bitfield:
     """Which pieces rtorrent has: all or none from its counts, else `d.bitfield`,
-    else (closed: the bitfield is "") the one in its session's resume file."""
+    else (closed: the bitfield is "") the one in its session's resume file, saved
+    anew for this. A bitfield that cannot be had counts as no piece: then only files
+    that hold no data can go."""
     meta = exact.meta
     done, size, bits = await client.pieces(meta.info_hash)
     if size != meta.piece_count:
@@ -311,6 +313,9 @@ async def pieces_had(client: RtorrentClient, exact: ExactDeletion) -> Bitfield:
     shown = bitfield_from_hex(bits, size)
     if shown is not None and shown.complete == done:
         return shown
+    # Closed: the bits are in the session's resume file, written by a save; ask for
+    # one so that they are today's (0.16 saves in the background: this waits for it).
+    await client.save_session(meta.info_hash)
     resume = await anyio.to_thread.run_sync(_resume_bitfield, exact.session_dir, meta)
     return Bitfield.empty(size) if resume is None else resume
 

@@ -809,28 +809,25 @@ async def test_rtorrent_killed_between_unlink_and_erase_is_completed_after_its_r
     canaries.check()
 
 
-async def test_no_deletion_when_a_background_save_cannot_be_confirmed(
+async def test_no_deletion_when_the_session_directory_cannot_be_seen(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, canaries: Canaries
 ) -> None:
-    # rtorrent 0.16 saves in the background; rtorrentd confirms the save in the
-    # session directory. Here it cannot see it (as for an rtorrent in another
-    # container), so nothing may be deleted. 0.9.8 saves before it answers.
+    # rtorrentd reads the torrent's exact names from its metainfo in rtorrent's
+    # session directory (and confirms 0.16's background saves there). Here it cannot
+    # see it (as for an rtorrent in another container): nothing may be deleted, and
+    # the torrent is refused before it is even stopped.
     dl = rtorrent.download_dir
     torrent = album(torrent_factory, dl)
     info_hash = load_doomed(rtorrent, torrent)
     rtorrent.session_dir.rename(rtorrent.root / "session-elsewhere")
-    if rtorrent.version == "0.9.8":
-        await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
-        assert {} == state(rtorrent) and not torrent.payload_path.exists()
-        return
     canaries.keep(contents(torrent))
 
     with capture_logs() as logs:
         await poll(client_for(rtorrent), config_for(rtorrent, [dl]))
 
     event = one_result(logs, info_hash)
-    assert ("action.failed", 0) == (event["event"], event["freed_bytes"])
-    assert "cannot see" in event["reason"]
-    assert {info_hash: (0, 0)} == state(rtorrent)  # stopped and closed, still loaded
+    assert ("action.refused", 0) == (event["event"], event["freed_bytes"])
+    assert "metainfo is not in rtorrent's session directory" in event["reason"]
+    assert {info_hash: (1, 1)} == state(rtorrent)  # still seeding
     assert not events(logs, "action.deleting")
     canaries.check()

@@ -520,7 +520,10 @@ for command in args["before"]:
 for path, text in args["files"].items():
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        f.write(text)
+        if isinstance(text, int):
+            f.truncate(text)  # sparse: created, never written
+        else:
+            f.write(text)
 filesystems = preflight.remember(args["roots"])
 for command in args["after"]:
     subprocess.run(command, check=True)
@@ -603,7 +606,9 @@ def test_files_missing_from_an_unmounted_disk_are_not_taken_for_deleted(
     disk.mkdir()
     doomed = album(torrent_factory, tmp_path / "elsewhere", name="doomed")
     info_hash = rtorrent.load(doomed, start=False, directory=disk, commands=(LABEL_DOOMED,))
-    files = {str(disk / "doomed" / os.fsdecode(e.path)): "x" * e.size for e in doomed.files}
+    # As rtorrent leaves the files of a torrent it has no piece of: sparse, no data
+    # (any data would have to be shown to be the torrent's before it goes).
+    files = {str(disk / "doomed" / os.fsdecode(e.path)): e.size for e in doomed.files}
 
     results = poll_in_namespace(
         rtorrent,

@@ -237,8 +237,18 @@ def test_a_condition_parses_or_fails_with_an_expr_error_and_evaluates(
 def test_arithmetic_that_parses_never_raises_when_evaluated(
     value: str, torrents: list[Torrent]
 ) -> None:
-    # Every value compared with itself and with zero: the most of them parse.
-    for text in (f"{value} > 0", f"{value} == {value}", f"not ({value} <= 0)"):
+    # Every value compared with itself and with zero (the most of them parse), and
+    # next to a constant past a float and a divisor that may be zero.
+    past_a_float = " * ".join(["1000000000000000000"] * 18)
+    texts = (
+        f"{value} > 0",
+        f"{value} == {value}",
+        f"not ({value} <= 0)",
+        f"{value} + {past_a_float} > 0",
+        f"{past_a_float} / ({value}) > 0",
+        f"({value}) / ({value} - {value}) >= 0",
+    )
+    for text in texts:
         try:
             condition = parse_condition(text, KINDS)
         except ExprError:

@@ -99,6 +99,54 @@ def test_recorded_unknown_method_is_a_fault() -> None:
     )
 
 
+def xml_reply(value: object, nl: bytes) -> bytes:
+    """The same reply over XML-RPC, as xmlrpc-c (`nl` CRLF) or tinyxml2 writes it."""
+
+    def write(item: object) -> bytes:
+        if isinstance(item, int):
+            return b"<value><i8>%d</i8></value>" % item + nl
+        if isinstance(item, str):
+            text = item.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            return b"<value><string>" + text.encode() + b"</string></value>" + nl
+        assert isinstance(item, list)
+        if not item and not nl:
+            return b"<value><array><data/></array></value>"
+        items = b"".join(map(write, item))
+        return b"<value><array><data>" + nl + items + b"</data></array></value>" + nl
+
+    declaration = b'<?xml version="1.0" encoding="UTF-8"?>' if nl else b'<?xml version="1.0"?>'
+    body = write(value).removesuffix(nl)
+    return (
+        declaration + nl + b"<methodResponse>" + nl + b"<params>" + nl + b"<param>"
+        + body + b"</param>" + nl + b"</params>" + nl + b"</methodResponse>" + nl
+    )  # fmt: skip
+
+
+# Text both protocols carry alike: XML has no C0 controls but TAB and LF, and
+# turns CR into LF.
+xml_text = st.text(
+    st.characters(
+        exclude_categories=["Cs"],
+        exclude_characters=[chr(c) for c in range(32) if chr(c) not in "\t\n"]
+        + ["\ufffe", "\uffff"],
+    )
+)
+i64 = st.integers(-(2**63), 2**63 - 1)
+field = st.sampled_from(
+    [xml_text, i64, st.lists(st.lists(i64 | xml_text, min_size=1, max_size=2), max_size=3)]
+)
+rows = st.lists(field, min_size=1, max_size=5).flatmap(
+    lambda fields: st.lists(st.tuples(*fields).map(list), min_size=1, max_size=5)
+)
+
+
+@pytest.mark.parametrize("nl", [b"\r\n", b""], ids=["xmlrpc-c", "tinyxml2"])
+@settings(max_examples=150, deadline=None)
+@given(value=rows)
+def test_json_and_xml_replies_decode_alike(nl: bytes, value: list[object]) -> None:
+    assert decode_xml(xml_reply(value, nl)) == jsonrpc.decode_response(reply(value)) == value
+
+
 # ---------------------------------------------------------------------------
 # encode_call, encode_batch
 # ---------------------------------------------------------------------------

@@ -151,12 +151,14 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import os
     import time
 
     import anyio
     import structlog
 
     from rtorrentd.config.load import load_config
+    from rtorrentd.deletion.journal import Journal, default_directory
     from rtorrentd.engine.memory import Memory
     from rtorrentd.service.daemon import serve
     from rtorrentd.service.logs import configure_logging, default_format
@@ -178,7 +180,14 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return code
     dry_run = args.dry_run or config.daemon.dry_run
     client = client_for(config)
-    anyio.run(lambda: poll_once(client, config, Memory.empty(), dry_run=dry_run, now=time.time()))
+    # The same record of deletions under way as the daemon's: a cron job finishes
+    # what an interrupted run began.
+    journal = Journal(config.daemon.state_dir or default_directory(os.environ))
+    anyio.run(
+        lambda: poll_once(
+            client, config, Memory.empty(), dry_run=dry_run, now=time.time(), journal=journal
+        )
+    )
     return EXIT_OK
 
 

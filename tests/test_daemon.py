@@ -284,6 +284,8 @@ class RunningDaemon:
             "NOTIFY_SOCKET": "@" + name,
             "WATCHDOG_USEC": str(watchdog_usec),
             "RTORRENTD_BACKOFF_BASE": "0.2",
+            # Its own record of deletions under way, not the user's.
+            "STATE_DIRECTORY": str(config.parent / "state"),
         }
         env.pop("WATCHDOG_PID", None)
         self.process = subprocess.Popen(

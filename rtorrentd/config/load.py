@@ -232,7 +232,12 @@ _TABLES: Mapping[str, _Table] = {
     ),
     "daemon": _Table(
         "[daemon]",
-        {"interval": to_interval, "dry_run": to_flag, "window": duration_up_to("365d", "7d")},
+        {
+            "interval": to_interval,
+            "dry_run": to_flag,
+            "window": duration_up_to("365d", "7d"),
+            "state_dir": to_directory,
+        },
     ),
     "safety": _Table(
         "[safety]",

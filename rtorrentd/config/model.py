@@ -43,6 +43,7 @@ class DaemonSettings:
     interval: float = 300.0
     dry_run: bool = False
     window: float = 7 * 86400.0  # for uploaded_recent
+    state_dir: str = ""  # deletions under way; "" = $STATE_DIRECTORY or ~/.local/state
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ the loop (watchdog pings, signals).
 from __future__ import annotations
 
 import posixpath
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.content import DEFAULT_VERIFY_BUDGET, Verified
 from rtorrentd.deletion.erase_handlers import ErasePolicy
 from rtorrentd.deletion.erase_hooks import erase_policy
+from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
@@ -88,6 +90,8 @@ class Context:
     policy: ErasePolicy = erase_handlers.NO_HANDLERS
     filesystems: preflight.Filesystems | None = None
     verify_budget: int = DEFAULT_VERIFY_BUDGET  # bytes hashed at most per deleted torrent
+    journal: Journal | None = None
+    resumed: frozenset[str] = frozenset()  # hashes whose recorded deletion is finished now
 
 
 def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
@@ -162,8 +166,16 @@ async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
     try:
         fresh = await ctx.client.torrent(step.hash, ctx.names | RECHECK_NAMES)
     except UnknownTorrent:
+        if step.hash in ctx.resumed:
+            _forget(ctx, step.hash)
+            return StepResult(
+                step, Result.SKIPPED, "no longer loaded; its deletion record is cleared"
+            )
         return StepResult(step, Result.SKIPPED, "the torrent is no longer loaded")
-    if not ctx.still_matches(fresh, step):
+    # A deletion that has begun is finished whatever rtorrent did meanwhile: it may
+    # have brought the torrent back incomplete, or started, so its rule no longer
+    # matches. Every check of the deletion itself still applies.
+    if step.hash not in ctx.resumed and not ctx.still_matches(fresh, step):
         return StepResult(step, Result.SKIPPED, f"no longer matches rule {step.rule!r}")
     return fresh
 
@@ -240,13 +252,15 @@ async def _do_delete(
 ) -> StepResult:
     try:
         planned = await _plan_files(ctx, torrent, cache)
-        _check_not_vanished(torrent, planned.deletion)
+        if step.hash not in ctx.resumed:  # its files may be gone by our own hand
+            _check_not_vanished(torrent, planned.deletion)
         # Before the stop: a torrent whose files are not its own keeps seeding.
         checked = await exact.verify(ctx.client, planned, ctx.verify_budget)
         if ctx.dry_run:
             deletion = planned.deletion
             summary, kept = _summary(deletion), deletion.kept_shared
             return StepResult(step, Result.DRY_RUN, summary, deletion.freed_bytes, kept)
+        _record(ctx, step)
         if await _stop_and_close(ctx.client, torrent):
             # rtorrent may have written (mtime) or flushed until the close: plan
             # again from the closed files, or carry_out would find them "changed";
@@ -259,6 +273,8 @@ async def _do_delete(
         await _save_session(ctx.client, step.hash)
     except UnsafeDeletion as exc:
         return StepResult(step, Result.REFUSED, str(exc))
+    except JournalError as exc:
+        return StepResult(step, Result.FAILED, f"{exc}; nothing was stopped or deleted")
     with ctx.unlinking():
         return await _delete_and_erase(ctx, step, planned.deletion, checked)
 
@@ -320,6 +336,7 @@ async def _erase_deleted(
         await _untie_if_needed(ctx, step.hash)
         await ctx.client.erase(step.hash)
     except UnknownTorrent:
+        _forget(ctx, step.hash)
         note = "files deleted; the torrent was erased by someone else meanwhile"
         return StepResult(step, Result.DONE, _join(note, _summary(deletion, outcome)), freed, kept)
     except (RpcError, TransportError) as exc:
@@ -328,7 +345,34 @@ async def _erase_deleted(
         if isinstance(exc, TransportError):
             raise _PollAborted(result, exc) from exc
         return result
+    _forget(ctx, step.hash)
     return StepResult(step, Result.DONE, _summary(deletion, outcome), freed, kept)
+
+
+def _record(ctx: Context, step: Step) -> None:
+    """Write the deletion ahead, before `d.stop`: from here on it is finished by a
+    later poll whatever happens (`journal`). Raises `JournalError`."""
+    if ctx.journal is not None:
+        ctx.journal.begin(Intent(step.hash, step.name, step.rule, time.time()))
+
+
+def _forget(ctx: Context, info_hash: str) -> None:
+    """The torrent is erased: its record goes. A record that cannot be removed is
+    found again next poll, and cleared then (the torrent is no longer loaded)."""
+    if ctx.journal is None:
+        return
+    try:
+        ctx.journal.end(info_hash)
+    except JournalError as exc:
+        log.warning("journal.not_cleared", hash=info_hash, error=str(exc))
+
+
+def with_resumed(steps: Sequence[Step], pending: Sequence[Intent]) -> tuple[Step, ...]:
+    """Recorded deletions first, as `delete` steps; the plan's own step for such a
+    torrent (whatever its action now) gives way to it."""
+    resumed = tuple(Step(i.hash, i.name, Action.DELETE, i.rule, (), None) for i in pending)
+    hashes = {i.hash for i in pending}
+    return (*resumed, *(s for s in steps if s.hash not in hashes))
 
 
 def _summary(deletion: Deletion, outcome: Outcome | None = None) -> str:
@@ -421,6 +465,7 @@ async def apply(
     unlinking: Unlinking = nullcontext,
     filesystems: preflight.Filesystems | None = None,
     verify_budget: int = DEFAULT_VERIFY_BUDGET,
+    journal: Journal | None = None,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -432,9 +477,13 @@ async def apply(
     `unlinking` is held while a deletion unlinks and erases (`Context.unlinking`).
     A step cut short by cancellation (the poll's deadline) is logged as failed.
     `filesystems` are the allowed roots' filesystems when the daemon started
-    (`preflight.remember`); without them, the first poll's stand in.
+    (`preflight.remember`); without them, the first poll's stand in. With a
+    `journal`, each deletion is recorded before `d.stop` and every recorded one
+    is finished first (raises `JournalError` when the records cannot be read).
     """
-    leaving = any(s.action in LEAVING for s in plan.steps)
+    pending = journal.pending() if journal is not None else ()
+    steps = with_resumed(plan.steps, pending)
+    leaving = any(s.action in LEAVING for s in steps)
     policy = await erase_policy(client) if leaving else erase_handlers.NO_HANDLERS
     hooks = policy.refusal()
     known = filesystems if filesystems is not None else preflight.remember(allowed_roots)
@@ -448,12 +497,14 @@ async def apply(
         policy,
         known,
         verify_budget,
+        journal,
+        frozenset(i.hash for i in pending),
     )
     cache: dict[str, frozenset[str]] = {}
     results: list[StepResult] = []
-    for done, step in enumerate(plan.steps):
+    for done, step in enumerate(steps):
         if should_stop():
-            log.info("poll.interrupted", reason="stopping", steps_left=len(plan.steps) - done)
+            log.info("poll.interrupted", reason="stopping", steps_left=len(steps) - done)
             break
         if hooks and step.action in LEAVING:
             result = StepResult(step, Result.REFUSED, hooks)

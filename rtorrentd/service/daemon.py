@@ -44,6 +44,7 @@ from rtorrentd import __version__
 from rtorrentd.config.load import load_config
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import preflight
+from rtorrentd.deletion.journal import Journal, default_directory
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
 from rtorrentd.redact import redact_url
@@ -124,6 +125,7 @@ class Daemon:
         # The allowed roots' filesystems at start: a root that is not that
         # filesystem later (an unmounted disk) is not deleted from.
         self.filesystems = preflight.remember(config.safety.allowed_roots)
+        self.journal = Journal(config.daemon.state_dir or default_directory(os.environ))
         self.wake = anyio.Event()
         self.stopping = self.reload_requested = self.poll_requested = self.ready = False
         self.forced = False  # a second stop signal came while a deletion was unlinking
@@ -212,6 +214,7 @@ class Daemon:
                 should_stop=self.is_stopping,
                 unlinking=self.unlinking,
                 filesystems=self.filesystems,
+                journal=self.journal,
             )
         except (TransportError, RpcError) as exc:
             self.unreachable(exc, now)
@@ -295,6 +298,7 @@ class Daemon:
         changes = config_changes(self.config, config)
         old_client, self.client, self.config = self.client, client, config
         self.filesystems = preflight.remember(config.safety.allowed_roots, self.filesystems)
+        self.journal = Journal(config.daemon.state_dir or default_directory(os.environ))
         await old_client.transport.aclose()
         if self.outage is None:
             self.next_at = self.last_started + config.daemon.interval

@@ -13,6 +13,7 @@ import structlog
 from rtorrentd.config.model import Action, Config
 from rtorrentd.deletion import disk, executor, preflight
 from rtorrentd.deletion.executor import Result, StepResult
+from rtorrentd.deletion.journal import Journal
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.facts import FileFact, Files
@@ -169,13 +170,15 @@ async def poll_once(
     unlinking: executor.Unlinking = nullcontext,
     measure: Callable[[Sequence[Torrent]], Disk] | None = None,
     filesystems: preflight.Filesystems | None = None,
+    journal: Journal | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
     holds, no further step is begun (the one under way is finished). `unlinking`
     is held while a deletion unlinks and erases (`executor.apply`). `measure`
     replaces `disk.measure` (tests). `filesystems`: the allowed roots' filesystems
-    when the daemon started (`preflight.remember`)."""
+    when the daemon started (`preflight.remember`). `journal`: deletions under
+    way (`deletion.journal`), each finished by a later poll."""
     started = time.monotonic()
     planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
     torrents, memory, observed, plan = (
@@ -208,6 +211,7 @@ async def poll_once(
         should_stop=should_stop,
         unlinking=unlinking,
         filesystems=filesystems,
+        journal=journal,
     )
     duration = time.monotonic() - started
     log.info(

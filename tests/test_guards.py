@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import xmlrpc.client
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -41,7 +42,14 @@ from harness.bencode import Bencodable, bencode
 from structlog.testing import capture_logs
 from trees import Canaries
 
+from rtorrentd.config.model import Config
 from rtorrentd.deletion.erase_handlers import Verdict, classify, judge
+from rtorrentd.deletion.journal import Journal
+from rtorrentd.engine.memory import Memory
+from rtorrentd.errors import TransportError
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.poll import PollResult, poll_once
 
 pytestmark = pytest.mark.anyio
 
@@ -649,4 +657,87 @@ def test_a_read_only_filesystem_is_found_before_stopping(
     assert "action.refused" == result["event"], result
     assert "mounted read-only" in result["reason"]
     assert {info_hash: (1, 1)} == state(rtorrent)  # still started: nothing was stopped
+    canaries.check()
+
+
+# --- durable completion: a deletion that has begun is finished -------------------------
+# rtorrent is killed at each point of a deletion; it comes back with whatever its
+# session holds (0.16 saves in the background, 0.9.8 may not have saved at all), and
+# is then made to do the worst: start the torrent again, so it is hash-checked,
+# incomplete, and no `complete and ...` rule matches it any more.
+
+
+class KillingClient(RtorrentClient):
+    """Kills rtorrent (SIGKILL) at one point of the deletion: before `d.stop`, after
+    `d.stop`, after `d.close`, or after the unlinks, before `d.erase`."""
+
+    def __init__(self, rt: RtorrentProcess, point: str) -> None:
+        super().__init__(open_transport(rt.scgi_url, timeout=10.0))
+        self.rt, self.point = rt, point
+
+    async def call(self, method: str, *params: object) -> object:
+        if (method, self.point) in {("d.stop", "before"), ("d.erase", "erase")}:
+            self.rt.kill()
+        result = await super().call(method, *params)
+        if method == self.point:
+            self.rt.kill()
+        return result
+
+
+def restart_started(rt: RtorrentProcess, info_hash: str) -> None:
+    """Start rtorrent again from its session, then start the torrent (if it is still
+    there) and wait until its hash check is over."""
+    rt.start()
+    if info_hash not in rt.hashes():
+        return
+    rt.call("d.start", info_hash)
+    poll_until(
+        lambda: (
+            (rt.call("d.hashing", info_hash), rt.call("d.is_hash_checked", info_hash)) == (0, 1)
+        ),
+        timeout=30,
+        what="the restarted torrent to be checked",
+    )
+
+
+async def poll_with(client: RtorrentClient, config: Config, journal: Journal) -> PollResult:
+    return await poll_once(
+        client, config, Memory.empty(), dry_run=False, now=time.time(), journal=journal
+    )
+
+
+@pytest.mark.parametrize("point", ["before", "d.stop", "d.close", "erase"])
+async def test_a_deletion_killed_at_any_point_is_finished_by_a_later_poll(
+    rtorrent: RtorrentProcess,
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+    canaries: Canaries,
+    point: str,
+) -> None:
+    dl = rtorrent.download_dir
+    doomed = album(torrent_factory, dl, name="doomed")
+    kept = album(torrent_factory, dl, name="kept", seed=7)
+    info_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    rtorrent.load(kept, complete=True)
+    canaries.keep(contents(kept))
+    config = config_for(rtorrent, [dl])
+    journal = Journal(str(tmp_path / "state"))
+
+    with pytest.raises(TransportError):
+        await poll_with(KillingClient(rtorrent, point), config, journal)
+    assert [info_hash] == [i.hash for i in journal.pending()]
+    restart_started(rtorrent, info_hash)
+    if point == "erase":  # its files are gone: incomplete, so its rule no longer matches
+        assert 0 == rtorrent.call("d.complete", info_hash)
+        with capture_logs() as logs:
+            await poll(client_for(rtorrent), config)  # no journal: nothing finishes it
+        assert not [e for e in logs if e.get("hash") == info_hash]
+
+    with capture_logs() as logs:
+        await poll_with(client_for(rtorrent), config, journal)
+
+    assert "action.done" == one_result(logs, info_hash)["event"], one_result(logs, info_hash)
+    assert [kept.info_hash] == rtorrent.hashes()
+    assert not doomed.payload_path.exists()
+    assert () == journal.pending()
     canaries.check()

@@ -23,7 +23,7 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     verify_budget = "64MiB"          # piece hashes read per deleted torrent, at most
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
-    when = "complete and ratio >= 2" # required, the condition language (expr.py)
+    when = "complete and ratio >= 2" # required, the condition language (conditions/)
     action = "delete"                # required: keep | stop | remove | delete
     [[space]]                        # zero or more
     path = "/path"                   # required, absolute, unique

@@ -281,8 +281,8 @@ def _host_port(url: str, rest: str) -> tuple[str, int]:
 
 
 def _open_http(url: str, rest: str, limits: Limits, access: Access) -> Transport:
-    # Imported here: httpx costs ~80 ms to import, which SCGI users need not pay,
-    # and http_transport builds on this module.
+    # Imported here: httpx costs ~80 ms to import, which SCGI users need not pay
+    # (tests/test_startup.py checks it).
     from rtorrentd.rtorrent.http import open_http  # noqa: PLC0415
 
     return open_http(url, limits, access)

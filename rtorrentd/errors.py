@@ -52,6 +52,29 @@ class UnknownMethod(RpcFault):
     """rtorrent does not know the method (fault -506): an older or trimmed build."""
 
 
+class UntrustedCommand(RpcFault):
+    """rtorrent (0.16.9+) refused `command` because the connection is marked untrusted.
+
+    A web server in front of rtorrent marks its requests so with the SCGI parameter
+    ``UNTRUSTED_CONNECTION=1`` (for a browser-facing endpoint such as ruTorrent's);
+    rtorrent then runs only the commands it marks safe: reading, `d.pause`,
+    `d.close`, `d.erase`, but not `d.stop` or `d.start`. Faults -507 (XML-RPC) and
+    -32601 (JSON-RPC), `Command "d.stop" is not allowed for untrusted connections.`
+    """
+
+    def __init__(self, code: int, message: str, command: str) -> None:
+        super().__init__(code, message)
+        self.command = command
+        self.args = (
+            f"rtorrent refused {command}: this connection is marked untrusted "
+            "(UNTRUSTED_CONNECTION=1, set by the web server in front of rtorrent), and "
+            "rtorrent 0.16.9+ then runs only the commands it deems safe. Give rtorrentd a "
+            "trusted connection: rtorrent's socket directly (url = "
+            '"scgi:///path/to/rpc.socket"), or a web server location of its own without '
+            '"scgi_param UNTRUSTED_CONNECTION 1" (write "scgi_param UNTRUSTED_CONNECTION 0;")',
+        )
+
+
 class SessionNotSaved(RpcError):
     """rtorrent did not write a torrent's session files, or rtorrentd cannot see them
     (rtorrent 0.16 saves in the background: the call's success proves nothing)."""

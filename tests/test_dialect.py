@@ -14,6 +14,7 @@ from rtorrentd.errors import (
     SessionNotSaved,
     UnknownMethod,
     UnknownTorrent,
+    UntrustedCommand,
 )
 from rtorrentd.rtorrent import session
 from rtorrentd.rtorrent.dialect import Dialect, classify_fault, parse_version, unescape_name
@@ -64,6 +65,10 @@ def test_a_version_that_is_none(reply: object) -> None:
         (-503, "invalid parameters: invalid target", RpcFault),
         (-503, "Target of wrong type to generic command.", RpcFault),
         (-503, "Could not find view.", RpcFault),
+        (-32601, "JSON-RPC not supported", UnknownMethod),
+        # 0.16.9+ on an untrusted connection: -507 over XML-RPC, -32601 over JSON-RPC.
+        (-507, 'Command "d.stop" is not allowed for untrusted connections.', UntrustedCommand),
+        (-32601, 'Command "d.stop" is not allowed for untrusted connections.', UntrustedCommand),
     ],
 )
 def test_faults_of_every_version(code: int, message: str, kind: type[RpcFault]) -> None:
@@ -87,6 +92,36 @@ def test_faults_of_every_version(code: int, message: str, kind: type[RpcFault]) 
 )
 def test_escaped_names_in_the_lossy_form(sent: str, shown: str) -> None:
     assert shown == unescape_name(sent)
+
+
+@pytest.mark.parametrize(
+    ("message", "command"),
+    [
+        ('Command "d.stop" is not allowed for untrusted connections.', "d.stop"),
+        (
+            'Command "d.ignore_commands" is not allowed for untrusted connections.',
+            "d.ignore_commands",
+        ),
+        ('command "execute.capture" is NOT allowed for untrusted connections', "execute.capture"),
+    ],
+)
+def test_an_untrusted_refusal_names_the_command_and_the_fix(message: str, command: str) -> None:
+    refused = classify_fault(RpcFault(-507, message))
+    assert isinstance(refused, UntrustedCommand)
+    assert command == refused.command
+    assert str(refused).startswith(
+        f"rtorrent refused {command}: this connection is marked untrusted"
+    )
+    assert "scgi:///path/to/rpc.socket" in str(refused)
+    assert '"scgi_param UNTRUSTED_CONNECTION 0;"' in str(refused)
+
+
+@pytest.mark.parametrize(
+    ("reply", "json"),
+    [("0.9.8", False), ("0.15.1", False), ("0.15.2", True), ("0.16.17", True)],
+)
+def test_the_snapshot_over_json_from_0_15_2(reply: str, json: bool) -> None:
+    assert json == parse_version(reply).snapshot_over_json
 
 
 def test_the_oldest_dialect_escapes_nothing() -> None:

@@ -32,15 +32,21 @@ _DIGITS = re.compile(r"[0-9]+")
 Headers = list[tuple[str, str]]
 
 
-def encode_request(body: bytes, *, accept_gzip: bool = False) -> bytes:
+def encode_request(
+    body: bytes, *, accept_gzip: bool = False, content_type: str | None = None
+) -> bytes:
     """Frame an XML-RPC request body for SCGI.
 
     CONTENT_LENGTH comes first, as the SCGI spec and rtorrent require, and nothing
     follows the body: one byte more makes rtorrent 0.9.8 hang the connection.
     `accept_gzip` asks rtorrent 0.16 to gzip a reply of 1000 bytes or more (0.9.8
     ignores it); such a reply says so in no header: `is_gzipped` tells.
+    `content_type` is sent as CONTENT_TYPE: ``application/json`` makes rtorrent
+    0.15.2+ read the body as JSON-RPC (without it, XML-RPC as always).
     """
     header = b"CONTENT_LENGTH\x00%d\x00SCGI\x001\x00" % len(body)
+    if content_type is not None:
+        header += b"CONTENT_TYPE\x00%s\x00" % content_type.encode("ascii")
     if accept_gzip:
         header += b"ACCEPT_ENCODING\x00gzip\x00"
     return b"%d:%s,%s" % (len(header), header, body)

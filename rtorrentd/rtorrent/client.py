@@ -1,8 +1,9 @@
 """`RtorrentClient`: typed calls to rtorrent over any transport; makes no decisions.
 
 One poll is one `d.multicall2` (`d.multicall` on 0.16.14+; RTORRENT.md: per-torrent
-calls cost rtorrent its global lock thousands of times). Replies are decoded off the
-event loop when large, so a 5 MB snapshot never stalls signal handling or the watchdog.
+calls cost rtorrent its global lock thousands of times), over JSON-RPC where rtorrent
+has it and XML-RPC otherwise (`wire`). Replies are decoded off the event loop when
+large, so a 5 MB snapshot never stalls signal handling or the watchdog.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import anyio.to_thread
+import structlog
 
-from rtorrentd.errors import MalformedReply, RpcFault, TransportError, UnknownTorrent
+from rtorrentd.errors import (
+    JsonReplyNotUtf8,
+    MalformedReply,
+    RpcFault,
+    TransportError,
+    UnknownTorrent,
+)
 from rtorrentd.protocol import xmlrpc as rpc
 from rtorrentd.rtorrent import session
 from rtorrentd.rtorrent.dialect import (
@@ -26,10 +34,13 @@ from rtorrentd.rtorrent.dialect import (
 )
 from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
 from rtorrentd.rtorrent.transport import Transport
+from rtorrentd.rtorrent.wire import JSON_RPC, XML_RPC, JsonChoice, Wire, is_json_disabled
 from rtorrentd.torrent import FileEntry, Torrent
 from rtorrentd.vocabulary import fields_for
 
 __all__ = ["Call", "RtorrentClient", "classify_fault", "command_call"]
+
+log = structlog.get_logger("rtorrentd.rtorrent.client")
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
 # where a thread hop would cost more than the decoding.
@@ -79,14 +90,18 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _rows_to_torrents(
-    plan: Layout, body: bytes, dialect: Dialect = OLDEST, method: str = "d.multicall2"
+    plan: Layout,
+    body: bytes,
+    dialect: Dialect = OLDEST,
+    method: str = "d.multicall2",
+    wire: Wire = XML_RPC,
 ) -> tuple[Torrent, ...]:
     with _gc_paused():
-        value = rpc.decode_response(body)
+        value = wire.decode(body)
         if not isinstance(value, list):
             raise MalformedReply(f"{method} returned {type(value).__name__}, expected a list")
         try:
-            if dialect.escapes_names:
+            if dialect.escapes_names and wire.escapes_names:
                 _unescape_columns(plan.commands, value)
             return torrents_from_rows(plan, value)
         except (TypeError, ValueError, IndexError) as exc:
@@ -144,7 +159,8 @@ class RtorrentClient:
     """Calls to one rtorrent. Every method may raise `TransportError` or `RpcError`.
 
     The version is asked once per connection (`dialect`) and asked again after a
-    transport error: rtorrent may have been restarted, or upgraded, meanwhile.
+    transport error: rtorrent may have been restarted, or upgraded, meanwhile. So is
+    whether JSON-RPC works for the snapshot (`wire.JsonChoice`).
     """
 
     def __init__(self, transport: Transport, *, batch_bytes: int = MULTICALL_BATCH_BYTES) -> None:
@@ -152,12 +168,15 @@ class RtorrentClient:
         self.batch_bytes = batch_bytes
         self._dialect: Dialect | None = None
         self._session_dir: str | None = None
+        self._json = JsonChoice()
 
-    async def _request(self, method: str, params: Sequence[object]) -> bytes:
+    async def _request(self, method: str, params: Sequence[object], wire: Wire = XML_RPC) -> bytes:
+        body = wire.encode(method, params)
         try:
-            return await self.transport.request(rpc.encode_call(method, params))
+            return await self.transport.request(body, content_type=wire.content_type)
         except TransportError:
             self._dialect = self._session_dir = None
+            self._json = JsonChoice()
             raise
 
     async def dialect(self) -> Dialect:
@@ -188,13 +207,42 @@ class RtorrentClient:
         return results
 
     async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
-        """Every loaded torrent, with the fields `names` plus identity, in one call."""
+        """Every loaded torrent, with the fields `names` plus identity, in one call.
+
+        Over JSON-RPC where the dialect says so; taken again over XML-RPC when
+        rtorrent cannot write the reply as JSON (a name that is not UTF-8), and
+        over XML-RPC alone when JSON-RPC does not work on this connection (`wire`).
+        """
         plan = _layout_for(frozenset(names))
         dialect = await self.dialect()
-        body = await self._request(dialect.multicall, ["", "main", *plan.commands])
+        if not self._json.use_json(dialect):
+            self._json = self._json.took_xml()
+            return await self._snapshot(plan, dialect, XML_RPC)
+        try:
+            return await self._snapshot(plan, dialect, JSON_RPC)
+        except JsonReplyNotUtf8 as exc:
+            self._json = self._json.not_utf8()
+            log.info("rtorrent.snapshot_over_xml", reason=str(exc), snapshots=self._json.xml_left)
+        except RpcFault as fault:
+            if not is_json_disabled(fault):
+                raise
+            self._turn_json_off(fault)
+        except MalformedReply as exc:
+            self._turn_json_off(exc)
+        return await self._snapshot(plan, dialect, XML_RPC)
+
+    def _turn_json_off(self, cause: Exception) -> None:
+        """JSON-RPC does not work here (turned off in rtorrent.rc, or something on
+        the way answers what is not JSON-RPC): XML-RPC until the next connection."""
+        self._json = self._json.turned_off(str(cause))
+        log.warning("rtorrent.json_rpc_off", url=self.transport.url, reason=str(cause))
+
+    async def _snapshot(self, plan: Layout, dialect: Dialect, wire: Wire) -> tuple[Torrent, ...]:
+        method = dialect.multicall
+        body = await self._request(method, ["", "main", *plan.commands], wire)
         try:
             return await anyio.to_thread.run_sync(
-                _rows_to_torrents, plan, body, dialect, dialect.multicall
+                _rows_to_torrents, plan, body, dialect, method, wire
             )
         except RpcFault as fault:
             raise classify_fault(fault) from None

@@ -192,12 +192,19 @@ class HttpTransport:
     _client: httpx.AsyncClient = field(repr=False)
     _limits: Limits
 
-    async def request(self, body: bytes) -> bytes:
-        """POST one XML-RPC request body; return the XML-RPC reply body."""
+    async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
+        """POST one request body (XML-RPC, or of `content_type`); return the reply body.
+
+        nginx's scgi_params pass the Content-Type on as CONTENT_TYPE, which is how
+        rtorrent tells JSON-RPC from XML-RPC.
+        """
+        headers = {"Content-Type": content_type} if content_type else None
         try:
             with anyio.fail_after(self._limits.timeout):
-                async with self._client.stream("POST", self._target, content=body) as response:
-                    self._check_status(response)
+                async with self._client.stream(
+                    "POST", self._target, content=body, headers=headers
+                ) as response:
+                    self._check_status(response, content_type)
                     return await self._read(response)
         except httpx.ConnectTimeout as exc:
             raise failures.connect_timeout(
@@ -219,10 +226,10 @@ class HttpTransport:
         """Close the pooled connections; idempotent."""
         await self._client.aclose()
 
-    def _check_status(self, response: httpx.Response) -> None:
+    def _check_status(self, response: httpx.Response, content_type: str | None) -> None:
         status = response.status_code
         if status == 200:
-            self._check_type(response)
+            self._check_type(response, content_type)
             return
         if status == 401 and response.request.headers.get("Authorization") is None:
             raise PermissionDenied(_NO_LOGIN.format(url=self.url))
@@ -238,13 +245,15 @@ class HttpTransport:
             f"{self.url}: the web server answered HTTP {status} {response.reason_phrase}"
         )
 
-    def _check_type(self, response: httpx.Response) -> None:
-        """A 200 that is not XML came from something other than rtorrent (a default
-        page, a login portal): say so rather than fail to parse it."""
+    def _check_type(self, response: httpx.Response, content_type: str | None) -> None:
+        """A 200 that is not XML (nor what was sent) came from something other than
+        rtorrent (a default page, a login portal): say so rather than fail to parse it."""
         kind = response.headers.get("Content-Type", "")
-        if kind.partition(";")[0].strip().lower() not in _XML_TYPES:
+        expected = _XML_TYPES | {content_type} if content_type else _XML_TYPES
+        if kind.partition(";")[0].strip().lower() not in expected:
+            wanted = content_type or "XML"
             raise MalformedReply(
-                f"{self.url} answered with {kind or 'no content type'!r}, not XML: "
+                f"{self.url} answered with {kind or 'no content type'!r}, not {wanted}: "
                 "is this the location that passes requests to rtorrent (scgi_pass)?"
             )
 

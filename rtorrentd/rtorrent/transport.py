@@ -42,15 +42,19 @@ _DEFAULTS = RtorrentSettings(url="")
 
 
 class Transport(Protocol):
-    """Carries one XML-RPC request body to rtorrent and brings back the reply body."""
+    """Carries one request body to rtorrent and brings back the reply body.
+
+    The body is XML-RPC unless `content_type` says otherwise (``application/json``
+    for JSON-RPC, which rtorrent 0.15.2+ reads on the same socket).
+    """
 
     @property
     def url(self) -> str:
         """Where rtorrent is, as configured, any password redacted: for messages."""
         ...
 
-    async def request(self, body: bytes) -> bytes:
-        """Send one XML-RPC request body; return the XML-RPC reply body."""
+    async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
+        """Send one request body (XML-RPC, or of `content_type`); return the reply body."""
         ...
 
     async def aclose(self) -> None:
@@ -139,12 +143,13 @@ class ScgiTransport:
     _limits: Limits
     gzip: bool = False
 
-    async def request(self, body: bytes) -> bytes:
-        """Send one XML-RPC request body; return the XML-RPC reply body."""
+    async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
+        """Send one request body (XML-RPC, or of `content_type`); return the reply body."""
         deadline = anyio.current_time() + self._limits.timeout
         stream = await self._connect(deadline)
         async with stream:
-            raw = await self._exchange(stream, body, deadline)
+            request = scgi.encode_request(body, accept_gzip=self.gzip, content_type=content_type)
+            raw = await self._exchange(stream, request, len(body), deadline)
         reply = scgi.parse_reply(raw)
         if not scgi.is_gzipped(reply):
             return reply
@@ -171,19 +176,21 @@ class ScgiTransport:
         except OSError as exc:
             raise self._endpoint.connect_error(exc) from exc
 
-    async def _exchange(self, stream: ByteStream, body: bytes, deadline: float) -> bytearray:
+    async def _exchange(
+        self, stream: ByteStream, request: bytes, body_size: int, deadline: float
+    ) -> bytearray:
         phase = "sending the request"
         try:
             with anyio.fail_at(deadline):
-                await stream.send(scgi.encode_request(body, accept_gzip=self.gzip))
+                await stream.send(request)
                 phase = "reading the reply"
-                return await self._read_reply(stream, len(body))
+                return await self._read_reply(stream, body_size)
         except TimeoutError as exc:
             raise failures.reply_timeout(self.url, self._limits.timeout, phase) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise ConnectionClosed(
                 f"{self.url}: connection lost {phase}: "
-                f"{failures.reason(exc)}{_size_hint(len(body))}"
+                f"{failures.reason(exc)}{_size_hint(body_size)}"
             ) from exc
 
     async def _read_reply(self, stream: ByteStream, request_size: int) -> bytearray:

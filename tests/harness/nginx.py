@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,14 +68,19 @@ def htpasswd_line(user: str, password: str) -> str:
     return f"{user}:{{SHA}}{digest}\n"
 
 
-def contrib_location(socket_path: str, htpasswd: Path) -> str:
+def contrib_location(
+    socket_path: str, htpasswd: Path, scgi_params: Sequence[tuple[str, str]] = ()
+) -> str:
     """The ``location = /RPC2 { ... }`` block of contrib/nginx-rtorrent.conf, with
-    this instance's password file and socket put in."""
+    this instance's password file and socket put in, and `scgi_params` (name,
+    value) passed to rtorrent besides nginx's own (``UNTRUSTED_CONNECTION``)."""
     text = CONTRIB_CONF.read_text()
     found = re.search(r"^( *)location = /RPC2 \{\n.*?^\1\}\n", text, re.MULTILINE | re.DOTALL)
     if found is None:
         raise HarnessError(f"no 'location = /RPC2' block in {CONTRIB_CONF}")
     block = re.sub(r"auth_basic_user_file \S+;", f"auth_basic_user_file {htpasswd};", found[0])
+    extra = "".join(f"        scgi_param {name} {value};\n" for name, value in scgi_params)
+    block = block.replace("include scgi_params;\n", "include scgi_params;\n" + extra, 1)
     return re.sub(r"scgi_pass \S+;", f"scgi_pass unix:{socket_path};", block)
 
 
@@ -85,7 +90,8 @@ class NginxProcess:
     `users` maps user names to passwords for basic authentication; `tls` serves
     HTTPS; `run_as` runs nginx as that uid and gid, with no other groups (root
     only); `location`, a whole ``location ... { ... }`` block, replaces contrib's
-    (a set-up from elsewhere, e.g. an old guide's). Every other path answers 404.
+    (a set-up from elsewhere, e.g. an old guide's); `scgi_params` are more (name,
+    value) pairs for rtorrent in contrib's block. Every other path answers 404.
     Use as a context manager.
     """
 
@@ -97,9 +103,11 @@ class NginxProcess:
         tls: TlsFiles | None = None,
         run_as: int | None = None,
         location: str | None = None,
+        scgi_params: Sequence[tuple[str, str]] = (),
         start_timeout: float = 10.0,
     ) -> None:
         self.socket_path = os.fspath(socket_path)
+        self.scgi_params = tuple(scgi_params)
         self.users = dict(users)
         self.tls = tls
         self.run_as = run_as
@@ -222,7 +230,9 @@ class NginxProcess:
             else f"        ssl_certificate {self.tls.cert};\n"
             f"        ssl_certificate_key {self.tls.key};\n"
         )
-        location = self.location or contrib_location(self.socket_path, self.root / "htpasswd")
+        location = self.location or contrib_location(
+            self.socket_path, self.root / "htpasswd", self.scgi_params
+        )
         return f"""\
 daemon off;
 master_process off;

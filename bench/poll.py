@@ -5,6 +5,11 @@ A poll is `client.snapshot(engine.fetch_names(config))`, `memory.remember` and
 needs for the same `d.multicall2`: a client that sends the same request bytes on
 a raw socket and only reads the reply to EOF. Goal: poll <= 1.5 x that.
 
+An rtorrent with JSON-RPC (0.15.2+) is measured twice, the snapshot over XML-RPC
+and over JSON-RPC, each against rtorrent's raw answer time to the same request in
+that protocol; the last line compares the two polls, which is what decides the
+protocol the client uses (`Dialect.snapshot_over_json`).
+
     .venv/bin/python bench/poll.py [torrents] [--stopped] [--profile] [--rtorrent=0.16]
     .venv/bin/python bench/poll.py --socket=/path/rpc.socket [--profile] [--gc-freeze]
 
@@ -57,10 +62,11 @@ from rtorrentd.config.model import (  # noqa: E402
 from rtorrentd.engine import plan as engine  # noqa: E402
 from rtorrentd.engine.memory import Memory, remember  # noqa: E402
 from rtorrentd.protocol import scgi  # noqa: E402
-from rtorrentd.protocol import xmlrpc as rpc  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient, _layout_for, _rows_to_torrents  # noqa: E402
+from rtorrentd.rtorrent.dialect import Dialect  # noqa: E402
 from rtorrentd.rtorrent.rows import Layout, torrents_from_rows  # noqa: E402
 from rtorrentd.rtorrent.transport import open_transport  # noqa: E402
+from rtorrentd.rtorrent.wire import JSON_RPC, XML_RPC, JsonChoice, Wire  # noqa: E402
 from rtorrentd.torrent import Torrent  # noqa: E402
 from rtorrentd.vocabulary import name_kinds  # noqa: E402
 
@@ -187,13 +193,17 @@ class GcClock:
 
 
 class Poller:
-    """The daemon's poll, in process: snapshot, remember, plan."""
+    """The daemon's poll, in process: snapshot, remember, plan; the snapshot over `wire`."""
 
-    def __init__(self, socket_path: str) -> None:
+    def __init__(self, socket_path: str, wire: Wire) -> None:
         url = f"scgi://{socket_path}"
         self.config = make_config(url)
         self.names = engine.fetch_names(self.config)
         self.client = RtorrentClient(open_transport(url))
+        self.wire = wire
+        if wire is XML_RPC:
+            # What the client does where JSON-RPC does not work: XML-RPC throughout.
+            self.client._json = JsonChoice(off="bench/poll.py measures XML-RPC")
         self.memory = Memory()
         self.torrents: tuple[Torrent, ...] = ()
         self.steps = 0
@@ -211,14 +221,31 @@ class Poller:
 
 
 async def measure(path: str, profile: bool, freeze: bool) -> None:
-    poller = Poller(path)
+    """Each protocol this rtorrent speaks; then XML-RPC against JSON-RPC."""
+    dialect = await RtorrentClient(open_transport(f"scgi://{path}")).dialect()
+    wires = (XML_RPC, JSON_RPC) if dialect.snapshot_over_json else (XML_RPC,)
+    print(f"rtorrent {dialect.text}: {' and '.join(w.name for w in wires)}")
+    polls = {wire.name: await measure_wire(path, dialect, wire, profile, freeze) for wire in wires}
+    if len(polls) == 2:
+        xml, json = polls[XML_RPC.name], polls[JSON_RPC.name]
+        faster = JSON_RPC.name if json < xml else XML_RPC.name
+        print(f"\npoll, best: XML-RPC {xml:.1f} ms, JSON-RPC {json:.1f} ms: {faster} is faster")
+
+
+async def measure_wire(
+    path: str, dialect: Dialect, wire: Wire, profile: bool, freeze: bool
+) -> float:
+    """Poll and raw answer, alternating; then the stages. Returns the best poll in ms."""
+    poller = Poller(path, wire)
     poller.freeze = freeze
     collector = GcClock()
     commands = _layout_for(frozenset(poller.names)).commands
-    body = rpc.encode_call("d.multicall2", ["", "main", *commands])
-    request = scgi.encode_request(body)
+    body = wire.encode(dialect.multicall, ["", "main", *commands])
+    request = scgi.encode_request(body, content_type=wire.content_type)
 
     await poller.poll()  # warm up: first memory, caches
+    if poller.client._json.use_json(dialect) != (wire is JSON_RPC):
+        raise SystemExit(f"the client would not take the snapshot over {wire.name}")
     # Alternate the two, so that both see the same load on a shared machine.
     raw_times, poll_times, gc_times = [], [], []
     for _ in range(RUNS):
@@ -230,8 +257,9 @@ async def measure(path: str, profile: bool, freeze: bool) -> None:
     raw_best, poll_best = min(raw_times), min(poll_times)
     paired = statistics.median(p / r for p, r in zip(poll_times, raw_times, strict=True))
 
+    print(f"\n--- {wire.name} ---")
     print(f"{len(poller.torrents)} torrents, {len(commands)} commands, reply {size / 1e6:.2f} MB")
-    print(f"  {' '.join(commands)}")
+    print(f"  {dialect.multicall} {' '.join(commands)}")
     print(f"  {poller.steps} steps planned; best of {RUNS}, raw and poll alternating")
     for who, runs in (
         ("rtorrent, raw socket: ", raw_times),
@@ -243,23 +271,26 @@ async def measure(path: str, profile: bool, freeze: bool) -> None:
     print(f"median of paired ratios {paired:.2f} x")
     shown = ", ".join(f"{ms:.0f}" for ms in gc_times)
     print(f"cyclic GC inside each poll: {shown} ms{' (gc.freeze after each)' if freeze else ''}")
-    reply = await stages(poller, body)
+    reply = await stages(poller, dialect, body)
     if profile:
-        profile_stages(poller, reply)
+        profile_stages(poller, dialect, reply)
+    return poll_best
 
 
-async def stages(poller: Poller, body: bytes) -> bytes:
+async def stages(poller: Poller, dialect: Dialect, body: bytes) -> bytes:
     """Each stage of the poll on its own, best of RUNS, to say where the time goes."""
-    transport = poller.client.transport
-    reply = await transport.request(body)
+    transport, wire = poller.client.transport, poller.wire
+    reply = await transport.request(body, content_type=wire.content_type)
     plan = _layout_for(frozenset(poller.names))
-    value = rpc.decode_response(reply)
-    torrents = _rows_to_torrents(plan, reply)
+    value = wire.decode(reply)
+    torrents = _rows_to_torrents(plan, reply, dialect, dialect.multicall, wire)
     now = time.time()
     memory = remember(poller.memory, torrents, now)
     timings = {
-        "transport.request": min(await async_times(lambda: transport.request(body))),
-        "rpc.decode_response": min(times(lambda: rpc.decode_response(reply))),
+        "transport.request": min(
+            await async_times(lambda: transport.request(body, content_type=wire.content_type))
+        ),
+        f"decode ({wire.name})": min(times(lambda: wire.decode(reply))),
         "rows -> Torrents": min(times(lambda: _convert(plan, value))),
         "thread hop (empty)": min(await async_times(lambda: anyio.to_thread.run_sync(_nothing))),
         "memory.remember": min(times(lambda: remember(memory, torrents, now))),
@@ -282,13 +313,13 @@ def _convert(plan: Layout, rows: object) -> tuple[Torrent, ...]:
     return torrents_from_rows(plan, rows)
 
 
-def profile_stages(poller: Poller, reply: bytes) -> None:
+def profile_stages(poller: Poller, dialect: Dialect, reply: bytes) -> None:
     """cProfile of decode + conversion + remember + plan, the poll's CPU work."""
     plan = _layout_for(frozenset(poller.names))
     now = time.time()
 
     def work() -> None:
-        torrents = _rows_to_torrents(plan, reply)
+        torrents = _rows_to_torrents(plan, reply, dialect, dialect.multicall, poller.wire)
         memory = remember(poller.memory, torrents, now)
         engine.plan(torrents, poller.config, now, memory)
 

@@ -4,7 +4,7 @@ rtorrent then runs only the commands it marks safe. 0.9.8 ignores the parameter.
 
 What rtorrent allows there was measured against the real 0.16: reading the usual
 fields, `d.pause`, `d.close`, `d.erase`; not `d.stop`, `d.start`, nor some fields
-(`d.ignore_commands`; `d.timestamp.started` before 0.16.18). rtorrentd does not stand
+(`d.ignore_commands`; `d.timestamp.started` before 0.16.19). rtorrentd does not stand
 in `d.pause` + `d.close` for `d.stop`: d.state stays 1, so rtorrent starts the
 torrent again when it restarts, and the tracker is not told the torrent stopped
 (`test_pause_and_close_are_not_a_stop`). It refuses, and says what to configure.
@@ -115,13 +115,16 @@ async def test_the_fix_in_the_message_works(
     assert [0, 0, 0] == state(rtorrent, info_hash)
 
 
-async def test_the_stop_rule_fails_and_says_why(
+@pytest.mark.parametrize("action", ["stop", "delete", "remove"])
+async def test_rules_over_an_untrusted_connection(
+    action: str,
     rtorrent: RtorrentProcess,
     torrent_factory: TorrentFactory,
     nginx: StartNginx,
     tmp_path: Path,
 ) -> None:
     info_hash = seeding(rtorrent, torrent_factory)
+    data = rtorrent.download_dir / "one.bin"
     proxy = nginx(rtorrent.socket_path, users=USERS, scgi_params=UNTRUSTED)
     text = f"""\
 [rtorrent]
@@ -129,10 +132,13 @@ url = "{proxy.url(login=LOGIN)}"
 timeout = "10s"
 [daemon]
 dry_run = false
+[safety]
+allowed_roots = ["{rtorrent.download_dir}"]
+max_delete_fraction = 1
 [[rule]]
 name = "enough"
 when = 'name == "one.bin"'
-action = "stop"
+action = "{action}"
 """
     config = parse_config(text, str(tmp_path / "config.toml"))
     transport = open_transport(config.rtorrent.url, timeout=10.0)
@@ -143,13 +149,15 @@ action = "stop"
     finally:
         await transport.aclose()
     (step,) = result.results
-    if rtorrent.version == "0.9.8":
-        assert Result.DONE == step.result
-        assert [0, 0, 0] == state(rtorrent, info_hash)
+    if rtorrent.version == "0.9.8" or action == "remove":  # d.erase is allowed
+        assert (Result.DONE, action == "delete") == (step.result, not data.exists())
+        assert (action == "stop") == (info_hash in rtorrent.hashes())
     else:
+        # Refused at d.stop: nothing done, the data and the torrent as they were.
         assert Result.FAILED == step.result
         assert step.reason.startswith("rtorrent refused d.stop: this connection is marked")
         assert [1, 1, 1] == state(rtorrent, info_hash)
+        assert data.exists()
 
 
 async def test_pause_and_close_are_not_a_stop(

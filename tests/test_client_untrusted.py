@@ -13,6 +13,7 @@ torrent again when it restarts, and the tracker is not told the torrent stopped
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -149,13 +150,16 @@ action = "{action}"
     finally:
         await transport.aclose()
     (step,) = result.results
-    if rtorrent.version == "0.9.8" or action == "remove":  # d.erase is allowed
+    if rtorrent.version == "0.9.8":
         assert (Result.DONE, action == "delete") == (step.result, not data.exists())
         assert (action == "stop") == (info_hash in rtorrent.hashes())
     else:
-        # Refused at d.stop: nothing done, the data and the torrent as they were.
+        # Refused (d.stop, or a command read before d.erase): the step says which
+        # and what to configure; the data and the torrent are as they were.
         assert Result.FAILED == step.result
-        assert step.reason.startswith("rtorrent refused d.stop: this connection is marked")
+        assert re.match(
+            r"rtorrent refused d\.\S+: this connection is marked untrusted", step.reason
+        )
         assert [1, 1, 1] == state(rtorrent, info_hash)
         assert data.exists()
 

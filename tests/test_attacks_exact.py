@@ -249,7 +249,6 @@ async def test_an_incomplete_closed_torrent_reads_its_pieces_from_the_session(
     info_hash = rtorrent.load(torrent, commands=(LABEL_DOOMED,), complete=False)
     rtorrent.call("d.stop", info_hash)
     rtorrent.call("d.close", info_hash)
-    rtorrent.call("d.save_full_session", info_hash)
     assert "" == rtorrent.call("d.bitfield", info_hash)
     # a.bin replaced: piece 0, which the resume file says rtorrent has, differs. (Had
     # the bitfield not been read, a.bin would be refused as holding no piece.)

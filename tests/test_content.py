@@ -59,6 +59,15 @@ def test_small_files_share_pieces_with_their_neighbours(tmp_path: Path) -> None:
     assert set(_all(meta)) == covered
 
 
+def test_a_piece_that_only_touches_a_file_shows_nothing_of_it(tmp_path: Path) -> None:
+    # Piece 0 is a.bin and the first byte of b.bin: a header any re-encode shares.
+    meta = _meta(tmp_path, {"a.bin": PIECE - 1, "b.bin": 3 * PIECE}, write=False)
+    layout = Layout(meta)
+    assert (0,) == layout.proves(Check(0, layout.segments(0)))
+    sample = choose_sample(meta, _all(meta), _all(meta), Bitfield.full(meta.piece_count))
+    assert [0, 2] == [c.piece for c in sample.checks]
+
+
 def test_only_pieces_rtorrent_has_are_checked(tmp_path: Path) -> None:
     meta = _meta(tmp_path, {"big": 10 * PIECE}, write=False)
     have = Bitfield(b"\x00\x40", 10)  # only piece 9
@@ -122,8 +131,9 @@ def _check(
 
 def test_the_torrents_own_files_pass(tmp_path: Path) -> None:
     meta, root = _on_disk(tmp_path, {"a.bin": 40_000, "b.bin": 3_000, "c.bin": 20_000})
-    # Piece 2 spans all three: one piece proves them all.
-    assert Verified(1, PIECE, 3, 0) == _check(meta, root, _all(meta))
+    # Piece 2 spans all three but holds little of a.bin and c.bin: it proves b.bin;
+    # piece 1 (inside a.bin) and piece 3 (most of c.bin) prove the others.
+    assert Verified(3, 2 * PIECE + 13_848, 3, 0) == _check(meta, root, _all(meta))
     assert Verified(1, PIECE, 1, 0) == _check(meta, root, [0])
 
 

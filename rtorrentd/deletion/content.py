@@ -86,7 +86,8 @@ def check_content(
     for check in sample.checks:
         if not checker.matches(check):
             raise checker.differs(check)
-    proven = {f for c in sample.checks for f in c.files} & set(targets)
+    layout = Layout(meta)
+    proven = {f for c in sample.checks for f in layout.proves(c)} & set(targets)
     return Verified(len(sample.checks), sample.size, len(proven), len(sample.unproven))
 
 

@@ -4,9 +4,9 @@ torrent's: pure arithmetic over the metainfo, no I/O.
 A piece whose SHA-1 matches the metainfo proves every byte it covers. A file
 larger than a piece holds pieces of its own; a smaller one shares pieces with
 its neighbours, whose bytes must then be read from their files too. So each file
-to prove needs one piece that overlaps it, that rtorrent has (an incomplete
-torrent's other pieces hold whatever is there), and all of whose files are on
-disk to be read.
+to prove needs one piece that holds enough of it (half a piece, or half the file:
+`Layout.proves`), that rtorrent has (an incomplete torrent's other pieces hold
+whatever is there), and all of whose files are on disk to be read.
 
 Strategy: files in torrent order; for each one not yet covered, of the pieces
 that qualify take the one covering most files still unproven (small files share
@@ -93,6 +93,15 @@ class Layout:
             index += 1
         return tuple(found)
 
+    def proves(self, check: Check) -> tuple[int, ...]:
+        """The files whose content `check` shows: those of which it holds at least
+        half a piece, or half the file. A piece that only touches a file (its first
+        bytes: a format's header, the same in any re-encode) shows nothing of it."""
+        files, length = self.meta.files, self.meta.piece_length
+        return tuple(
+            s.file for s in check.segments if 2 * s.length >= min(files[s.file].length, length)
+        )
+
     def pieces_of(self, file: int) -> range:
         """The pieces holding any byte of file `file` (none for an empty file)."""
         entry = self.meta.files[file]
@@ -123,7 +132,7 @@ def choose_sample(
             still.discard(target)
             continue
         checks.append(check)
-        still.difference_update(check.files)
+        still.difference_update(layout.proves(check))
     return Sample(tuple(checks), tuple(unproven))
 
 
@@ -135,6 +144,11 @@ def _best_check(
     if not had:
         return Unproven(target, "rtorrent has none of its pieces, so none can be checked")
     usable = [Check(p, layout.segments(p)) for p in had]
+    usable = [c for c in usable if target in layout.proves(c)]
+    if not usable:
+        return Unproven(
+            target, "no piece rtorrent has holds enough of it (half a piece, or half the file)"
+        )
     usable = [c for c in usable if all(f in readable for f in c.files)]
     if not usable:
         return Unproven(
@@ -146,7 +160,7 @@ def _best_check(
     return min(
         usable,
         key=lambda c: (
-            -len(open_targets.intersection(c.files)),
+            -len(open_targets.intersection(layout.proves(c))),
             -sum(s.length for s in c.segments if s.file == target),
             abs(c.piece - middle),
             c.piece,

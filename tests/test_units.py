@@ -19,7 +19,14 @@ MAX_EXPOSURE = 2.0
 # Paths that `verify` wants to be executable on the machine running the tests.
 COMMANDS = ("/usr/local/bin/rtorrentd", "/bin/kill")
 # Where the single unit and the template may differ; every other line must match.
-PER_INSTANCE = {"Description", "After", "ExecStart", "SyslogIdentifier", "ReadWritePaths"}
+PER_INSTANCE = {
+    "Description",
+    "After",
+    "ExecStart",
+    "SyslogIdentifier",
+    "ReadWritePaths",
+    "StateDirectory",
+}
 
 
 def systemd_analyze() -> str:

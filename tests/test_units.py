@@ -89,3 +89,6 @@ def test_template_has_the_same_hardening() -> None:
         p for p in template if p[0] not in PER_INSTANCE
     ]
     assert ("ExecStart", "/usr/local/bin/rtorrentd run -c /etc/rtorrentd/%i.toml") in template
+    # Each instance keeps its own write-ahead records.
+    assert ("StateDirectory", "rtorrentd") in single
+    assert ("StateDirectory", "rtorrentd/%i") in template

@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := rtorrent nginx systemd
+# exfat-fuse, exfatprogs: a real case-insensitive filesystem for the sharing tests.
+SYSTEM_PACKAGES := rtorrent nginx systemd exfat-fuse exfatprogs
 # Which rtorrent `make demo` runs: 0.9.8 (Debian's) or 0.16 (`make demo RTORRENT=0.16`).
 RTORRENT ?= 0.9.8
 

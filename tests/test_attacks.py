@@ -1,7 +1,7 @@
 """Attacks on the destructive path: each tries to make rtorrentd delete what it must
 not, or erase a torrent while its files are silently left behind.
 
-Unit tests drive `planning` and `carry_out` (and `executor.shared_paths`) on a tree
+Unit tests drive `planning` and `carry_out` (and `neighbours.Sharing.shared_paths`) on a tree
 under tmp_path; integration tests run the whole poll against a real rtorrent. Every test that can
 destroy something checks canary files, presence and content, afterwards.
 """
@@ -33,10 +33,11 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 from trees import CANARY, Canaries, Tree, make, plan, refused
 
-from rtorrentd.deletion import executor
+from rtorrentd.deletion import neighbours
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.executor import Result
 from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.sharing import LinkScanner
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
@@ -426,6 +427,7 @@ import json, subprocess, sys
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.sharing import LinkScanner
 from rtorrentd.torrent import FileEntry
 args = json.loads(sys.argv[1])
 for source, target in args["binds"]:
@@ -551,7 +553,7 @@ def test_an_allowed_root_that_is_a_bind_mount_still_works(tree: Tree) -> None:
     assert not (store / "Movie").exists()
 
 
-# --- executor.shared_paths with odd directories (unit, a stub client) ---------------------
+# --- neighbours.Sharing.shared_paths with odd directories (unit, a stub client) ----------
 
 
 class StubClient:
@@ -566,10 +568,18 @@ class StubClient:
     async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
         return {h: tuple(self.torrents[h][1]) for h in hashes}
 
+    async def call(self, method: str) -> object:
+        assert "system.time" == method
+        return 1_700_000_000
 
-def _ctx(stub: StubClient, roots: Sequence[str]) -> executor.Context:
+    async def loaded_since(self, since: int, names: object = ()) -> tuple[Torrent, ...]:
+        return ()
+
+
+async def shared_paths(stub: StubClient, ours: Torrent, files: Sequence[FileEntry]) -> set[str]:
     client: Any = stub
-    return executor.Context(client, tuple(roots), frozenset(), lambda t, s: True, False)
+    sharing = await neighbours.Sharing.read([neighbours.Source("", client)], LinkScanner())
+    return await sharing.shared_paths(ours, files)
 
 
 @pytest.mark.anyio
@@ -584,7 +594,7 @@ async def test_another_torrent_with_a_relative_directory_blocks_deletion_safely(
     stub = StubClient({"A" * 40: (str(movie), files), "B" * 40: (directory, files)})
 
     with pytest.raises(UnsafeDeletion) as info:
-        await executor.shared_paths(_ctx(stub, tree.roots), ours, {})
+        await shared_paths(stub, ours, files)
 
     assert "not absolute, so sharing cannot be checked" in str(info.value)
     assert f"{'B' * 40} ('{'B' * 40}') has d.directory {directory!r}" in str(info.value)
@@ -603,7 +613,7 @@ async def test_shared_paths_keep_dotdot_for_the_kernel_to_resolve(tree: Tree) ->
     ours = Torrent(hash="A" * 40, name="show.mkv", directory=str(real / "tv"))
     stub = StubClient({"B" * 40: (f"{tree.dl}/link/../tv", files)})
 
-    shared = await executor.shared_paths(_ctx(stub, tree.roots), ours, {})
+    shared = await shared_paths(stub, ours, files)
     deletion = plan_deletion(str(real / "tv"), files, tree.roots, shared, multi_file=False)
 
     assert (str(real / "tv/show.mkv"),) == deletion.kept_shared

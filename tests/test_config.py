@@ -161,6 +161,22 @@ def test_a_config_without_rules_is_valid_but_warned_about() -> None:
     assert expected == config_warnings(config)
 
 
+def test_other_rtorrents_are_addresses_each_once_and_not_our_own() -> None:
+    others = '["scgi:///b.sock", "scgi://127.0.0.1:5001", "scgi:///b.sock"]'
+    config = parse_config(
+        replace('["/srv/dl"]\n', f'["/srv/dl"]\nother_rtorrents = {others}\n'), SOURCE
+    )
+    assert ("scgi:///b.sock", "scgi://127.0.0.1:5001") == config.safety.other_rtorrents
+    assert () == parse_config(MINIMAL, SOURCE).safety.other_rtorrents
+    ours = replace(
+        '["/srv/dl"]\n', '["/srv/dl"]\nother_rtorrents = ["scgi:///run/rtorrent.sock"]\n'
+    )
+    assert [
+        f"{SOURCE}: [safety] other_rtorrents lists [rtorrent] url itself: every torrent would"
+        " keep its own files as another's, so nothing would be deleted"
+    ] == [w for w in config_warnings(parse_config(ours, SOURCE)) if "other_rtorrents" in w]
+
+
 def test_missing_directories_are_warnings(tmp_path: Path) -> None:
     text = MINIMAL.replace('["/srv/dl"]', f'["{tmp_path}", "/nonexistent/dl"]')
     text += '[[space]]\npath = "/nonexistent/x"\nmin_free = 1\ncandidates = "true"\n'
@@ -362,6 +378,22 @@ rtorrentd.toml:6: [safety]: max_delete_fraction = 0 is not a fraction in (0, 1]
         """\
 rtorrentd.toml:6: [safety]: max_deletes_per_poll = -1 is not a whole number of 0 or more
   write a count like 20; 0 deletes nothing""",
+    ),
+    (
+        "other rtorrents not a list",
+        replace('["/srv/dl"]\n', '["/srv/dl"]\nother_rtorrents = "scgi:///b.sock"\n'),
+        """\
+rtorrentd.toml:6: [safety]: other_rtorrents = "scgi:///b.sock" is not a list of rtorrent \
+addresses
+  write a list, like ["scgi:///home/other/rtorrent/rpc.socket"]""",
+    ),
+    (
+        "other rtorrent not an address",
+        replace('["/srv/dl"]\n', '["/srv/dl"]\nother_rtorrents = ["rtorrent.sock"]\n'),
+        """\
+rtorrentd.toml:6: [safety]: other_rtorrents = ["rtorrent.sock"] has "rtorrent.sock", which \
+is not an rtorrent address
+  write scgi:///path/to/rpc.socket, scgi://127.0.0.1:5000 or http(s)://host/RPC2""",
     ),
     (
         "relative root",

@@ -21,6 +21,8 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     max_deletes_per_poll = 20        # 0 to 1000000
     max_delete_fraction = 0.5        # in (0, 1]
     verify_budget = "64MiB"          # piece hashes read per deleted torrent, at most
+    other_rtorrents = []             # URLs of other rtorrents sharing the disk: their
+                                     # torrents' files are kept; one unreachable refuses
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
     when = "complete and ratio >= 2" # required, the condition language (conditions/)
@@ -81,6 +83,7 @@ from rtorrentd.config.values import (
     to_rule_name,
     to_text,
     to_url,
+    to_urls,
 )
 from rtorrentd.errors import ConfigError, ExprError
 from rtorrentd.redact import redact_url
@@ -142,6 +145,11 @@ def config_warnings(config: Config) -> list[str]:
     ]
     if not config.rules and not config.space:
         warnings.append(f"{config.source}: no [[rule]] and no [[space]]: rtorrentd will do nothing")
+    if config.rtorrent.url in config.safety.other_rtorrents:
+        warnings.append(
+            f"{config.source}: [safety] other_rtorrents lists [rtorrent] url itself: every"
+            " torrent would keep its own files as another's, so nothing would be deleted"
+        )
     if _open_http_bridge(config.rtorrent):
         warnings.append(
             f'{config.source}: [rtorrent] url = "{redact_url(config.rtorrent.url)}" sends no'
@@ -246,6 +254,7 @@ _TABLES: Mapping[str, _Table] = {
             "max_deletes_per_poll": to_count,
             "max_delete_fraction": to_fraction,
             "verify_budget": size_up_to("1024TiB", "256MiB"),
+            "other_rtorrents": to_urls,
         },
     ),
     "rule": _Table(

@@ -52,6 +52,8 @@ class Safety:
     max_deletes_per_poll: int = 20
     max_delete_fraction: float = 0.5
     verify_budget: int = 64 * 1024 * 1024  # bytes hashed at most per deleted torrent
+    # Other rtorrents on this machine whose torrents may use the same files.
+    other_rtorrents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,21 @@ def to_url(value: object) -> str:
     return text
 
 
+def to_urls(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise Invalid(
+            "is not a list of rtorrent addresses",
+            'write a list, like ["scgi:///home/other/rtorrent/rpc.socket"]',
+        )
+    urls = []
+    for item in value:
+        try:
+            urls.append(to_url(item))
+        except Invalid as bad:
+            raise Invalid(f"has {show(item)}, which {bad.complaint}", bad.hint) from None
+    return tuple(dict.fromkeys(urls))
+
+
 def to_directory(value: object) -> str:
     path = to_text(value)
     if not os.path.isabs(path):

@@ -16,7 +16,6 @@ the loop (watchdog pings, signals).
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -35,15 +34,16 @@ from rtorrentd.deletion.erase_handlers import ErasePolicy
 from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
+from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.torrent import FileEntry, Torrent
+from rtorrentd.torrent import Torrent
 
 log = structlog.get_logger("rtorrentd.deletion.executor")
 
 # What the executor re-reads for each torrent besides what the rules need.
-RECHECK_NAMES = frozenset({"path", "directory", "multi_file"})
+RECHECK_NAMES = PATH_NAMES
 
 StillMatches = Callable[[Torrent, Step], bool]
 # Held from a deletion's first unlink until its step has an outcome (the daemon
@@ -92,37 +92,6 @@ class Context:
     verify_budget: int = DEFAULT_VERIFY_BUDGET  # bytes hashed at most per deleted torrent
     journal: Journal | None = None
     resumed: frozenset[str] = frozenset()  # hashes whose recorded deletion is finished now
-
-
-def file_paths(directory: str, entries: Sequence[FileEntry]) -> set[str]:
-    """Paths of a torrent's files as rtorrent names them. Not normalised here: after
-    a symlink, ".." means what only the kernel knows (planning resolves them)."""
-    return {posixpath.join(directory, e.path) for e in entries}
-
-
-async def shared_paths(
-    ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]
-) -> set[str]:
-    """The files that every other torrent loaded right now lists.
-
-    All of them, not only those under this torrent's directory: cross-seed tools
-    also symlink the same data from elsewhere, and planning resolves such links.
-    The list of torrents is read fresh for each deletion (one was added, one
-    erased meanwhile); file lists are cached per poll, keyed by hash.
-    """
-    loaded = await ctx.client.snapshot(RECHECK_NAMES)
-    others = {t.hash: t for t in loaded if t.hash != torrent.hash}
-    for other in others.values():
-        if not (other.directory or "").startswith("/"):
-            raise UnsafeDeletion(
-                f"refusing to delete: the loaded torrent {other.hash} ({other.name!r}) has "
-                f"d.directory {other.directory!r}, which is not absolute, so sharing cannot "
-                "be checked; give it an absolute directory in rtorrent, or remove it"
-            )
-    missing = [h for h in others if h not in cache]
-    for info_hash, entries in (await ctx.client.all_files(missing)).items():
-        cache[info_hash] = frozenset(file_paths(others[info_hash].directory or "", entries))
-    return set().union(*(cache.get(h, frozenset()) for h in others))
 
 
 async def _check_settled(ctx: Context, step: Step, torrent: Torrent) -> StepResult | None:
@@ -227,13 +196,11 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
     return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE, "data kept")
 
 
-async def _plan_files(
-    ctx: Context, torrent: Torrent, cache: dict[str, frozenset[str]]
-) -> exact.ExactDeletion:
+async def _plan_files(ctx: Context, torrent: Torrent, shares: PollSharing) -> exact.ExactDeletion:
     """The fresh file list by exact names (from the torrent's metainfo), checked
     against the disk; raises `UnsafeDeletion`."""
     entries = await ctx.client.files(torrent.hash)
-    shared = await shared_paths(ctx, torrent, cache)
+    shared = await (await shares.get()).shared_paths(torrent, entries)
 
     def preflight_checks(deletion: Deletion) -> None:
         # Before anything is stopped: a deletion that cannot be carried out, or a
@@ -247,11 +214,9 @@ async def _plan_files(
     )
 
 
-async def _do_delete(
-    ctx: Context, step: Step, torrent: Torrent, cache: dict[str, frozenset[str]]
-) -> StepResult:
+async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSharing) -> StepResult:
     try:
-        planned = await _plan_files(ctx, torrent, cache)
+        planned = await _plan_files(ctx, torrent, shares)
         if step.hash not in ctx.resumed:  # its files may be gone by our own hand
             _check_not_vanished(torrent, planned.deletion)
         # Before the stop: a torrent whose files are not its own keeps seeding.
@@ -266,7 +231,7 @@ async def _do_delete(
             # again from the closed files, or carry_out would find them "changed";
             # hash again if any file is not the one hashed (carry_out unlinks only
             # the planned identities, so what was hashed is what goes).
-            replanned = await _plan_files(ctx, torrent, cache)
+            replanned = await _plan_files(ctx, torrent, shares)
             if not exact.unchanged(planned, replanned):
                 checked = await exact.verify(ctx.client, replanned, ctx.verify_budget)
             planned = replanned
@@ -396,7 +361,7 @@ def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
 
 
-async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]]) -> StepResult:
+async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResult:
     """Carry out one step; failures of this torrent are returned, not raised.
 
     A `TransportError` is not about this torrent: it is raised (wrapped with the
@@ -410,7 +375,7 @@ async def apply_step(ctx: Context, step: Step, cache: dict[str, frozenset[str]])
         if unsettled is not None:
             return unsettled
         if step.action is Action.DELETE:
-            return await _do_delete(ctx, step, fresh, cache)
+            return await _do_delete(ctx, step, fresh, shares)
         if step.action is Action.STOP:
             return await _do_stop(ctx, step, fresh)
         if step.action is Action.REMOVE:
@@ -466,6 +431,7 @@ async def apply(
     filesystems: preflight.Filesystems | None = None,
     verify_budget: int = DEFAULT_VERIFY_BUDGET,
     journal: Journal | None = None,
+    other_rtorrents: Sequence[tuple[str, RtorrentClient]] = (),
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -480,6 +446,8 @@ async def apply(
     (`preflight.remember`); without them, the first poll's stand in. With a
     `journal`, each deletion is recorded before `d.stop` and every recorded one
     is finished first (raises `JournalError` when the records cannot be read).
+    `other_rtorrents` (URL, client) share the disk: their torrents' files are kept
+    like a cross-seed's (`neighbours`); one that cannot be read refuses deletions.
     """
     pending = journal.pending() if journal is not None else ()
     steps = with_resumed(plan.steps, pending)
@@ -500,7 +468,8 @@ async def apply(
         journal,
         frozenset(i.hash for i in pending),
     )
-    cache: dict[str, frozenset[str]] = {}
+    sources = (Source("", client), *(Source(url, c) for url, c in other_rtorrents))
+    shares = PollSharing(sources, ctx.allowed_roots)
     results: list[StepResult] = []
     for done, step in enumerate(steps):
         if should_stop():
@@ -510,7 +479,7 @@ async def apply(
             result = StepResult(step, Result.REFUSED, hooks)
         else:
             try:
-                result = await apply_step(ctx, step, cache)
+                result = await apply_step(ctx, step, shares)
             except _PollAborted as aborted:
                 _log_result(aborted.result)
                 raise aborted.cause from None
@@ -518,5 +487,7 @@ async def apply(
                 _log_result(StepResult(step, Result.FAILED, _CUT_SHORT))
                 raise
         _log_result(result)
+        if result.result is Result.DONE and step.action in LEAVING:
+            shares.forget(step.hash)  # erased: its files protect nothing any more
         results.append(result)
     return tuple(results)

@@ -247,6 +247,21 @@ class RtorrentClient:
         except RpcFault as fault:
             raise classify_fault(fault) from None
 
+    async def loaded_since(self, since: int, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+        """The torrents whose `d.load_date` is `since` or later (rtorrent's clock,
+        `system.time`), like `snapshot`: one `d.multicall.filtered` that rtorrent
+        answers from a scan of its list, so only those rows cross the socket."""
+        plan = _layout_for(frozenset(names))
+        dialect = await self.dialect()
+        predicate = f"greater=d.load_date=,value={since - 1}"
+        body = await self._request("d.multicall.filtered", ["", "main", predicate, *plan.commands])
+        try:
+            return await anyio.to_thread.run_sync(
+                _rows_to_torrents, plan, body, dialect, "d.multicall.filtered"
+            )
+        except RpcFault as fault:
+            raise classify_fault(fault) from None
+
     async def torrent(self, info_hash: str, names: Iterable[str] = ()) -> Torrent:
         """Fresh values for one torrent; raises `UnknownTorrent` if it is gone."""
         plan = _layout_for(frozenset(names))

@@ -21,6 +21,7 @@ from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
 from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.torrent import Torrent
 from rtorrentd.vocabulary import EXPENSIVE
 
@@ -159,6 +160,27 @@ async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: 
     return (await snapshot_and_plan(client, config, memory, now)).plan
 
 
+def other_clients(config: Config) -> tuple[tuple[str, RtorrentClient], ...]:
+    """A client for each of `[safety] other_rtorrents`, with [rtorrent]'s timeouts
+    (no login: such an instance is reached on this machine, by socket or loopback).
+    Opening a transport connects nothing: a deletion's first call does."""
+    settings = config.rtorrent
+    return tuple(
+        (
+            url,
+            RtorrentClient(
+                open_transport(
+                    url,
+                    timeout=settings.timeout,
+                    connect_timeout=settings.connect_timeout,
+                    max_reply=settings.max_reply,
+                )
+            ),
+        )
+        for url in config.safety.other_rtorrents
+    )
+
+
 async def poll_once(
     client: RtorrentClient,
     config: Config,
@@ -171,6 +193,7 @@ async def poll_once(
     measure: Callable[[Sequence[Torrent]], Disk] | None = None,
     filesystems: preflight.Filesystems | None = None,
     journal: Journal | None = None,
+    others: Sequence[tuple[str, RtorrentClient]] | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
@@ -178,7 +201,8 @@ async def poll_once(
     is held while a deletion unlinks and erases (`executor.apply`). `measure`
     replaces `disk.measure` (tests). `filesystems`: the allowed roots' filesystems
     when the daemon started (`preflight.remember`). `journal`: deletions under
-    way (`deletion.journal`), each finished by a later poll."""
+    way (`deletion.journal`), each finished by a later poll. `others` are the
+    clients of `[safety] other_rtorrents` (by default opened from the configuration)."""
     started = time.monotonic()
     planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
     torrents, memory, observed, plan = (
@@ -212,6 +236,7 @@ async def poll_once(
         unlinking=unlinking,
         filesystems=filesystems,
         journal=journal,
+        other_rtorrents=other_clients(config) if others is None else others,
     )
     duration = time.monotonic() - started
     log.info(

@@ -1,0 +1,149 @@
+"""What deletions cost at 10,000 torrents: a poll deleting 20 against a no-op poll.
+
+    .venv/bin/python bench/deleting.py [torrents] [--rtorrent=0.16]
+
+Loads tiny single-file torrents stopped (`load.raw`, their payload on disk, as in
+bench/poll.py), then times whole polls (`poll_once`) with a rule on the label:
+- no-op: the rule matches nothing;
+- dry-run: 20 torrents labelled, `dry_run=True` (every check, nothing changed);
+- delete: 20 other torrents labelled and really deleted (unlink, d.erase).
+Every rtorrent call is timed at the transport: the longest single call (the
+snapshot apart) and the total time rtorrent was busy answering us per poll, the
+figures of issue 15. Goal: the deleting poll <= 2 x the no-op poll plus the time
+of the unlinks themselves, and no call but the snapshot over 200 ms.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import structlog
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
+
+from harness import RtorrentProcess  # noqa: E402
+from poll import load_all, make_torrents  # noqa: E402
+
+from rtorrentd.config.load import parse_config  # noqa: E402
+from rtorrentd.config.model import Config  # noqa: E402
+from rtorrentd.engine.memory import Memory  # noqa: E402
+from rtorrentd.rtorrent.client import RtorrentClient  # noqa: E402
+from rtorrentd.rtorrent.transport import Transport, open_transport  # noqa: E402
+from rtorrentd.service.poll import poll_once  # noqa: E402
+
+TORRENTS = 10_000
+DELETIONS = 20
+RUNS = 3
+SLOW_CALL_MS = 200
+
+
+@dataclass
+class Timed:
+    """A transport that times every call by method."""
+
+    inner: Transport
+    calls: list[tuple[str, float]] = field(default_factory=list)
+
+    async def request(self, body: bytes) -> bytes:
+        started = time.perf_counter()
+        try:
+            return await self.inner.request(body)
+        finally:
+            self.calls.append((_method(body), (time.perf_counter() - started) * 1000))
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _method(body: bytes) -> str:
+    start = body.find(b"<methodName>") + len(b"<methodName>")
+    return body[start : body.find(b"</methodName>")].decode()
+
+
+def config(socket: Path, root: Path) -> Config:
+    text = (
+        f'[rtorrent]\nurl = "scgi://{socket}"\n'
+        f'[safety]\nallowed_roots = ["{root}"]\nmax_deletes_per_poll = 1000\n'
+        "max_delete_fraction = 1.0\n"
+        '[[rule]]\nname = "doomed"\nwhen = \'label == "doomed"\'\naction = "delete"\n'
+    )
+    return parse_config(text, "bench")
+
+
+async def one_poll(socket: Path, root: Path, *, dry_run: bool) -> tuple[float, Timed, int]:
+    timed = Timed(open_transport(f"scgi://{socket}"))
+    client = RtorrentClient(timed)
+    cfg = config(socket, root)
+    started = time.perf_counter()
+    result = await poll_once(client, cfg, Memory.empty(), dry_run=dry_run, now=time.time())
+    return (time.perf_counter() - started) * 1000, timed, len(result.results)
+
+
+def label(process: RtorrentProcess, hashes: list[str], value: str) -> None:
+    calls = [{"methodName": "d.custom1.set", "params": [h, value]} for h in hashes]
+    process.call("system.multicall", calls, timeout=60)
+
+
+def report(what: str, runs: list[tuple[float, Timed, int]]) -> float:
+    best = min(ms for ms, _, _ in runs)
+    _, timed, steps = min(runs, key=lambda r: r[0])
+    snapshot = [c for c in timed.calls if c[0] in ("d.multicall2", "d.multicall")]
+    others = [c for c in timed.calls if c not in snapshot]
+    longest = max(others, key=lambda c: c[1], default=("-", 0.0))
+    busy = sum(c[1] for c in timed.calls)
+    print(
+        f"{what:9s} best {best:7.0f} ms (median {statistics.median(r[0] for r in runs):7.0f}),"
+        f" {steps} steps, {len(timed.calls)} calls, {len(snapshot)} snapshot(s)"
+        f" {sum(c[1] for c in snapshot):.0f} ms; longest other call {longest[0]}"
+        f" {longest[1]:.0f} ms{' OVER 200 ms' if longest[1] > SLOW_CALL_MS else ''};"
+        f" total call time {busy:.0f} ms"
+    )
+    return best
+
+
+def main() -> None:
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())  # figures only
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else TORRENTS
+    versions = [a.partition("=")[2] for a in sys.argv if a.startswith("--rtorrent=")]
+    version = versions[0] if versions else "0.9.8"
+    work = Path(tempfile.mkdtemp(prefix="rtorrentd-deleting-"))
+    try:
+        torrents = make_torrents(work / "payload", count)
+        with RtorrentProcess(work / "rtorrent", version=version, clean_exit=False) as process:
+            began = time.perf_counter()
+            load_all(process, torrents, start=False)
+            took = time.perf_counter() - began
+            print(f"rtorrent {version}: {count} torrents loaded in {took:.0f} s")
+            socket, root = process.socket_path, work / "payload"
+            hashes = [t.info_hash for t in torrents]
+            noop = [anyio.run(lambda: one_poll(socket, root, dry_run=False)) for _ in range(RUNS)]
+            base = report("no-op", noop)
+            label(process, hashes[:DELETIONS], "doomed")
+            dry = [anyio.run(lambda: one_poll(socket, root, dry_run=True)) for _ in range(RUNS)]
+            report("dry-run", dry)
+            label(process, hashes[:DELETIONS], "")
+            label(process, hashes[DELETIONS : 2 * DELETIONS], "doomed")
+            deleting = [anyio.run(lambda: one_poll(socket, root, dry_run=False))]
+            spent = report("delete", deleting)
+            unlink = sum(1 for t in torrents[DELETIONS : 2 * DELETIONS] if t.payload_path.exists())
+            assert unlink == 0, f"{unlink} payloads left"
+            print(f"deleting poll / no-op poll: {spent / base:.1f} x (goal <= 2 x + unlink time)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Which loaded torrents could list a file of the torrent being deleted: only those
+are read (`f.multicall`) and checked by `sharers.find_sharers`.
+
+A torrent T can list one of our files only if
+- T's data path and ours overlap: one is the other, or inside it. Overlap is
+  decided on identities (device, inode) of every directory on the way, each
+  reached by the kernel (`stat` follows links, resolves "..", and a bind mount
+  reaches the same inode), on the spelling its directory stores (`spelling`: a
+  case-insensitive filesystem may number each spelling apart); or
+- T's data holds a symlink (a symlinked file or directory inside T's data, as
+  cross-seed's link mode makes), which may point anywhere; or
+- T's data path cannot be examined at all (missing, a name rtorrent mangled, no
+  permission, a relative `d.directory`): then nothing rules it out.
+libtorrent refuses "." and ".." in a torrent's file paths, so a listed file is
+always inside its torrent's data path. Hard links are other directory entries:
+unlinking ours leaves them intact, so they never need protecting (planning counts
+what an unlink frees).
+
+Every other torrent is read when our own data path cannot be examined.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from rtorrentd.deletion.spelling import Spellings, Unspellable
+
+Inode = tuple[int, int]
+# Directories changed this recently may change again within their timestamp's
+# granularity (2 s on FAT) without a visible change: their scan is not cached.
+_RACY_SECONDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """One loaded torrent as the sharing check sees it; `source` is "" for the
+    rtorrent being acted on, else the other instance's URL."""
+
+    source: str
+    hash: str
+    name: str
+    directory: str
+    path: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identifies the torrent across instances."""
+        return (self.source, self.hash)
+
+
+def _prefixes(path: str) -> Iterator[str]:
+    """ "/a", "/a/b", ... `path` itself (components kept as written, ".." included)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for depth in range(1, len(parts) + 1):
+        yield "/" + "/".join(parts[:depth])
+
+
+def _consistent(holder: Holder) -> bool:
+    """Whether the files (`directory` + `f.path`) lie at or under the data path, as
+    rtorrent keeps them; a torrent whose directory was changed under a stale
+    `d.base_path`, or is not absolute, is checked whatever its data path."""
+    directory = [p for p in holder.directory.split("/") if p not in ("", ".")]
+    data = [p for p in holder.path.split("/") if p not in ("", ".")]
+    absolute = holder.directory.startswith("/") and holder.path.startswith("/")
+    return absolute and data[: len(directory)] == directory
+
+
+@dataclass(frozen=True, slots=True)
+class _DirScan:
+    mtime_ns: int
+    ctime_ns: int
+    has_link: bool
+    subdirs: tuple[str, ...]
+
+
+class LinkScanner:
+    """Whether a directory tree holds a symlink anywhere, cached per directory by
+    (device, inode) and validated by its mtime and ctime: creating, removing or
+    renaming an entry changes its directory's mtime, so an unchanged directory is
+    not listed again. Kept across polls; entries not visited in a walk are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[Inode, _DirScan] = {}
+        self._seen: set[Inode] = set()
+
+    def begin(self) -> None:
+        """Start a round of walks; entries not visited since are dropped by `end`."""
+        self._seen = set()
+
+    def end(self) -> None:
+        """Forget directories no walk of this round visited."""
+        self._cache = {k: v for k, v in self._cache.items() if k in self._seen}
+
+    def holds_link(self, path: str) -> bool | None:
+        """Whether `path` is a symlink or a directory tree holding one (links are
+        not followed); None when it cannot be examined."""
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return True
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        return self._walk(path, st)
+
+    def _walk(self, top: str, top_st: os.stat_result) -> bool | None:
+        pending = [(top, top_st)]
+        while pending:
+            path, st = pending.pop()
+            scan = self._scan(path, st)
+            if scan is None:
+                return None
+            if scan.has_link:
+                return True
+            for name in scan.subdirs:
+                child = os.path.join(path, name)
+                try:
+                    child_st = os.lstat(child)
+                except OSError:
+                    return None
+                if not stat.S_ISDIR(child_st.st_mode):  # swapped meanwhile
+                    return None if not stat.S_ISLNK(child_st.st_mode) else True
+                pending.append((child, child_st))
+        return False
+
+    def _scan(self, path: str, st: os.stat_result) -> _DirScan | None:
+        key = (st.st_dev, st.st_ino)
+        self._seen.add(key)
+        cached = self._cache.get(key)
+        if cached and (cached.mtime_ns, cached.ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns):
+            return cached
+        started = time.time()
+        try:
+            with os.scandir(path) as entries:
+                kinds = [(e.name, e.is_symlink(), e.is_dir(follow_symlinks=False)) for e in entries]
+        except OSError:
+            return None
+        scan = _DirScan(
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            any(link for _, link, _ in kinds),
+            tuple(name for name, link, is_dir in kinds if is_dir and not link),
+        )
+        # Only the mtime can hide a change: a later change of entries moves it, unless
+        # it falls within the same tick of the timestamp, which this excludes.
+        if st.st_mtime_ns / 1e9 < started - _RACY_SECONDS:
+            self._cache[key] = scan
+        else:
+            self._cache.pop(key, None)
+        return scan
+
+
+class SharingIndex:
+    """The loaded torrents of one poll, indexed by the identities on their data paths.
+
+    Built once per poll before the first deletion (one `stat` per distinct
+    directory, one cached walk per torrent's data); `candidates` is then a few
+    dictionary look-ups per deletion.
+    """
+
+    def __init__(self, holders: Iterable[Holder], scanner: LinkScanner) -> None:
+        self._holders: dict[tuple[str, str], Holder] = {}
+        self._always: set[tuple[str, str]] = set()
+        self._by_own: dict[Inode, set[tuple[str, str]]] = {}
+        self._by_chain: dict[Inode, set[tuple[str, str]]] = {}
+        self._keys: dict[str, Inode | None] = {}
+        self._spellings = Spellings()
+        self._scanner = scanner
+        scanner.begin()
+        for holder in holders:
+            self.add(holder)
+        scanner.end()
+        # Identities are cached while building only: later look-ups stat afresh.
+        self._keys, self._spellings = {}, Spellings()
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._holders
+
+    def add(self, holder: Holder) -> None:
+        """Index one torrent (also one added since the index was built)."""
+        self._holders[holder.key] = holder
+        chain = self._chain(holder.path) if _consistent(holder) else None
+        if chain is None or self._scanner.holds_link(holder.path) is not False:
+            self._always.add(holder.key)  # cannot be ruled out
+            return
+        self._by_own.setdefault(chain[-1], set()).add(holder.key)
+        for key in chain:
+            self._by_chain.setdefault(key, set()).add(holder.key)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop a torrent erased meanwhile (by us): its files protect nothing now."""
+        self._holders.pop(key, None)
+        self._always.discard(key)
+
+    def holds_link(self, path: str) -> bool | None:
+        """Whether the data at `path` is or holds a symlink (None: unknown)."""
+        return self._scanner.holds_link(path)
+
+    def candidates(self, paths: Iterable[str], exclude: tuple[str, str]) -> list[Holder]:
+        """Every indexed torrent that could list a file at or under any of `paths`
+        (our data path, and the resolved targets of our symlinked files), except
+        `exclude` (the torrent being deleted); all of them when one of `paths`
+        cannot be examined. Our side is stat'ed afresh: it may have changed since
+        the index was built."""
+        found = set(self._always)
+        for path in paths:
+            chain = self._chain(path, cached=False)
+            if chain is None:
+                found = set(self._holders)
+                break
+            found.update(self._by_chain.get(chain[-1], ()))  # at or inside ours
+            for key in chain:  # ours is at or inside theirs
+                found.update(self._by_own.get(key, ()))
+        found.discard(exclude)
+        return [self._holders[k] for k in sorted(found) if k in self._holders]
+
+    def _chain(self, path: str, *, cached: bool = True) -> list[Inode] | None:
+        """The identity of each directory on the way to `path`, and of `path`."""
+        if not path.startswith("/"):
+            return None
+        spellings = self._spellings if cached else Spellings()
+        chain: list[Inode] = []
+        for prefix in _prefixes(path):
+            if not cached:
+                key = _key_of(spellings, prefix)
+            elif prefix in self._keys:
+                key = self._keys[prefix]
+            else:
+                key = self._keys[prefix] = _key_of(spellings, prefix)
+            if key is None:
+                return None
+            chain.append(key)
+        return chain or None
+
+
+def _key_of(spellings: Spellings, path: str) -> Inode | None:
+    """The identity of `path` on its stored spelling (`spelling`); None when it
+    cannot be reached, or spelled."""
+    try:
+        return spellings.key(path)
+    except Unspellable:
+        return None

@@ -1,0 +1,592 @@
+"""Who else uses the files of a torrent being deleted: the sharing check reads only
+the torrents that could, and none that could is skipped (issues 11 and 15).
+
+Unit tests drive `sharing.SharingIndex` and `sharing.LinkScanner` on a tree;
+integration tests run whole polls against real rtorrents (0.9.8 and 0.16), with
+cross-seed's link mode, symlinked directories, hard links, a torrent loaded while
+the poll runs, and a second rtorrent instance on the same disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from flow import LABEL_DOOMED, album, client_for, config_for, contents, one_result, state
+from harness import RtorrentProcess, TorrentFactory, TorrentFile
+from structlog.testing import capture_logs
+from trees import Canaries
+
+from rtorrentd.config.model import Config
+from rtorrentd.deletion import executor
+from rtorrentd.deletion.executor import Result
+from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
+from rtorrentd.deletion.spelling import Spellings
+from rtorrentd.engine import plan as engine
+from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.plan import Step
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.service.poll import PollResult, poll_once, rechecker
+from rtorrentd.torrent import FileEntry, Torrent
+
+CANARY_BYTES = b"canary: must survive"
+HASHES = iter(f"{i:040X}" for i in range(1, 1000))
+
+
+def holder(path: Path | str, directory: Path | str | None = None, source: str = "") -> Holder:
+    """A torrent whose data is at `path`: multi-file unless `directory` is its parent."""
+    text = str(path)
+    return Holder(source, next(HASHES), os.path.basename(text), str(directory or text), text)
+
+
+def write(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+# --- unit: which torrents are candidates ------------------------------------------
+
+
+def test_candidates_are_exactly_the_torrents_that_could_list_our_files(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    write(dl / "Movie/a.bin")
+    write(dl / "Other/b.bin")
+    write(dl / "single.bin")
+    (tmp_path / "real/sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/movie-dir").symlink_to(dl / "Movie")  # d.directory is a link
+    (tmp_path / "dotdot").symlink_to(tmp_path / "real/sub")
+    write(tmp_path / "cross/Movie.links/keep.txt")
+    (tmp_path / "cross/Movie.links/a.bin").symlink_to(dl / "Movie/a.bin")  # link mode
+    ours = holder(dl / "Movie")
+    could = {
+        "same data path": holder(dl / "Movie"),
+        "a file inside ours": holder(dl / "Movie/a.bin", dl / "Movie"),
+        "a directory holding ours": holder(dl),
+        "through a symlinked directory": holder(tmp_path / "elsewhere/movie-dir"),
+        "through '..' after a link": holder(f"{tmp_path}/dotdot/../../dl/Movie"),
+        "data holding a symlink": holder(tmp_path / "cross/Movie.links"),
+        "data not on disk": holder(dl / "Gone"),
+        "a name rtorrent mangled": holder(dl / "caf?.bin", dl),
+        "a relative directory": holder("./x.bin", "."),
+        "a directory changed under its base path": holder(dl / "Other", dl / "Movie"),
+    }
+    cannot = [holder(dl / "Other"), holder(dl / "single.bin", dl), holder(tmp_path / "real")]
+
+    index = SharingIndex([ours, *could.values(), *cannot], LinkScanner())
+    found = index.candidates([str(dl / "Movie")], ours.key)
+
+    assert {h.key: name for name, h in could.items()} == {
+        h.key: name for name, h in could.items() if h in found
+    }
+    assert not [h for h in cannot if h in found]
+    assert ours not in found
+
+
+def test_every_torrent_is_a_candidate_when_our_data_cannot_be_examined(tmp_path: Path) -> None:
+    write(tmp_path / "elsewhere/x.bin")
+    others = [holder(tmp_path / "elsewhere/x.bin", tmp_path / "elsewhere"), holder(tmp_path)]
+    index = SharingIndex(others, LinkScanner())
+
+    assert others == index.candidates([str(tmp_path / "missing/Movie")], ("", "A" * 40))
+
+
+def test_our_symlinked_files_bring_in_the_torrents_at_their_targets(tmp_path: Path) -> None:
+    original = holder(write(tmp_path / "dl/Movie/a.bin").parent)
+    (tmp_path / "links").mkdir()
+    index = SharingIndex([original], LinkScanner())
+
+    assert [] == index.candidates([str(tmp_path / "links")], ("", "A" * 40))
+    found = index.candidates([str(tmp_path / "links"), str(tmp_path / "dl/Movie/a.bin")], ("", ""))
+    assert [original] == found
+
+
+def test_a_torrent_erased_by_us_is_no_candidate_any_more(tmp_path: Path) -> None:
+    first = holder(write(tmp_path / "Movie/a.bin").parent)
+    linked = holder(tmp_path / "links")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links/a.bin").symlink_to(tmp_path / "Movie/a.bin")
+    index = SharingIndex([first, linked], LinkScanner())
+    index.forget(first.key)
+    index.forget(linked.key)
+
+    assert [] == index.candidates([str(tmp_path / "Movie")], ("", "A" * 40))
+
+
+# --- unit: the symlink scan and its cache ---------------------------------------------
+
+
+def test_the_link_scan_lists_an_unchanged_directory_once_and_sees_a_new_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "Pack"
+    write(data / "a.bin")
+    write(data / "sub/deep/b.bin")
+    old = time.time() - 60  # older than the racy window: cacheable
+    for directory in (data, data / "sub", data / "sub/deep"):
+        os.utime(directory, (old, old))
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    scanner = LinkScanner()
+
+    assert scanner.holds_link(str(data)) is False
+    assert 3 == len(listed)
+    assert scanner.holds_link(str(data)) is False
+    assert 3 == len(listed)  # nothing changed: nothing listed again
+    (data / "sub/deep/c.bin").symlink_to(tmp_path / "elsewhere.bin")
+    assert scanner.holds_link(str(data)) is True  # the deep directory's mtime moved
+    assert str(data / "sub/deep") == listed[-1]
+
+
+def test_a_directory_changed_within_its_timestamp_granularity_is_listed_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "Pack/a.bin")  # just written: its mtime is now
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    scanner = LinkScanner()
+
+    assert scanner.holds_link(str(tmp_path / "Pack")) is False
+    assert scanner.holds_link(str(tmp_path / "Pack")) is False
+    assert 2 == len(listed)
+
+
+def test_the_link_scan_does_not_follow_links_and_flags_them(tmp_path: Path) -> None:
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop/self").symlink_to(tmp_path / "loop")
+    write(tmp_path / "file.bin")
+    (tmp_path / "linked.bin").symlink_to(tmp_path / "file.bin")
+    scanner = LinkScanner()
+
+    assert (True, True, False, None) == (
+        scanner.holds_link(str(tmp_path / "loop")),
+        scanner.holds_link(str(tmp_path / "linked.bin")),
+        scanner.holds_link(str(tmp_path / "file.bin")),
+        scanner.holds_link(str(tmp_path / "missing")),
+    )
+
+
+# --- integration ----------------------------------------------------------------------
+
+
+class CountingClient(RtorrentClient):
+    """Records whose file lists are read, and each snapshot."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(client_for_url(url).transport)
+        self.files_read: list[str] = []
+        self.snapshots = 0
+
+    async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
+        self.files_read += hashes
+        return await super().all_files(hashes)
+
+    async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+        self.snapshots += 1
+        return await super().snapshot(names)
+
+
+def client_for_url(url: str) -> RtorrentClient:
+    from rtorrentd.rtorrent.transport import open_transport
+
+    return RtorrentClient(open_transport(url))
+
+
+def with_others(config: Config, *urls: str) -> Config:
+    return dataclasses.replace(
+        config, safety=dataclasses.replace(config.safety, other_rtorrents=tuple(urls))
+    )
+
+
+async def run_poll(client: RtorrentClient, config: Config) -> PollResult:
+    return await poll_once(client, config, Memory.empty(), dry_run=False, now=time.time())
+
+
+def link_tree(source: TorrentFile, links: Path) -> None:
+    """cross-seed's link mode: the same names, each file a symlink to ours."""
+    for entry in source.files:
+        rel = os.fsdecode(entry.path)
+        (links / rel).parent.mkdir(parents=True, exist_ok=True)
+        (links / rel).symlink_to(source.payload_path / rel)
+
+
+def same_data(factory: TorrentFactory, source: TorrentFile, dest: Path) -> TorrentFile:
+    """Another info-hash (private flag) for the same files, as a cross-seed."""
+    files: dict[str | bytes, bytes] = {
+        os.fsdecode(e.path): (source.payload_path / os.fsdecode(e.path)).read_bytes()
+        for e in source.files
+    }
+    return factory(source.name, files, dest_dir=dest, private=True, write_payload=False)
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_link_mode_and_symlinked_directories_keep_our_files_and_nothing_else_is_read(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    doomed = album(torrent_factory, dl)
+    doomed_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    linked_dir = tmp_path / "cross-links"
+    link_tree(doomed, linked_dir / "album")
+    cross = same_data(torrent_factory, doomed, linked_dir)
+    cross_hash = rtorrent.load(cross, complete=True)
+    (tmp_path / "via").symlink_to(dl)  # another torrent's d.directory is a link to ours
+    via_hash = rtorrent.load(same_data(torrent_factory, doomed, tmp_path / "via"), complete=True)
+    unrelated = [rtorrent.load(album(torrent_factory, dl, name="spare", seed=5), complete=True)]
+    unrelated += [
+        rtorrent.load(torrent_factory(f"u{i}.bin", b"u" * (100 + i), dest_dir=dl), complete=True)
+        for i in range(4)
+    ]
+    client = CountingClient(rtorrent.scgi_url)
+    canaries = Canaries()
+    canaries.keep(contents(doomed))
+    config = config_for(rtorrent, [dl])
+
+    with capture_logs() as logs:
+        result = await run_poll(client, config)
+
+    canaries.check()
+    assert doomed_hash not in state(rtorrent)
+    kept = {str(dl / "album" / os.fsdecode(e.path)) for e in doomed.files}
+    assert (Result.DONE, kept) == (result.results[0].result, set(result.results[0].kept_shared))
+    assert kept == set(one_result(logs, doomed_hash)["kept_shared"])
+    assert {cross_hash, via_hash} == set(client.files_read)  # and nothing else
+    assert {cross_hash, via_hash, *unrelated} == set(state(rtorrent))
+    assert 2 == client.snapshots  # the plan's, and the sharing check's: once per poll
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_hard_link_in_another_torrent_is_not_ours_to_keep(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    doomed = album(torrent_factory, dl)
+    doomed_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    library = tmp_path / "library"
+    library.mkdir()
+    os.link(doomed.payload_path / "a.bin", library / "a.bin")
+    linked = torrent_factory(
+        "a.bin", (doomed.payload_path / "a.bin").read_bytes(), dest_dir=library, write_payload=False
+    )
+    linked_hash = rtorrent.load(linked, complete=True)
+    canaries = Canaries()
+    canaries.keep(contents(linked))
+
+    with capture_logs() as logs:
+        await run_poll(client_for(rtorrent), config_for(rtorrent, [dl]))
+
+    canaries.check()
+    assert not doomed.payload_path.exists()
+    assert {linked_hash: (1, 1)} == state(rtorrent)
+    assert 1 == (library / "a.bin").stat().st_nlink
+    assert doomed.size - 30_000 == one_result(logs, doomed_hash)["freed_bytes"]
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_torrent_loaded_after_the_snapshot_is_caught_before_the_next_deletion(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    first = album(torrent_factory, dl, name="first")
+    second = album(torrent_factory, dl, name="second", seed=10)
+    for torrent in (first, second):
+        rtorrent.load(torrent, commands=(LABEL_DOOMED,), complete=True)
+    link_tree(second, tmp_path / "links/second")  # link mode: found only if indexed
+    late = same_data(torrent_factory, second, tmp_path / "links")
+    client, config = client_for(rtorrent), config_for(rtorrent, [dl])
+    now = time.time()
+    torrents = await client.snapshot(engine.fetch_names(config))
+    memory = remember(Memory.empty(), torrents, now)
+    plan = engine.plan(torrents, config, now, memory)
+    assert [first.info_hash, second.info_hash] == sorted(
+        (s.hash for s in plan.steps), key=[first.info_hash, second.info_hash].index
+    )
+    recheck = rechecker(config, now, memory)
+
+    def still_matches(fresh: Torrent, step: Step) -> bool:
+        # The first deletion read the loaded torrents; this one comes in after it.
+        if step.hash == second.info_hash and late.info_hash not in rtorrent.hashes():
+            rtorrent.load(late, complete=True)
+        return recheck(fresh, step)
+
+    canaries = Canaries()
+    canaries.keep(contents(second))
+    with capture_logs() as logs:
+        results = await executor.apply(
+            plan,
+            client,
+            allowed_roots=config.safety.allowed_roots,
+            names=engine.fetch_names(config),
+            still_matches=still_matches,
+            dry_run=False,
+        )
+
+    assert [Result.DONE, Result.DONE] == [r.result for r in results]
+    assert not first.payload_path.exists()
+    canaries.check()
+    assert {late.info_hash: (1, 1)} == state(rtorrent)
+    kept = {str(second.payload_path / os.fsdecode(e.path)) for e in second.files}
+    assert kept == set(one_result(logs, second.info_hash)["kept_shared"])
+
+
+# --- other rtorrent instances on the same disk (issue 11) ---------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_files_another_rtorrent_seeds_or_links_to_are_kept(
+    rtorrent_pair: tuple[RtorrentProcess, RtorrentProcess],
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+) -> None:
+    ours, other = rtorrent_pair
+    dl = ours.download_dir
+    doomed = album(torrent_factory, dl)
+    single = torrent_factory("single.bin", b"s" * 5_000, dest_dir=dl)
+    doomed_hash = ours.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    single_hash = ours.load(single, commands=(LABEL_DOOMED,), complete=True)
+    seeded = other.load(same_data(torrent_factory, doomed, dl), complete=True)  # same files
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links/single.bin").symlink_to(dl / "single.bin")  # link mode, one file
+    linked = other.load(
+        torrent_factory(
+            "single.bin",
+            b"s" * 5_000,
+            dest_dir=tmp_path / "links",
+            private=True,
+            write_payload=False,
+        ),
+        complete=True,
+    )
+    spare = other.load(torrent_factory("spare.bin", b"p" * 700, dest_dir=other.download_dir))
+    other_client = CountingClient(other.scgi_url)
+    canaries = Canaries()
+    canaries.keep({**contents(doomed), **contents(single)})
+    config = with_others(config_for(ours, [dl]), other.scgi_url)
+
+    with capture_logs() as logs:
+        await poll_once(
+            client_for(ours),
+            config,
+            Memory.empty(),
+            dry_run=False,
+            now=time.time(),
+            others=[(other.scgi_url, other_client)],
+        )
+
+    canaries.check()
+    assert {} == state(ours)  # both erased, their files kept for the other rtorrent
+    assert {seeded, linked, spare} == set(state(other))
+    kept = {str(dl / "album" / os.fsdecode(e.path)) for e in doomed.files}
+    assert kept == set(one_result(logs, doomed_hash)["kept_shared"])
+    assert [str(dl / "single.bin")] == one_result(logs, single_hash)["kept_shared"]
+    assert spare not in other_client.files_read
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_hard_link_in_another_rtorrents_data_keeps_its_name_and_ours_goes(
+    rtorrent_pair: tuple[RtorrentProcess, RtorrentProcess], torrent_factory: TorrentFactory
+) -> None:
+    ours, other = rtorrent_pair
+    dl = ours.download_dir
+    doomed = album(torrent_factory, dl)
+    doomed_hash = ours.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    os.link(doomed.payload_path / "a.bin", other.download_dir / "a.bin")
+    theirs = torrent_factory(
+        "a.bin",
+        (doomed.payload_path / "a.bin").read_bytes(),
+        dest_dir=other.download_dir,
+        write_payload=False,
+    )
+    theirs_hash = other.load(theirs, complete=True)
+    canaries = Canaries()
+    canaries.keep(contents(theirs))
+    config = with_others(config_for(ours, [dl]), other.scgi_url)
+
+    with capture_logs() as logs:
+        await run_poll(client_for(ours), config)
+
+    canaries.check()
+    assert not doomed.payload_path.exists()
+    assert {theirs_hash: (1, 1)} == state(other)
+    assert (doomed.size - 30_000, None) == (
+        one_result(logs, doomed_hash)["freed_bytes"],
+        one_result(logs, doomed_hash)["kept_shared"],
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_an_unreachable_other_rtorrent_refuses_deletions_but_not_stops(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    doomed = album(torrent_factory, dl)
+    doomed_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    stopped = album(torrent_factory, dl, name="stopped", seed=20)
+    stopped_hash = rtorrent.load(stopped, commands=('d.custom1.set="stopme"',), complete=True)
+    gone = f"scgi://{tmp_path / 'nobody.sock'}"
+    rules = [("doomed", 'label == "doomed"', "delete"), ("s", 'label == "stopme"', "stop")]
+    config = with_others(config_for(rtorrent, [dl], rules), gone)
+    canaries = Canaries()
+    canaries.keep({**contents(doomed), **contents(stopped)})
+
+    with capture_logs() as logs:
+        await run_poll(client_for(rtorrent), config)
+
+    canaries.check()
+    event = one_result(logs, doomed_hash)
+    assert ("action.refused", 0) == (event["event"], event["freed_bytes"])
+    assert f"the other rtorrent {gone}" in event["reason"]
+    assert "cannot be read" in event["reason"]
+    assert {doomed_hash: (1, 1), stopped_hash: (0, 0)} == state(rtorrent)
+
+
+# --- a real case-insensitive filesystem: exFAT through FUSE ----------------------------
+
+
+def _exfat_missing() -> str:
+    tools = ("mkfs.exfat", "mount.exfat-fuse", "losetup", "umount")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        return f"needs {', '.join(missing)} (Debian: exfat-fuse exfatprogs)"
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        return "needs root and /dev/fuse to mount exFAT"
+    return ""
+
+
+@pytest.fixture
+def exfat(tmp_path: Path) -> Iterator[Path]:
+    """A fresh exFAT filesystem mounted through FUSE (case-insensitive, like the USB
+    disks and NAS shares that carry downloads), unmounted afterwards."""
+    if why := _exfat_missing():
+        # CI runs as root with the packages `make test` installs: never untested there.
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    image, mount = tmp_path / "exfat.img", tmp_path / "ex"
+    with open(image, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    mount.mkdir()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
+    run(["mkfs.exfat", str(image)])
+    loop = run(["losetup", "--find", "--show", str(image)], text=True).stdout.strip()
+    try:
+        run(["mount.exfat-fuse", loop, str(mount)])
+        try:
+            yield mount
+        finally:
+            run(["umount", str(mount)])
+    finally:
+        run(["losetup", "--detach", loop])
+
+
+def test_exfat_is_case_insensitive_and_numbers_each_spelling_apart(exfat: Path) -> None:
+    # The premise of the tests below, measured: identities by stat alone would miss it.
+    write(exfat / "dl/Movie/a.bin", CANARY_BYTES)
+    one, other = exfat / "dl/Movie/a.bin", exfat / "DL/movie/A.BIN"
+
+    assert CANARY_BYTES == other.read_bytes()
+    assert os.stat(one).st_ino != os.stat(other).st_ino
+    assert str(one) == Spellings().canonical(str(other))
+    assert Spellings().key(str(one)) == Spellings().key(str(other))
+
+
+def test_on_exfat_another_spelling_of_our_file_is_kept(exfat: Path) -> None:
+    movie = exfat / "dl/Movie"
+    files = [FileEntry("a.bin", len(CANARY_BYTES)), FileEntry("b.bin", 3)]
+    write(movie / "a.bin", CANARY_BYTES)
+    write(movie / "b.bin", b"bbb")
+    shared = [str(exfat / "DL/movie/A.BIN"), str(exfat / "dl/Other/b.bin")]
+
+    deletion = plan_deletion(str(movie), files, [str(exfat / "dl")], shared, multi_file=True)
+
+    assert (str(movie / "a.bin"),) == deletion.kept_shared
+    assert (str(movie / "b.bin"),) == deletion.to_unlink
+
+
+def test_on_exfat_a_torrent_under_another_spelling_is_a_candidate(exfat: Path) -> None:
+    write(exfat / "dl/Movie/a.bin")
+    write(exfat / "dl/Other/a.bin")
+    ours, spelled = holder(exfat / "dl/Movie"), holder(exfat / "DL/MOVIE")
+    unrelated = holder(exfat / "dl/Other")
+    index = SharingIndex([ours, spelled, unrelated], LinkScanner())
+
+    assert [spelled] == index.candidates([str(exfat / "dl/Movie")], ours.key)
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_on_exfat_a_cross_seed_spelled_otherwise_keeps_our_files(
+    exfat: Path, rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    # exfat first: it is unmounted after rtorrent, which holds its files open, is gone.
+    dl = exfat / "dl"
+    doomed = album(torrent_factory, dl)
+    doomed_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    # The same files through another spelling of the directory: rtorrent finds them.
+    cross_hash = rtorrent.load(same_data(torrent_factory, doomed, exfat / "DL"), complete=True)
+    canaries = Canaries()
+    canaries.keep(contents(doomed))
+
+    with capture_logs() as logs:
+        await run_poll(client_for(rtorrent), config_for(rtorrent, [dl]))
+
+    canaries.check()
+    assert {cross_hash: (1, 1)} == state(rtorrent)
+    kept = {str(dl / "album" / os.fsdecode(e.path)) for e in doomed.files}
+    assert kept == set(one_result(logs, doomed_hash)["kept_shared"])
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_an_unlisted_rtorrent_using_our_allowed_root_is_warned_about(
+    rtorrent_pair: tuple[RtorrentProcess, RtorrentProcess], torrent_factory: TorrentFactory
+) -> None:
+    ours, other = rtorrent_pair
+    dl = ours.download_dir
+    other.load(torrent_factory("theirs.bin", b"t" * 50_000, dest_dir=dl), complete=True)
+    first = album(torrent_factory, dl, name="first")
+    second = album(torrent_factory, dl, name="second", seed=10)
+    ours.load(first, commands=(LABEL_DOOMED,), complete=True)
+    config = config_for(ours, [dl])
+
+    with capture_logs() as logs:
+        await run_poll(client_for(ours), config)
+
+    warned = [e for e in logs if e["event"] == "sharing.unlisted_rtorrent"]
+    assert [(other.pid, str(dl / "theirs.bin"))] == [(e["pid"], e["path"]) for e in warned]
+    assert "warning" == warned[0]["log_level"]
+    assert "safety.other_rtorrents" in warned[0]["advice"]
+
+    ours.load(second, commands=(LABEL_DOOMED,), complete=True)
+    with capture_logs() as logs:
+        await run_poll(client_for(ours), with_others(config, other.scgi_url))
+
+    assert not [e for e in logs if e["event"] == "sharing.unlisted_rtorrent"]
+    assert not second.payload_path.exists()

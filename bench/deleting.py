@@ -52,10 +52,10 @@ class Timed:
     inner: Transport
     calls: list[tuple[str, float]] = field(default_factory=list)
 
-    async def request(self, body: bytes) -> bytes:
+    async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
         started = time.perf_counter()
         try:
-            return await self.inner.request(body)
+            return await self.inner.request(body, content_type=content_type)
         finally:
             self.calls.append((_method(body), (time.perf_counter() - started) * 1000))
 
@@ -68,6 +68,8 @@ class Timed:
 
 
 def _method(body: bytes) -> str:
+    if body.startswith((b"{", b"[")):  # JSON-RPC: the snapshot on 0.15.2+
+        return "d.multicall2" if b"d.multicall" in body[:200] else "json"
     start = body.find(b"<methodName>") + len(b"<methodName>")
     return body[start : body.find(b"</methodName>")].decode()
 

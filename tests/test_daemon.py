@@ -609,8 +609,13 @@ def test_a_second_stop_signal_during_a_big_deletion_exits_once_it_is_logged(
     d.send(signal.SIGINT)
     resumed = time.monotonic()
     d.send(signal.SIGCONT)
-    done = d.log("action.done", name="big")
-    assert 1 == d.process.wait(timeout=WAIT)
+    # Unlinking 20,000 files, with their content check and journal, on a loaded machine.
+    done = d.logs.wait(
+        lambda e: e.get("event") == "action.done" and e.get("name") == "big",
+        "action.done big",
+        3 * WAIT,
+    )
+    assert 1 == d.process.wait(timeout=3 * WAIT)
 
     # The second stop signal came during the deletion, which it let finish.
     events = d.events()

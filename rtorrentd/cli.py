@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from rtorrentd import __version__
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
 
 if TYPE_CHECKING:
+    from rtorrentd.config.instances import Instances
     from rtorrentd.config.model import Config
     from rtorrentd.engine.plan import Plan
     from rtorrentd.rtorrent.client import RtorrentClient
@@ -91,20 +92,24 @@ def _count(n: int, one: str, many: str = "") -> str:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    from rtorrentd.config.load import config_warnings, load_config
+    from rtorrentd.config.instances import load_instances
+    from rtorrentd.config.load import config_warnings
     from rtorrentd.redact import redact_url
 
-    config = load_config(args.config)
-    for warning in config_warnings(config):
-        print(f"warning: {warning}", file=sys.stderr)
-    deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
-    rules = _count(len(config.rules), "rule")
-    policies = _count(len(config.space), "space policy", "space policies")
-    print(
-        f"{args.config}: valid; {rules} ({deleting} delete), {policies}, "
-        f"rtorrent at {redact_url(config.rtorrent.url)}",
-        file=out,
-    )
+    instances = load_instances(args.config)
+    for config in instances.configs.values():
+        for warning in config_warnings(config):
+            print(f"warning: {warning}", file=sys.stderr)
+        deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
+        rules = _count(len(config.rules), "rule")
+        policies = _count(len(config.space), "space policy", "space policies")
+        print(
+            f"{config.source}: valid; {rules} ({deleting} delete), {policies}, "
+            f"rtorrent at {redact_url(config.rtorrent.url)}",
+            file=out,
+        )
+    if instances.directory:
+        print(f"{args.config}: {_count(len(instances.configs), 'instance')}", file=out)
     return EXIT_OK
 
 
@@ -116,22 +121,56 @@ async def _snapshot_and_plan(config: Config, now: float) -> Plan:
     return await plan_now(client_for(config), config, Memory.empty(), now)
 
 
+async def _plan_each(configs: Mapping[str, Config], now: float) -> dict[str, Plan | Exception]:
+    """Every instance's plan, read at once: a slow rtorrent delays none of the others."""
+    import anyio
+
+    plans: dict[str, Plan | Exception] = {}
+
+    async def plan_one(name: str, config: Config) -> None:
+        try:
+            plans[name] = await _snapshot_and_plan(config, now)
+        except (RtorrentdError, OSError) as exc:
+            plans[name] = exc
+
+    async with anyio.create_task_group() as tasks:
+        for name, config in configs.items():
+            tasks.start_soon(plan_one, name, config)
+    return {name: plans[name] for name in configs}
+
+
 def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     import json
     import time
 
     import anyio
 
-    from rtorrentd.config.load import load_config
+    from rtorrentd.config.instances import load_instances
     from rtorrentd.service.report import format_plan_table, plan_to_json
 
-    config = load_config(args.config)
-    result = anyio.run(_snapshot_and_plan, config, time.time())
+    instances = load_instances(args.config)
+    if not instances.directory:
+        (config,) = instances.configs.values()
+        result = anyio.run(_snapshot_and_plan, config, time.time())
+        if args.format == "json":
+            print(json.dumps(plan_to_json(result), indent=2, ensure_ascii=False), file=out)
+        else:
+            print(format_plan_table(result), file=out)
+        return EXIT_OK
+    plans = anyio.run(_plan_each, instances.configs, time.time())
+    code, steps, tables = EXIT_OK, [], []
+    for name, plan in plans.items():
+        if isinstance(plan, Exception):
+            print(f"error: {name}: {plan}", file=sys.stderr)
+            code = EXIT_UNREACHABLE if isinstance(plan, RtorrentdError) else code
+            continue
+        steps += [{"instance": name, **step} for step in plan_to_json(plan)]
+        tables.append(f"== {name} ==\n{format_plan_table(plan)}")
     if args.format == "json":
-        print(json.dumps(plan_to_json(result), indent=2, ensure_ascii=False), file=out)
+        print(json.dumps(steps, indent=2, ensure_ascii=False), file=out)
     else:
-        print(format_plan_table(result), file=out)
-    return EXIT_OK
+        print("\n\n".join(tables), file=out)
+    return code
 
 
 def format_torrent_table(torrents: Sequence[Torrent]) -> str:
@@ -151,22 +190,16 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    import os
-    import time
-
     import anyio
     import structlog
 
-    from rtorrentd.config.load import load_config
-    from rtorrentd.deletion.journal import Journal, default_directory
-    from rtorrentd.engine.memory import Memory
+    from rtorrentd.config.instances import load_instances
     from rtorrentd.service.daemon import serve
     from rtorrentd.service.logs import configure_logging, default_format
-    from rtorrentd.service.poll import poll_once
 
     configure_logging(args.log_format or default_format(), args.log_level)
     try:
-        config = load_config(args.config)
+        instances = load_instances(args.config)
     except ConfigError as exc:
         # One event at error priority, rendered like every other one: journald
         # would file plain stderr lines as separate entries at info priority.
@@ -176,19 +209,33 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         # The flag, not the combination: a reload may change `[daemon] dry_run`.
         transport_for = lambda c: client_for(c).transport  # noqa: E731
-        code: int = anyio.run(serve, args.config, config, args.dry_run, transport_for)
+        code: int = anyio.run(serve, instances, args.dry_run, transport_for)
         return code
-    dry_run = args.dry_run or config.daemon.dry_run
-    client = client_for(config)
-    # The same record of deletions under way as the daemon's: a cron job finishes
-    # what an interrupted run began.
-    journal = Journal(config.daemon.state_dir or default_directory(os.environ))
-    anyio.run(
-        lambda: poll_once(
-            client, config, Memory.empty(), dry_run=dry_run, now=time.time(), journal=journal
-        )
-    )
+    anyio.run(_poll_each_once, instances, args.dry_run)
     return EXIT_OK
+
+
+async def _poll_each_once(instances: Instances, force_dry_run: bool) -> None:
+    """`run --once`: one poll of every instance, one after the other; the first
+    that cannot reach its rtorrent ends the command. Each with the same record of
+    deletions under way as the daemon's: a cron job finishes what an interrupted
+    run began."""
+    import time
+
+    import structlog
+
+    from rtorrentd.engine.memory import Memory
+    from rtorrentd.service.instance import journal_for
+    from rtorrentd.service.poll import poll_once
+
+    for name, config in instances.configs.items():
+        with structlog.contextvars.bound_contextvars(instance=name):
+            dry_run = force_dry_run or config.daemon.dry_run
+            client = client_for(config)
+            journal = journal_for(config, name if instances.directory else None)
+            await poll_once(
+                client, config, Memory.empty(), dry_run=dry_run, now=time.time(), journal=journal
+            )
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:

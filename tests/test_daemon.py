@@ -30,16 +30,17 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 
 from rtorrentd.config.load import parse_config
-from rtorrentd.config.model import Action, Config
+from rtorrentd.config.model import Action
 from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan, Step
-from rtorrentd.rtorrent.transport import Transport, open_transport
-from rtorrentd.service import daemon
-from rtorrentd.service.daemon import Daemon, backoff_delays, retry_base
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service import instance
+from rtorrentd.service.instance import Instance, backoff_delays, retry_base
+from rtorrentd.service.lifecycle import Lifecycle
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.status import config_changes, status_after_poll, status_unreachable
-from rtorrentd.service.systemd import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 20.0  # seconds: generous, a loaded 2-core CI machine is slow; waits end early
@@ -170,13 +171,10 @@ def test_status_unreachable() -> None:
 # --- the loop in-process: failures are logged, never raised ----------------------
 
 
-def _daemon(tmp_path: Path, url: str) -> Daemon:
+def _daemon(tmp_path: Path, url: str) -> Instance:
     config = parse_config(config_text(url=url, root=str(tmp_path)), "x")
-
-    def transport_for(c: Config) -> Transport:
-        return open_transport(c.rtorrent.url)
-
-    return Daemon("x", config, False, transport_for, notifier=Notifier(), base=0.2)
+    client = RtorrentClient(open_transport(config.rtorrent.url))
+    return Instance("x", config, client, lifecycle=Lifecycle(), force_dry_run=False, base=0.2)
 
 
 @pytest.mark.anyio
@@ -223,7 +221,7 @@ async def test_an_unexpected_exception_is_logged_with_its_traceback(
     async def broken(*_args: Any, **_kwargs: Any) -> PollResult:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(daemon, "poll_once", broken)
+    monkeypatch.setattr(instance, "poll_once", broken)
     d = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
     with capture_logs() as logs:
         assert await d.attempt(time.time()) is None

@@ -34,6 +34,9 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     candidates = "complete"          # required, a condition
     order = "seeding_time desc"      # default; numeric fields, asc (default) or desc
     action = "delete"                # required; only delete frees space
+    [metrics]                        # optional, daemon-wide; listen, textfile or both
+    listen = "127.0.0.1:9721"        # Prometheus scrapes http://HOST:PORT/metrics
+    textfile = "/path/rtorrentd.prom"  # for node_exporter's textfile collector
 
 Durations and sizes are more than zero. The file is read only if it is a
 regular file of at most 1 MiB.
@@ -62,6 +65,7 @@ from rtorrentd.config.model import (
     Action,
     Config,
     DaemonSettings,
+    MetricsSettings,
     OrderKey,
     RtorrentSettings,
     Rule,
@@ -116,6 +120,7 @@ def parse_config(text: str, source: str) -> Config:
     rtorrent = RtorrentSettings(**_section(source, lines, data, "rtorrent"))
     daemon = DaemonSettings(**_section(source, lines, data, "daemon"))
     safety = Safety(**_section(source, lines, data, "safety"))
+    metrics = _metrics(source, lines, data)
     rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
     space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
     _check_unique(rules, "name", "rule")
@@ -128,6 +133,7 @@ def parse_config(text: str, source: str) -> Config:
         safety,
         tuple(rule for rule, _ in rules),
         tuple(policy for policy, _ in space),
+        metrics,
     )
 
 
@@ -191,6 +197,27 @@ def _to_space_action(value: object) -> Action:
         hint = 'write "delete": only deleting frees space (stop and remove keep the data)'
         raise Invalid("does not free space", hint)
     return Action.DELETE
+
+
+_LISTEN_HINT = 'write a host and a port, like "127.0.0.1:9721" or "[::1]:9721"'
+
+
+def _to_listen(value: object) -> tuple[str, int]:
+    host, sep, port = to_text(value).rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise Invalid("is not a host and port", _LISTEN_HINT)
+    return host, int(port)
+
+
+def _to_textfile(value: object) -> str:
+    path = to_text(value)
+    if not (os.path.isabs(path) and path.endswith(".prom")):
+        hint = (
+            'node_exporter reads files named *.prom: write "/var/lib/node_exporter/rtorrentd.prom"'
+        )
+        raise Invalid("is not an absolute path ending in .prom", hint)
+    return os.path.normpath(path)
 
 
 def _to_order(value: object) -> tuple[OrderKey, ...]:
@@ -276,6 +303,7 @@ _TABLES: Mapping[str, _Table] = {
         ("path", "min_free", "candidates", "action"),
         "every [[space]] needs path, min_free, candidates and action",
     ),
+    "metrics": _Table("[metrics]", {"listen": _to_listen, "textfile": _to_textfile}),
 }
 _ARRAYS = ("rule", "space")
 
@@ -326,6 +354,17 @@ def _value(where: Where, key: str, value: object, convert: Callable[[object], An
 def _section(source: str, lines: LineIndex, data: dict[str, Any], name: str) -> dict[str, Any]:
     where = Where(source, lines, (name, 0), _TABLES[name].title)
     return _convert(where, data.get(name, {}), _TABLES[name])
+
+
+def _metrics(source: str, lines: LineIndex, data: dict[str, Any]) -> MetricsSettings | None:
+    """`[metrics]`, or None when the file has no such table."""
+    if "metrics" not in data:
+        return None
+    values = _section(source, lines, data, "metrics")
+    if not values:
+        where = Where(source, lines, ("metrics", 0), "[metrics]")
+        raise where.error("is empty", 'write listen = "127.0.0.1:9721", textfile = "...", or both')
+    return MetricsSettings(**values)
 
 
 def _items(

@@ -57,6 +57,14 @@ class Safety:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """`[metrics]`, daemon-wide: where Prometheus reads the metrics (either or both)."""
+
+    listen: tuple[str, int] | None = None  # host and port of the HTTP endpoint
+    textfile: str | None = None  # a .prom file for node_exporter's textfile collector
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     when: Condition
@@ -89,6 +97,8 @@ class Config:
     safety: Safety
     rules: tuple[Rule, ...]
     space: tuple[SpacePolicy, ...] = ()
+    # Daemon-wide: in one instance's file of a directory (see `config.instances`).
+    metrics: MetricsSettings | None = None
 
     def names(self) -> frozenset[str]:
         """Every field or derived name some rule or space policy reads."""

@@ -4,7 +4,7 @@ changed. Pure."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from rtorrentd.config.model import Action, Config, SpacePolicy
@@ -97,3 +97,16 @@ def config_changes(old: Config, new: Config) -> dict[str, object]:
             changes[key] = f"{get(old)} → {get(new)}"
     changes["also_changed"] = [name for name, get in _SECTIONS.items() if get(old) != get(new)]
     return {key: value for key, value in changes.items() if value}
+
+
+_NAMES_SHOWN = 5
+
+
+def fleet_status(count: int, down: Sequence[str], name: str, text: str) -> str:
+    """`3 instances, 1 unreachable (alice); roger: 1234 torrents at 14:05, next 14:10`:
+    the whole daemon at a glance, then the instance that polled last."""
+    head = f"{count} instances"
+    if down:
+        shown = ", ".join(down[:_NAMES_SHOWN]) + (", …" if len(down) > _NAMES_SHOWN else "")
+        head += f", {len(down)} unreachable ({shown})"
+    return f"{head}; {name}: {text}"

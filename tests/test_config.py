@@ -284,7 +284,7 @@ rtorrentd.toml:3: invalid TOML: Expected '=' after a key in a key/value pair
         MINIMAL + '[deamon]\ninterval = "5m"\n',
         """\
 rtorrentd.toml:11: unknown section [deamon]
-  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics].""",
+  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics].""",  # noqa: E501
     ),
     (
         "key outside a section",

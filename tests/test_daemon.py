@@ -29,6 +29,7 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 
+from rtorrentd.config.instances import Instances
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action
 from rtorrentd.deletion.executor import Result, StepResult
@@ -37,10 +38,13 @@ from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service import instance
+from rtorrentd.service.daemon import Daemon
+from rtorrentd.service.fleet import Fleet
 from rtorrentd.service.instance import Instance, backoff_delays, retry_base
-from rtorrentd.service.lifecycle import Lifecycle
+from rtorrentd.service.lifecycle import EXIT_FORCED, Lifecycle
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.status import config_changes, status_after_poll, status_unreachable
+from rtorrentd.service.systemd import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 20.0  # seconds: generous, a loaded 2-core CI machine is slow; waits end early
@@ -177,27 +181,41 @@ def _daemon(tmp_path: Path, url: str) -> Instance:
     return Instance("x", config, client, lifecycle=Lifecycle(), force_dry_run=False, base=0.2)
 
 
+def _process(tmp_path: Path, url: str) -> Daemon:
+    config = parse_config(config_text(url=url, root=str(tmp_path)), "x")
+    lifecycle = Lifecycle()
+    fleet = Fleet(
+        Instances("x", False, {"x": config}, None),
+        False,
+        lambda c: open_transport(c.rtorrent.url),
+        notifier=Notifier(),
+        lifecycle=lifecycle,
+        base=0.2,
+    )
+    return Daemon(fleet, Notifier(), lifecycle)
+
+
 @pytest.mark.anyio
 async def test_a_second_stop_signal_waits_only_for_a_deletion_that_is_unlinking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exits: list[int] = []
     monkeypatch.setattr(os, "_exit", exits.append)
-    d = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
+    d = _process(tmp_path, f"scgi://{tmp_path}/no.socket")
     d.stop(signal.SIGTERM)
-    with d.unlinking():
+    with d.lifecycle.unlinking():
         d.stop(signal.SIGINT)
-        assert d.is_stopping()  # the executor asks between steps: none between now
+        assert d.lifecycle.is_stopping()  # the executor asks between steps: none between now
         assert [] == exits
     assert [] == exits  # the step's outcome is logged next, then the executor asks
-    assert d.is_stopping()
-    assert [daemon.EXIT_FORCED] == exits
+    assert d.lifecycle.is_stopping()
+    assert [EXIT_FORCED] == exits
 
     exits.clear()
-    idle = _daemon(tmp_path, f"scgi://{tmp_path}/no.socket")
+    idle = _process(tmp_path, f"scgi://{tmp_path}/no.socket")
     idle.stop(signal.SIGTERM)
     idle.stop(signal.SIGINT)
-    assert [daemon.EXIT_FORCED] == exits
+    assert [EXIT_FORCED] == exits
 
 
 @pytest.mark.anyio

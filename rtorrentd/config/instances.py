@@ -69,11 +69,11 @@ def read_each(path: str) -> Loaded:
             configs[name] = load_config(file)
         except ConfigError as exc:
             errors[name] = exc
-    owners = [name for name, config in configs.items() if config.metrics is not None]
+    owners = {name: c.source for name, c in configs.items() if c.metrics is not None}
     if len(owners) > 1:
-        for name in owners:
-            others = ", ".join(configs[o].source for o in owners if o != name)
-            problem = f"{configs[name].source}: [metrics] is also in {others}"
+        for name, source in owners.items():
+            others = ", ".join(other for other in owners.values() if other != source)
+            problem = f"{source}: [metrics] is also in {others}"
             errors[name] = ConfigError(f"{problem}\n  write daemon-wide tables in one file only")
             del configs[name]
     return Loaded(configs, errors)

@@ -1,0 +1,197 @@
+"""Several instances in one daemon (`rtorrentd run -c DIR`): loading a directory,
+and the daemon against three real rtorrents, one of which hangs, then dies."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from harness import RtorrentProcess, TorrentFactory
+from test_daemon import CLOCK, RunningDaemon, config_text, gone, load, rule
+
+from rtorrentd.cli import main
+from rtorrentd.config.instances import instance_files, load_instances, read_each
+from rtorrentd.config.model import MetricsSettings
+from rtorrentd.errors import ConfigError
+from rtorrentd.service.status import fleet_status
+
+NAMES = ("alice", "bob", "carol")
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_directory_is_one_instance_per_toml_file_named_by_its_stem(tmp_path: Path) -> None:
+    for name in NAMES:
+        _write(tmp_path, name, config_text(url=f"scgi:///run/{name}.socket"))
+    (tmp_path / ".#alice.toml").write_text("editor lock")
+    (tmp_path / "notes.txt").write_text("not a config")
+    instances = load_instances(tmp_path)
+    assert (True, NAMES) == (instances.directory, tuple(instances.configs))
+    assert "scgi:///run/bob.socket" == instances.configs["bob"].rtorrent.url
+    assert str(tmp_path / "bob.toml") == instances.configs["bob"].source
+
+
+def test_a_single_file_is_one_instance_named_by_its_stem(tmp_path: Path) -> None:
+    path = _write(tmp_path, "roger", config_text())
+    instances = load_instances(path)
+    assert (False, ("roger",)) == (instances.directory, tuple(instances.configs))
+    assert {"roger": str(path)} == instance_files(str(path))
+
+
+def test_metrics_may_stand_in_one_file_and_not_two(tmp_path: Path) -> None:
+    _write(tmp_path, "alice", config_text() + '[metrics]\nlisten = "127.0.0.1:9721"\n')
+    _write(tmp_path, "bob", config_text())
+    assert MetricsSettings(("127.0.0.1", 9721)) == load_instances(tmp_path).metrics
+
+    _write(tmp_path, "bob", config_text() + '[metrics]\ntextfile = "/var/lib/x.prom"\n')
+    loaded = read_each(str(tmp_path))
+    assert ([], ["alice", "bob"]) == (list(loaded.configs), sorted(loaded.errors))
+    assert f"[metrics] is also in {tmp_path / 'bob.toml'}" in str(loaded.errors["alice"])
+    with pytest.raises(ConfigError, match="write daemon-wide tables in one file only"):
+        load_instances(tmp_path)
+
+
+def test_every_broken_file_is_named_and_the_good_ones_are_still_read(tmp_path: Path) -> None:
+    _write(tmp_path, "alice", config_text())
+    _write(tmp_path, "bob", config_text() + "[deamon]\n")
+    _write(tmp_path, "carol", "[rtorrent]\n")
+    loaded = read_each(str(tmp_path))
+    assert (["alice"], ["bob", "carol"]) == (list(loaded.configs), sorted(loaded.errors))
+    with pytest.raises(ConfigError) as caught:
+        load_instances(tmp_path)
+    assert "bob.toml" in str(caught.value)
+    assert "carol.toml" in str(caught.value)
+
+
+def test_a_directory_without_toml_files_says_what_to_write(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no \*\.toml file: write one per rtorrent"):
+        load_instances(tmp_path)
+
+
+def test_check_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in NAMES:
+        _write(tmp_path, name, config_text(rule("a", "^a")))
+    out = io.StringIO()
+    assert 0 == main(["check", "-c", str(tmp_path)], out)
+    lines = out.getvalue().splitlines()
+    assert [f"{tmp_path}/{name}.toml: valid" for name in NAMES] == [
+        line.split(";")[0] for line in lines[:3]
+    ]
+    assert f"{tmp_path}: 3 instances" == lines[3]
+
+    _write(tmp_path, "bob", "[rtorrent]\n")
+    assert 2 == main(["check", "-c", str(tmp_path)], out)
+    assert "bob.toml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("down", "expected"),
+    [
+        ([], "3 instances; alice: 12 torrents at 14:05, next 14:10"),
+        (["bob"], "3 instances, 1 unreachable (bob); alice: 12 torrents at 14:05, next 14:10"),
+        (
+            [f"n{i}" for i in range(7)],
+            "3 instances, 7 unreachable (n0, n1, n2, n3, n4, …); alice: 12 torrents at 14:05, "
+            "next 14:10",
+        ),
+    ],
+)
+def test_fleet_status(down: list[str], expected: str) -> None:
+    assert expected == fleet_status(3, down, "alice", "12 torrents at 14:05, next 14:10")
+
+
+# --- the daemon against three real rtorrents --------------------------------------
+
+
+@pytest.fixture
+def three(
+    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+) -> Iterator[dict[str, RtorrentProcess]]:
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(make_rtorrent(tmp_path / name, clean_exit=False))
+            for name in NAMES
+        }
+
+
+def _fleet_config(directory: Path, rtorrents: dict[str, RtorrentProcess], rules: str) -> None:
+    for name, rt in rtorrents.items():
+        text = config_text(rules, url=rt.scgi_url, interval="10s", root=str(rt.download_dir))
+        _write(directory, name, text)
+
+
+@pytest.mark.integration
+def test_three_instances_one_hangs_then_dies_the_others_go_on(
+    tmp_path: Path, three: dict[str, RtorrentProcess], torrent_factory: TorrentFactory
+) -> None:
+    alice, bob, carol = three.values()
+    conf = tmp_path / "conf"
+    _fleet_config(conf, three, rule("x", "^x-"))
+    doomed = {name: load(rt, torrent_factory, f"x-{name}")[0] for name, rt in three.items()}
+    kept = {name: load(rt, torrent_factory, f"k-{name}")[0] for name, rt in three.items()}
+    d = RunningDaemon(conf)
+    try:
+        for name in NAMES:
+            d.logs.cursor = 0
+            done = d.log("action.done", instance=name, hash=doomed[name].info_hash)
+            assert "delete" == done["action"]
+        d.note("^READY=1$")
+        assert all(gone(three[n], doomed[n]) and not gone(three[n], kept[n]) for n in NAMES)
+        assert all("instance" in e for e in d.logs.values() if e["event"].startswith("poll."))
+
+        # bob hangs (stopped: its socket accepts, nothing answers): alice and carol
+        # poll and act at once; bob's poll ends only at its 5 s timeout.
+        os.kill(bob.pid, signal.SIGSTOP)
+        (late_a,), (late_c,) = (
+            load(alice, torrent_factory, "x-a2"),
+            load(carol, torrent_factory, "x-c2"),
+        )
+        d.send(signal.SIGUSR1)
+        d.log("action.done", instance="alice", hash=late_a.info_hash)
+        d.logs.cursor = 0
+        d.log("action.done", instance="carol", hash=late_c.info_hash)
+        unreachable = d.log("rtorrent.unreachable", instance="bob")
+        events = [(e["event"], e.get("instance")) for e in d.logs.values()]
+        hung = events.index(("rtorrent.unreachable", "bob"))
+        assert events.index(("action.done", "alice")) < hung
+        assert "warning" == unreachable["level"]
+        d.note(
+            rf"^STATUS=3 instances, 1 unreachable \(bob\); bob: rtorrent unreachable since {CLOCK}"
+        )
+
+        # bob dies: the others still act, and bob's retries say so without delaying them.
+        bob.kill()
+        late_c = load(carol, torrent_factory, "x-c3")[0]
+        d.send(signal.SIGUSR1)
+        d.log("action.done", instance="carol", hash=late_c.info_hash)
+        assert gone(carol, late_c)
+
+        # A reload with carol's file broken: alice and bob take theirs, carol keeps hers.
+        _fleet_config(conf, {"alice": alice, "bob": bob}, rule("y", "^y-"))
+        _write(conf, "carol", "[rtorrent]\nurl = 7\n")
+        d.send(signal.SIGHUP)
+        rejected = d.log("config.rejected", instance="carol")
+        assert str(conf / "carol.toml") in rejected["error"]
+        d.logs.cursor = 0
+        assert ["y"] == d.log("config.reloaded", instance="alice")["rules_added"]
+        d.note("^READY=1$")
+        y_a, x_c = load(alice, torrent_factory, "y-a")[0], load(carol, torrent_factory, "x-c4")[0]
+        d.send(signal.SIGUSR1)
+        d.log("action.done", instance="alice", hash=y_a.info_hash)
+        d.logs.cursor = 0
+        d.log("action.done", instance="carol", hash=x_c.info_hash, rule="x")
+        assert 1 == d.events().count("rtorrent.unreachable")
+        d.finish()
+        assert all(not gone(three[n], kept[n]) for n in ("alice", "carol"))
+    finally:
+        d.close()  # the fixture kills bob, stopped or not

@@ -9,16 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from rtorrentd import __version__
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
 
 if TYPE_CHECKING:
     from rtorrentd.config.instances import Instances
-    from rtorrentd.config.model import Config
+    from rtorrentd.config.model import Config, MetricsSettings
     from rtorrentd.engine.plan import Plan
     from rtorrentd.rtorrent.client import RtorrentClient
+    from rtorrentd.service.metrics import Metrics
     from rtorrentd.torrent import Torrent
 
 # Start-up is most of a one-shot command's time: each command imports what it
@@ -190,6 +191,8 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import functools
+
     import anyio
     import structlog
 
@@ -209,17 +212,52 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         # The flag, not the combination: a reload may change `[daemon] dry_run`.
         transport_for = lambda c: client_for(c).transport  # noqa: E731
-        code: int = anyio.run(serve, instances, args.dry_run, transport_for)
+        observer = _metrics(instances.metrics)
+        if observer is False:
+            return EXIT_UNREACHABLE
+        try:
+            run = functools.partial(serve, observer=observer)
+            code: int = anyio.run(run, instances, args.dry_run, transport_for)
+        finally:
+            if observer is not None:
+                observer.shutdown()
         return code
-    anyio.run(_poll_each_once, instances, args.dry_run)
+    metrics = None
+    if instances.metrics is not None:
+        from rtorrentd.config.model import MetricsSettings
+        from rtorrentd.service.metrics import Metrics
+
+        # The textfile only: nothing would be there to scrape an endpoint.
+        metrics = Metrics(MetricsSettings(textfile=instances.metrics.textfile))
+    anyio.run(_poll_each_once, instances, args.dry_run, metrics)
     return EXIT_OK
 
 
-async def _poll_each_once(instances: Instances, force_dry_run: bool) -> None:
+def _metrics(settings: MetricsSettings | None) -> Metrics | Literal[False] | None:
+    """The metrics `[metrics]` asks for, serving; None without; False (logged) when
+    they cannot listen. prometheus_client is imported only here, only then."""
+    if settings is None:
+        return None
+    import structlog
+
+    from rtorrentd.service.metrics import Metrics, MetricsError
+
+    metrics = Metrics(settings)
+    try:
+        metrics.start()
+    except MetricsError as exc:
+        structlog.get_logger("rtorrentd").error("metrics.unavailable", error=str(exc))
+        return False
+    return metrics
+
+
+async def _poll_each_once(
+    instances: Instances, force_dry_run: bool, metrics: Metrics | None
+) -> None:
     """`run --once`: one poll of every instance, one after the other; the first
     that cannot reach its rtorrent ends the command. Each with the same record of
     deletions under way as the daemon's: a cron job finishes what an interrupted
-    run began."""
+    run began. The textfile, if any, is written after each."""
     import time
 
     import structlog
@@ -233,9 +271,22 @@ async def _poll_each_once(instances: Instances, force_dry_run: bool) -> None:
             dry_run = force_dry_run or config.daemon.dry_run
             client = client_for(config)
             journal = journal_for(config, name if instances.directory else None)
-            await poll_once(
-                client, config, Memory.empty(), dry_run=dry_run, now=time.time(), journal=journal
-            )
+            started = time.monotonic()
+            try:
+                result = await poll_once(
+                    client,
+                    config,
+                    Memory.empty(),
+                    dry_run=dry_run,
+                    now=time.time(),
+                    journal=journal,
+                )
+            except (TransportError, RpcError):
+                if metrics is not None:
+                    metrics.polled(name, None, time.monotonic() - started, up=False)
+                raise
+            if metrics is not None:
+                metrics.polled(name, result, time.monotonic() - started, up=True)
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:

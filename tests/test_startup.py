@@ -50,3 +50,14 @@ def test_plan_over_scgi_imports_no_http_and_no_daemon(tmp_path: Path, url: str) 
     assert 1 == code  # nothing listens there: the command got as far as connecting
     unwanted = {"httpx", "rtorrentd.rtorrent.http", "rtorrentd.service.daemon"}
     assert set() == unwanted & modules
+
+
+@pytest.mark.parametrize("metrics", [False, True])
+def test_run_imports_prometheus_client_only_with_metrics(tmp_path: Path, metrics: bool) -> None:
+    config = tmp_path / "config.toml"
+    text = '[rtorrent]\nurl = "scgi:///nonexistent/rpc.socket"\ntimeout = "2s"\n'
+    text += f'[metrics]\ntextfile = "{tmp_path}/x.prom"\n' if metrics else ""
+    config.write_text(text)
+    code, modules = imported_by("run", "--once", "-c", str(config))
+    assert 1 == code  # nothing listens there: the command got as far as connecting
+    assert metrics == ("prometheus_client" in modules)

@@ -91,8 +91,9 @@ class Outage:
 class Observer(Protocol):
     """Told of each poll attempt (the metrics); `result` None: the poll failed."""
 
-    def polled(self, instance: Instance, result: PollResult | None, seconds: float) -> None:
-        """One poll attempt of `instance` ended after `seconds`."""
+    def polled(self, name: str, result: PollResult | None, seconds: float, up: bool) -> None:
+        """One poll attempt of instance `name` ended after `seconds`; `up`: it
+        reached rtorrent."""
 
 
 class Instance:
@@ -203,7 +204,8 @@ class Instance:
         if scope.cancelled_caught:
             log.error("poll.timeout", seconds=round(anyio.current_time() - started, 1))
         if self.observer is not None:
-            self.observer.polled(self, result, anyio.current_time() - started)
+            seconds = anyio.current_time() - started
+            self.observer.polled(self.name, result, seconds, self.outage is None)
         self.lifecycle.exit_if_forced()
         if self.lifecycle.stopping:
             return

@@ -28,6 +28,27 @@ from rtorrentd.vocabulary import EXPENSIVE
 log = structlog.get_logger("rtorrentd.service.poll")
 
 
+STATES = ("seeding", "downloading", "stopped_complete", "stopped_incomplete")
+
+
+def torrent_state(torrent: Torrent) -> str:
+    """One of `STATES`: started or not, complete or not."""
+    if torrent.started:
+        return "seeding" if torrent.complete else "downloading"
+    return "stopped_complete" if torrent.complete else "stopped_incomplete"
+
+
+def count_states(torrents: Sequence[Torrent]) -> tuple[tuple[str, int, int], ...]:
+    """(state, torrents, bytes) for every one of `STATES`, zeros included."""
+    counts = dict.fromkeys(STATES, 0)
+    sizes = dict.fromkeys(STATES, 0)
+    for torrent in torrents:
+        state = torrent_state(torrent)
+        counts[state] += 1
+        sizes[state] += torrent.size or 0
+    return tuple((state, counts[state], sizes[state]) for state in STATES)
+
+
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """What one poll saw, decided and did."""
@@ -37,6 +58,10 @@ class PollResult:
     results: tuple[StepResult, ...]
     memory: Memory
     duration: float
+    # (state, torrents, bytes) for each of `STATES`, and (policy path, free bytes)
+    # for each space policy measured: for the metrics.
+    states: tuple[tuple[str, int, int], ...] = ()
+    free: tuple[tuple[str, int], ...] = ()
 
     @property
     def deleted(self) -> tuple[StepResult, ...]:
@@ -247,4 +272,13 @@ async def poll_once(
         duration_ms=round(duration * 1000),
         dry_run=dry_run,
     )
-    return PollResult(len(torrents), plan, results, memory, duration)
+    free = () if observed.disk is None else observed.disk.filesystems.items()
+    return PollResult(
+        len(torrents),
+        plan,
+        results,
+        memory,
+        duration,
+        count_states(torrents),
+        tuple((path, fs.free) for path, fs in free),
+    )

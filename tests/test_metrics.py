@@ -153,3 +153,13 @@ def test_the_endpoint_of_a_running_daemon_is_scraped(
     assert 0.0 == scraped["rtorrentd_rtorrent_up", roger]
     assert scraped["rtorrentd_polls_total", (("outcome", "unreachable"), *roger)] >= 1
     d.finish()
+
+
+@pytest.mark.parametrize("name", ["grafana-dashboard.json", "prometheus-alerts.yml"])
+def test_contrib_uses_only_metrics_that_exist(name: str) -> None:
+    text = (README.parent / "contrib" / name).read_text()
+    used = set(re.findall(r"rtorrentd_\w+", text))
+    known = _scraped_names(Metrics(MetricsSettings()))
+    series = known | {f"{n}_{part}" for n in known for part in ("bucket", "sum", "count")}
+    assert used and used <= series
+    assert "instance" not in text  # the label is `rtorrent`: Prometheus owns `instance`

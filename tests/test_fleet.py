@@ -3,9 +3,10 @@ and the daemon against three real rtorrents, one of which hangs, then dies."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,7 +15,6 @@ import pytest
 from harness import RtorrentProcess, TorrentFactory
 from test_daemon import CLOCK, RunningDaemon, config_text, gone, load, rule
 
-from rtorrentd.cli import main
 from rtorrentd.config.instances import instance_files, load_instances, read_each
 from rtorrentd.config.model import MetricsSettings
 from rtorrentd.errors import ConfigError
@@ -78,20 +78,27 @@ def test_a_directory_without_toml_files_says_what_to_write(tmp_path: Path) -> No
         load_instances(tmp_path)
 
 
-def test_check_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    # A process of its own: the command configures logging for the whole process.
+    command = [sys.executable, "-m", "rtorrentd", "check", "-c", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_check_a_directory(tmp_path: Path) -> None:
     for name in NAMES:
         _write(tmp_path, name, config_text(rule("a", "^a")))
-    out = io.StringIO()
-    assert 0 == main(["check", "-c", str(tmp_path)], out)
-    lines = out.getvalue().splitlines()
+    checked = _check(tmp_path)
+    lines = checked.stdout.splitlines()
+    assert 0 == checked.returncode
     assert [f"{tmp_path}/{name}.toml: valid" for name in NAMES] == [
         line.split(";")[0] for line in lines[:3]
     ]
     assert f"{tmp_path}: 3 instances" == lines[3]
 
     _write(tmp_path, "bob", "[rtorrent]\n")
-    assert 2 == main(["check", "-c", str(tmp_path)], out)
-    assert "bob.toml" in capsys.readouterr().err
+    checked = _check(tmp_path)
+    assert 2 == checked.returncode
+    assert "bob.toml" in checked.stderr
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,10 @@ from harness import RtorrentProcess, TorrentFactory
 from test_daemon import CLOCK, RunningDaemon, config_text, gone, load, rule
 
 from rtorrentd.config.instances import instance_files, load_instances, read_each
+from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import MetricsSettings
 from rtorrentd.errors import ConfigError
+from rtorrentd.service.instance import journal_for
 from rtorrentd.service.status import fleet_status
 
 NAMES = ("alice", "bob", "carol")
@@ -202,3 +204,12 @@ def test_three_instances_one_hangs_then_dies_the_others_go_on(
         assert all(not gone(three[n], kept[n]) for n in ("alice", "carol"))
     finally:
         d.close()  # the fixture kills bob, stopped or not
+
+
+def test_each_instance_of_a_directory_keeps_its_own_journal(tmp_path: Path) -> None:
+    # Each instance finishes every deletion its journal records: sharing one,
+    # an instance would take another's deletions for its own.
+    config = parse_config(config_text(), "x")
+    env = {"STATE_DIRECTORY": str(tmp_path)}
+    assert str(tmp_path / "deleting") == journal_for(config, None, env).directory
+    assert str(tmp_path / "roger" / "deleting") == journal_for(config, "roger", env).directory

@@ -116,6 +116,11 @@ class UnsafeDeletion(RtorrentdError):
     """A deletion was refused because it could touch data it must not."""
 
 
+class StepRefused(RtorrentdError):
+    """A relabel or throttle step was refused: it would not do what the rule says
+    (a throttle group rtorrent does not have)."""
+
+
 class MetainfoError(RtorrentdError):
     """A torrent's metainfo (its .torrent) is malformed, or not that torrent's."""
 

@@ -23,6 +23,7 @@ class Torrent:
     tags: tuple[str, ...] | None = None
     views: tuple[str, ...] | None = None
     ignored: bool | None = None
+    throttle: str | None = None
     directory: str | None = None
     path: str | None = None
     multi_file: bool | None = None

@@ -265,6 +265,13 @@ NAMES: Mapping[str, Entry] = {
             first_bool,
             "`d.ignore_commands` set: rtorrent's ratio groups and `d.try_*` commands skip it",
         ),
+        _field(
+            "throttle",
+            _S,
+            "d.throttle_name=",
+            first_str,
+            "throttle group (a `throttle.up`/`throttle.down` name); empty: the global limits",
+        ),
         _field("directory", _S, "d.directory=", first_str, "download directory"),
         _field("path", _S, _PATH_COMMANDS, path, "the torrent's data: file or directory"),
         _field("multi_file", _B, "d.is_multi_file=", first_bool, "more than one file"),

@@ -451,14 +451,49 @@ rtorrentd.toml:8: rule " ": name = " " is empty
         replace('action = "delete"', 'action = "nuke"'),
         """\
 rtorrentd.toml:10: rule "seeded": action = "nuke" is not an action
-  write keep, stop, remove or delete""",
+  write keep, stop, remove, delete, relabel or throttle""",
+    ),
+    (
+        "relabel without a label",
+        replace('action = "delete"', 'action = "relabel"'),
+        """\
+rtorrentd.toml:10: rule "seeded": action = "relabel" needs label
+  write the label to set, like label = "seeded\"""",
+    ),
+    (
+        "throttle without a group",
+        replace('action = "delete"', 'action = "throttle"'),
+        """\
+rtorrentd.toml:10: rule "seeded": action = "throttle" needs throttle
+  write the throttle to set, like throttle = "slow\"""",
+    ),
+    (
+        "a label for another action",
+        replace('action = "delete"', 'action = "stop"\nlabel = "x"'),
+        """\
+rtorrentd.toml:11: rule "seeded": label is only for action = "relabel", not "stop"
+  remove label, or write action = "relabel\"""",
+    ),
+    (
+        "a throttle group for relabel",
+        replace('action = "delete"', 'action = "relabel"\nlabel = "x"\nthrottle = "slow"'),
+        """\
+rtorrentd.toml:12: rule "seeded": throttle is only for action = "throttle", not "relabel"
+  remove throttle, or write action = "throttle\"""",
+    ),
+    (
+        "a label with a control character",
+        replace('action = "delete"', 'action = "relabel"\nlabel = "a\\tb"'),
+        """\
+rtorrentd.toml:11: rule "seeded": label = "a\\tb" has a control character
+  write it on one line, without tabs""",
     ),
     (
         "unknown key in a rule",
         replace('action = "delete"', 'action = "delete"\nwen = "x"'),
         """\
 rtorrentd.toml:11: rule "seeded": unknown key "wen"
-  did you mean "when"? [[rule]] takes name, when, action.""",
+  did you mean "when"? [[rule]] takes name, when, action, label, throttle.""",
     ),
     (
         "[rule] for [[rule]]",
@@ -580,6 +615,16 @@ def test_error(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, SOURCE)
     assert message == str(caught.value)
+
+
+def test_relabel_and_throttle_carry_their_target_and_read_their_field() -> None:
+    text = MINIMAL.replace('action = "delete"', 'action = "relabel"\nlabel = "seeded by me"')
+    text += '[[rule]]\nname = "slow"\nwhen = "complete"\naction = "throttle"\nthrottle = ""\n'
+    config = parse_config(text, SOURCE)
+    relabel, throttle = config.rules
+    assert (Action.RELABEL, "seeded by me") == (relabel.action, relabel.target)
+    assert (Action.THROTTLE, "") == (throttle.action, throttle.target)
+    assert {"label", "throttle"} <= config.names()
 
 
 def test_a_password_in_a_bad_url_is_not_shown() -> None:

@@ -202,3 +202,15 @@ def test_every_name_is_shown_by_its_kind(name: str, kind: Kind) -> None:
 
 def test_what_a_space_step_frees_is_a_size() -> None:
     assert "2.0 GiB" == format_value("frees", 2 * GIB)
+
+
+def test_relabel_and_throttle_show_what_they_set() -> None:
+    relabel = Step(H1, "a", Action.RELABEL, "mark", (), 1, target="seeded")
+    throttle = Step(H2, "b", Action.THROTTLE, "slow", (), 1, target="slow")
+    plan = Plan((relabel, throttle), (), (), total=3, kept=1)
+
+    table = format_plan_table(plan).splitlines()
+
+    assert table[1].startswith('relabel "seeded"') and table[2].startswith('throttle "slow"')
+    assert "1 to relabel, 1 to throttle, 1 kept" == table[-1]
+    assert ["seeded", "slow"] == [step["target"] for step in plan_to_json(plan)]

@@ -211,7 +211,14 @@ RAW: dict[str, st.SearchStrategy[object]] = {
         st.sampled_from([["http://a.example/x"], ["udp://b.example:6969"]]).map(list), max_size=2
     ),
 }
-TEXT_COMMANDS = {"d.hash=", "d.name=", "d.directory=", "d.base_path=", "d.message="}
+TEXT_COMMANDS = {
+    "d.hash=",
+    "d.name=",
+    "d.directory=",
+    "d.base_path=",
+    "d.message=",
+    "d.throttle_name=",
+}
 
 
 def raw_value(command: str) -> st.SearchStrategy[object]:

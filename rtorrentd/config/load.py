@@ -26,7 +26,10 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
     when = "complete and ratio >= 2" # required, the condition language (conditions/)
-    action = "delete"                # required: keep | stop | remove | delete
+    action = "delete"                # required: keep | stop | remove | delete | relabel | throttle
+    label = "seeded"                 # relabel only, required: the label to set ("" clears it)
+    throttle = "slow"                # throttle only, required: a throttle.up/down group
+                                     # ("" puts it back under the global limits)
     [[space]]                        # zero or more
     path = "/path"                   # required, absolute, unique
     min_free = "50GiB"               # required; at most 1024TiB
@@ -62,6 +65,7 @@ from urllib.parse import urlsplit
 from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
 from rtorrentd.config.files import MAX_CONFIG_BYTES, Refused, read_regular_file
 from rtorrentd.config.model import (
+    SETTING,
     Action,
     Config,
     DaemonSettings,
@@ -189,7 +193,15 @@ def _to_action(value: object) -> Action:
     try:
         return Action(to_text(value))
     except ValueError:
-        raise Invalid("is not an action", "write keep, stop, remove or delete") from None
+        hint = "write keep, stop, remove, delete, relabel or throttle"
+        raise Invalid("is not an action", hint) from None
+
+
+def _to_target(value: object) -> str:
+    text = to_text(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Invalid("has a control character", "write it on one line, without tabs")
+    return text
 
 
 def _to_space_action(value: object) -> Action:
@@ -286,7 +298,13 @@ _TABLES: Mapping[str, _Table] = {
     ),
     "rule": _Table(
         "[[rule]]",
-        {"name": to_rule_name, "when": to_text, "action": _to_action},
+        {
+            "name": to_rule_name,
+            "when": to_text,
+            "action": _to_action,
+            "label": _to_target,
+            "throttle": _to_target,
+        },
         ("name", "when", "action"),
         "every [[rule]] needs name, when and action",
     ),
@@ -401,7 +419,25 @@ def _rule(where: Where, item: object) -> tuple[Rule, Where]:
     values = _convert(where, item, _TABLES["rule"])
     when = _condition(where, "when", values["when"])
     line = where.lines.line(where.place) or 0
-    return Rule(values["name"], when, values["action"], line), where
+    target = _target(where, values)
+    return Rule(values["name"], when, values["action"], line, target), where
+
+
+def _target(where: Where, values: Mapping[str, Any]) -> str:
+    """The rule's `label` or `throttle`: required by its action, refused by others."""
+    action: Action = values["action"]
+    wanted = SETTING.get(action, "")
+    key = "throttle" if action is Action.THROTTLE else "label"
+    if wanted and key not in values:
+        example = '"seeded"' if key == "label" else '"slow"'
+        problem = f'action = "{action.value}" needs {key}'
+        raise where.error(problem, f"write the {key} to set, like {key} = {example}", "action")
+    for other in ("label", "throttle"):
+        if other in values and other != (key if wanted else ""):
+            needs = "relabel" if other == "label" else "throttle"
+            problem = f'{other} is only for action = "{needs}", not "{action.value}"'
+            raise where.error(problem, f'remove {other}, or write action = "{needs}"', other)
+    return str(values.get(key, ""))
 
 
 def _space(where: Where, item: object) -> tuple[SpacePolicy, Where]:

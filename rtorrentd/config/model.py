@@ -6,6 +6,7 @@ the loader (which does I/O).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -19,11 +20,18 @@ class Action(Enum):
     STOP = "stop"  # d.stop + d.close; stays loaded, data kept
     REMOVE = "remove"  # d.erase; data kept
     DELETE = "delete"  # stop, close, delete the torrent's own files, erase
+    RELABEL = "relabel"  # d.custom1.set to the rule's `label`; state and data untouched
+    THROTTLE = "throttle"  # d.throttle_name.set to the rule's `throttle` group
 
 
 # The actions that take a torrent out of rtorrent (d.erase): the safety valves
 # limit them, and they fire rtorrent's event.download.erased handlers.
 LEAVING = frozenset({Action.REMOVE, Action.DELETE})
+
+# The actions that set one value of a torrent to the rule's `target`, and the
+# field that reads it back: a rule with such an action reads that field, so the
+# engine can tell a torrent already so (no step) and the executor can re-check.
+SETTING: Mapping[Action, str] = {Action.RELABEL: "label", Action.THROTTLE: "throttle"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,7 @@ class Rule:
     when: Condition
     action: Action
     line: int  # 1-based line of the [[rule]] header, for messages
+    target: str = ""  # the label (relabel) or throttle group (throttle) to set
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,8 @@ class Config:
         found: set[str] = set()
         for rule in self.rules:
             found |= rule.when.names
+            if rule.action in SETTING:
+                found.add(SETTING[rule.action])
         for policy in self.space:
             found |= policy.candidates.names | {key.name for key in policy.order}
         return frozenset(found)

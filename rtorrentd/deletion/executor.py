@@ -27,7 +27,7 @@ import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import LEAVING, Action
-from rtorrentd.deletion import erase_handlers, exact, hashcheck, preflight, tied
+from rtorrentd.deletion import erase_handlers, exact, hashcheck, preflight, settings, tied
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.content import DEFAULT_VERIFY_BUDGET, Verified
 from rtorrentd.deletion.erase_handlers import ErasePolicy
@@ -36,7 +36,14 @@ from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
 from rtorrentd.engine.plan import Plan, Step
-from rtorrentd.errors import RpcError, RpcFault, TransportError, UnknownTorrent, UnsafeDeletion
+from rtorrentd.errors import (
+    RpcError,
+    RpcFault,
+    StepRefused,
+    TransportError,
+    UnknownTorrent,
+    UnsafeDeletion,
+)
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import Torrent
 
@@ -194,6 +201,21 @@ async def _do_remove(ctx: Context, step: Step, torrent: Torrent) -> StepResult:
         await _untie_if_needed(ctx, torrent.hash)
         await ctx.client.erase(torrent.hash)
     return StepResult(step, Result.DRY_RUN if ctx.dry_run else Result.DONE, "data kept")
+
+
+async def _do_set(ctx: Context, step: Step) -> StepResult:
+    """relabel or throttle: set the value (the re-read found it not so already)."""
+    if not ctx.dry_run:
+        try:
+            if step.action is Action.RELABEL:
+                await settings.relabel(ctx.client, step.hash, step.target)
+            else:
+                await settings.throttle(ctx.client, step.hash, step.target)
+        except StepRefused as exc:
+            return StepResult(step, Result.REFUSED, str(exc))
+    return StepResult(
+        step, Result.DRY_RUN if ctx.dry_run else Result.DONE, f"set to {step.target!r}"
+    )
 
 
 async def _plan_files(ctx: Context, torrent: Torrent, shares: PollSharing) -> exact.ExactDeletion:
@@ -380,6 +402,8 @@ async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResul
             return await _do_stop(ctx, step, fresh)
         if step.action is Action.REMOVE:
             return await _do_remove(ctx, step, fresh)
+        if step.action in (Action.RELABEL, Action.THROTTLE):
+            return await _do_set(ctx, step)
         return StepResult(step, Result.SKIPPED, f"nothing to do for {step.action.value}")
     except UnknownTorrent:
         return StepResult(step, Result.SKIPPED, "the torrent disappeared during the step")

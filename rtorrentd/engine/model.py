@@ -20,6 +20,7 @@ class Step:
     rule: str
     values: tuple[tuple[str, object], ...]
     size: int | None
+    target: str = ""  # what relabel and throttle set (the rule's label or group)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,18 +54,29 @@ def split_names(names: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
 # --- rules -----------------------------------------------------------------------
 
 
-def _already_stopped(torrent: Torrent) -> bool:
+def _already_stopped(torrent: Torrent, _target: str) -> bool:
     # Unknown state (None) gets the step: stopping and closing twice is harmless.
     return torrent.started is False and torrent.open is False
 
 
-# Whether a torrent is already where an action leads, so needs no step; None: never.
-# A `keep` is always "done": it decides with no step. A torrent that rtorrent still
-# reports is still loaded, so remove and delete always apply.
-_ALREADY_DONE: Mapping[Action, Callable[[Torrent], bool] | None] = {
+def _already_labelled(torrent: Torrent, target: str) -> bool:
+    return torrent.label == target
+
+
+def _already_throttled(torrent: Torrent, target: str) -> bool:
+    return torrent.throttle == target
+
+
+# Whether a torrent is already where an action leads (given the rule's target),
+# so needs no step; None: never. A `keep` is always "done": it decides with no
+# step. A torrent that rtorrent still reports is still loaded, so remove and
+# delete always apply. Relabel and throttle read their field (`Config.names`).
+_ALREADY_DONE: Mapping[Action, Callable[[Torrent, str], bool] | None] = {
     Action.STOP: _already_stopped,
     Action.REMOVE: None,
     Action.DELETE: None,
+    Action.RELABEL: _already_labelled,
+    Action.THROTTLE: _already_throttled,
 }
 _HASH, _NAME, _SIZE = attrgetter("hash"), attrgetter("name"), attrgetter("size")
 
@@ -179,7 +190,7 @@ def steps_for(
     """
     done = _ALREADY_DONE[rule.action]
     if done is not None:
-        hits = [i for i in hits if not done(torrents[i])]
+        hits = [i for i in hits if not done(torrents[i], rule.target)]
     names = sorted(rule.when.names)
     # Per name, its (name, value) pairs; zipped, each step's pairs in name order.
     pairs = [list(zip(repeat(n), map(columns[n].__getitem__, hits))) for n in names]
@@ -191,5 +202,6 @@ def steps_for(
         "rule": repeat(rule.name),
         "values": zip(*pairs, strict=True) if names else repeat(()),
         "size": map(_SIZE, picked),
+        "target": repeat(rule.target),
     }
     return frozen_batch(Step, len(hits), fields)

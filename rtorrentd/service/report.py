@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from rtorrentd.config.model import Action
+from rtorrentd.config.model import SETTING, Action
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import SpaceOutcome
 from rtorrentd.vocabulary import Kind, name_kinds
@@ -56,8 +56,8 @@ def human_duration(seconds: float) -> str:
 
 def format_plan_table(plan: Plan) -> str:
     """The plan as an aligned table (steps, then held steps), a total line and the notes."""
-    rows = [_row(step, step.action.value) for step in plan.steps]
-    rows += [_row(step, f"{step.action.value} (held)") for step in plan.held]
+    rows = [_row(step, action_text(step)) for step in plan.steps]
+    rows += [_row(step, f"{action_text(step)} (held)") for step in plan.held]
     lines = _align([_HEADER, *rows]) if rows else []
     space = [format_space(outcome) for outcome in plan.space]
     return "\n".join([*lines, format_totals(plan), *space, *plan.notes])
@@ -80,6 +80,13 @@ def format_space(outcome: SpaceOutcome) -> str:
     return text
 
 
+def action_text(step: Step) -> str:
+    """`stop`, or with what it sets: `relabel "seeded"`, `throttle "slow"`."""
+    if step.action in SETTING:
+        return f'{step.action.value} "{step.target}"'
+    return step.action.value
+
+
 def format_totals(plan: Plan) -> str:
     """`3 to delete (12.4 GiB), 1 to stop, 1187 kept`: counts that are zero left out,
     except `kept`; the size is what the deletions free."""
@@ -89,6 +96,8 @@ def format_totals(plan: Plan) -> str:
         (counts[Action.DELETE], f"to delete ({human_bytes(freed)})"),
         (counts[Action.REMOVE], "to remove"),
         (counts[Action.STOP], "to stop"),
+        (counts[Action.RELABEL], "to relabel"),
+        (counts[Action.THROTTLE], "to throttle"),
         (len(plan.held), "held back"),
     )
     shown = [f"{count} {text}" for count, text in parts if count]
@@ -104,6 +113,7 @@ def plan_to_json(plan: Plan) -> list[dict[str, object]]:
             "rule": step.rule,
             "action": step.action.value,
             "values": dict(step.values),
+            **({"target": step.target} if step.action in SETTING else {}),
         }
         for step in plan.steps
     ]

@@ -18,6 +18,8 @@ _DONE_WORDS: Mapping[Action, str] = {
     Action.DELETE: "deleted",
     Action.REMOVE: "removed",
     Action.STOP: "stopped",
+    Action.RELABEL: "relabelled",
+    Action.THROTTLE: "throttled",
 }
 
 

@@ -324,6 +324,13 @@ NAMES: Mapping[str, Entry] = {
         ),
         _derived("message_age", _D, "message", "how long the current tracker message has stood"),
         _derived(
+            "unregistered",
+            _B,
+            "message trackers",
+            "`message` says the tracker no longer has the torrent (README: Unregistered"
+            " torrents), and none of its trackers looks down this poll",
+        ),
+        _derived(
             "scrape_age",
             _D,
             "scraped",

@@ -208,7 +208,19 @@ def with_files(name: str, yes: object, no: object) -> Scene:
     return Scene(tuple(torrents), remember(Memory(), torrents, NOW), files)
 
 
+def tracker_messages(_: str, yes: object, no: object) -> Scene:
+    """unregistered: the yes torrent's tracker says so, the no torrent's is silent."""
+    assert yes is True and no is False
+    said = {
+        "message": 'Tracker: [Failure reason "Unregistered torrent"]',
+        "trackers": ("t.example",),
+    }
+    torrents = (torrent(1, **said), torrent(2, message="", trackers=("t.example",)))
+    return Scene(torrents, remember(Memory(), torrents, NOW))
+
+
 SCENES: dict[str, Callable[[str, object, object], Scene]] = {
+    "unregistered": tracker_messages,
     "age": since("added"),
     "seeding_time": since("finished"),
     "scrape_age": since("scraped"),

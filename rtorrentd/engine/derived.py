@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from rtorrentd.engine import facts
 from rtorrentd.engine.facts import Files
 from rtorrentd.engine.memory import WEEK, Memory, Seen, uploaded_since
+from rtorrentd.engine.unregistered import unregistered_column
 from rtorrentd.torrent import Torrent
 
 
@@ -79,6 +80,11 @@ def _uploaded_recent(torrents: Sequence[Torrent], inputs: Inputs) -> list[int]:
     return [0 if (s := get(t.hash)) is None else uploaded_since(s, then) for t in torrents]
 
 
+def _unregistered(torrents: Sequence[Torrent], inputs: Inputs) -> list[bool | None]:
+    # The whole column at once: the tracker-down guard counts per tracker.
+    return unregistered_column([t.message for t in torrents], [t.trackers for t in torrents])
+
+
 def _hardlinked(torrents: Sequence[Torrent], inputs: Inputs) -> list[bool | None]:
     get = inputs.files.get
     return [None if (f := get(t.hash)) is None else facts.hardlinked(f) for t in torrents]
@@ -97,6 +103,7 @@ DERIVED_COLUMNS: Mapping[str, Column] = {
     "message_age": _message_age,
     "scrape_age": _scrape_age,
     "uploaded_recent": _uploaded_recent,
+    "unregistered": _unregistered,
     "hardlinked": _hardlinked,
     "shared": _shared,
 }

@@ -47,6 +47,7 @@ class Torrent:
     leechers: int | None = None
     scraped: int | None = None
     trackers: tuple[str, ...] | None = None
+    saved_times: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

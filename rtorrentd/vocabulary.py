@@ -314,6 +314,14 @@ NAMES: Mapping[str, Entry] = {
             "when a tracker last reported scrape figures (newest over trackers)",
         ),
         _field("trackers", _L, "t.multicall=,t.url=", tracker_hosts, "tracker host names"),
+        _field(
+            "saved_times",
+            _S,
+            "d.custom=rtorrentd.times",
+            first_str,
+            "rtorrentd's record of `seed_time`, `leech_time`, `last_upload`,"
+            " `seed_time_since` in rtorrent's session; empty until written",
+        ),
         _derived("age", _D, "added", "now - `added`"),
         _derived("seeding_time", _D, "finished", "now - `finished`; 0 while incomplete"),
         _derived(
@@ -342,6 +350,31 @@ NAMES: Mapping[str, Entry] = {
             "uploaded",
             "uploaded over the last `[daemon] window`, counting only the time the daemon"
             " has watched",
+        ),
+        _derived(
+            "seed_time",
+            _D,
+            "complete started active saved_times",
+            "time complete, started and active, as rtorrentd watched it (README: Time as"
+            " trackers count it); kept across restarts",
+        ),
+        _derived(
+            "leech_time",
+            _D,
+            "complete started active saved_times",
+            "time incomplete, started and active, likewise",
+        ),
+        _derived(
+            "last_upload",
+            _T,
+            "uploaded active saved_times",
+            "when rtorrentd last saw `uploaded` grow; kept across restarts",
+        ),
+        _derived(
+            "seed_time_since",
+            _T,
+            "active saved_times",
+            "since when rtorrentd counts `seed_time` and `leech_time` for the torrent",
         ),
         _derived(
             "hardlinked",

@@ -212,6 +212,7 @@ RAW: dict[str, st.SearchStrategy[object]] = {
     ),
 }
 TEXT_COMMANDS = {
+    "d.custom=rtorrentd.times",
     "d.hash=",
     "d.name=",
     "d.directory=",

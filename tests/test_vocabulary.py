@@ -219,7 +219,29 @@ def tracker_messages(_: str, yes: object, no: object) -> Scene:
     return Scene(torrents, remember(Memory(), torrents, NOW))
 
 
+_RECORD_SLOT = {"seed_time": 0, "leech_time": 1, "last_upload": 2, "seed_time_since": 3}
+
+
+def from_record(name: str, yes: object, no: object) -> Scene:
+    """A time figure as rtorrentd's record in rtorrent holds it (engine.times)."""
+
+    def record(value: object) -> str:
+        assert isinstance(value, int | float)
+        slots = [0, 0, 0, int(NOW - 30 * DAY)]
+        slots[_RECORD_SLOT[name]] = int(value)
+        return ",".join(map(str, slots))
+
+    torrents = tuple(
+        torrent(n + 1, active=True, saved_times=record(v)) for n, v in enumerate((yes, no))
+    )
+    return Scene(torrents, remember(Memory(), torrents, NOW, cap=600.0))
+
+
 SCENES: dict[str, Callable[[str, object, object], Scene]] = {
+    "seed_time": from_record,
+    "leech_time": from_record,
+    "last_upload": from_record,
+    "seed_time_since": from_record,
     "unregistered": tracker_messages,
     "age": since("added"),
     "seeding_time": since("finished"),

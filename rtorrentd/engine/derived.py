@@ -85,6 +85,35 @@ def _unregistered(torrents: Sequence[Torrent], inputs: Inputs) -> list[bool | No
     return unregistered_column([t.message for t in torrents], [t.trackers for t in torrents])
 
 
+def _seed_time(torrents: Sequence[Torrent], inputs: Inputs) -> list[float | None]:
+    get = inputs.memory.seen.get
+    return [
+        None if (s := get(t.hash)) is None or s.times is None else s.times.seed for t in torrents
+    ]
+
+
+def _leech_time(torrents: Sequence[Torrent], inputs: Inputs) -> list[float | None]:
+    get = inputs.memory.seen.get
+    return [
+        None if (s := get(t.hash)) is None or s.times is None else s.times.leech for t in torrents
+    ]
+
+
+def _last_upload(torrents: Sequence[Torrent], inputs: Inputs) -> list[float | None]:
+    get = inputs.memory.seen.get
+    return [
+        None if (s := get(t.hash)) is None or s.times is None else s.times.last_upload
+        for t in torrents
+    ]
+
+
+def _seed_time_since(torrents: Sequence[Torrent], inputs: Inputs) -> list[float | None]:
+    get = inputs.memory.seen.get
+    return [
+        None if (s := get(t.hash)) is None or s.times is None else s.times.since for t in torrents
+    ]
+
+
 def _hardlinked(torrents: Sequence[Torrent], inputs: Inputs) -> list[bool | None]:
     get = inputs.files.get
     return [None if (f := get(t.hash)) is None else facts.hardlinked(f) for t in torrents]
@@ -104,6 +133,10 @@ DERIVED_COLUMNS: Mapping[str, Column] = {
     "scrape_age": _scrape_age,
     "uploaded_recent": _uploaded_recent,
     "unregistered": _unregistered,
+    "seed_time": _seed_time,
+    "leech_time": _leech_time,
+    "last_upload": _last_upload,
+    "seed_time_since": _seed_time_since,
     "hardlinked": _hardlinked,
     "shared": _shared,
 }

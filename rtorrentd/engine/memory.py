@@ -5,6 +5,9 @@ message has stood, so the daemon works it out by comparing snapshots: `remember`
 folds each poll into a `Memory`, and the engine reads `idle` and `message_age` from
 it. Nothing is written to disk; after a restart every torrent counts as first seen
 then, which only makes `idle` and `message_age` start again from zero (the safe side).
+The exception is `seed_time` and the like (engine.times), tracked only when a rule
+uses them: their record lives in rtorrent (`d.custom=rtorrentd.times`), and with
+it when `uploaded` last grew, from which `idle` then counts.
 
 `uploaded_recent` (bytes uploaded over the last `window`) needs the upload total
 as it was a window ago. Each `Seen` keeps a few (time, total) samples, taken only
@@ -18,9 +21,11 @@ the one in force a window ago are dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from rtorrentd.engine import times as timing
+from rtorrentd.engine.times import Times
 from rtorrentd.torrent import Torrent
 
 WEEK = 7 * 86400.0  # [daemon] window's default
@@ -45,6 +50,8 @@ class Seen:
     `samples` are (time, total) points of `uploaded`, oldest first and flattened
     (`t0, v0, t1, v1, ...`), the last being the current total; empty while the
     total has not changed since first seen.
+    `times` are `seed_time` and the like (engine.times; None: not tracked, no rule
+    uses them) and `saved` the record of them in rtorrent, as last read or written.
     Times are unix seconds.
     """
 
@@ -54,6 +61,8 @@ class Seen:
     message: str | None = None
     message_since: float | None = None
     samples: Samples = ()
+    times: Times | None = None
+    saved: str | None = None
 
 
 def _empty() -> Mapping[str, Seen]:
@@ -73,7 +82,11 @@ class Memory:
 
 
 def remember(
-    memory: Memory, torrents: Sequence[Torrent], now: float, window: float = WEEK
+    memory: Memory,
+    torrents: Sequence[Torrent],
+    now: float,
+    window: float = WEEK,
+    cap: float | None = None,
 ) -> Memory:
     """Fold one snapshot taken at `now` into `memory`; returns a new Memory.
 
@@ -81,10 +94,34 @@ def remember(
     `uploaded` or `message` means the field was not fetched this poll (no rule needs
     it), so what was known about it is kept rather than reset. `window` is how far
     back `uploaded_recent` looks ([daemon] window): upload samples cover it.
+    With `cap` (seconds credited at most per gap between polls), `seed_time` and
+    the like are tracked for the torrents whose `active` was fetched.
     """
     before = memory.seen
-    after = {t.hash: _update(before.get(t.hash), t, now, window) for t in torrents}
+    after = {t.hash: _update(before.get(t.hash), t, now, window, cap) for t in torrents}
     return Memory(MappingProxyType(after))
+
+
+def unsaved(memory: Memory, limit: int = timing.WRITES_PER_POLL) -> dict[str, str]:
+    """The records to write to rtorrent: torrents whose figures moved (times.moved),
+    at most `limit`, those that moved most first (the rest wait for a later poll)."""
+    moved = [
+        (timing.moved_by(s.times, s.saved), h, s.times)
+        for h, s in memory.seen.items()
+        if s.times is not None and timing.moved(s.times, s.saved)
+    ]
+    if len(moved) > limit:
+        moved = sorted(moved, key=lambda m: -m[0])[:limit]
+    return {h: timing.record(times) for _, h, times in moved}
+
+
+def saved(memory: Memory, records: Mapping[str, str]) -> Memory:
+    """`memory` knowing that rtorrent now holds `records`."""
+    seen = dict(memory.seen)
+    for info_hash, text in records.items():
+        if info_hash in seen:
+            seen[info_hash] = replace(seen[info_hash], saved=text)
+    return Memory(MappingProxyType(seen))
 
 
 def uploaded_since(seen: Seen, then: float) -> int:
@@ -101,16 +138,44 @@ def uploaded_since(seen: Seen, then: float) -> int:
     return samples[-1] - base
 
 
-def _update(seen: Seen | None, torrent: Torrent, now: float, window: float) -> Seen:
+def _update(
+    seen: Seen | None, torrent: Torrent, now: float, window: float, cap: float | None
+) -> Seen:
     if seen is None:
         message = torrent.message or None
-        return Seen(now, torrent.uploaded, None, message, None if message is None else now)
-    if _unchanged(seen, torrent):
-        return seen  # the usual case: share the old record, allocate nothing
-    uploaded, grew_at = _upload(seen, torrent.uploaded, now)
-    message, since = _message(seen, torrent.message, now)
-    samples = _samples(seen, torrent.uploaded, now, window)
-    return Seen(seen.first_seen, uploaded, grew_at, message, since, samples)
+        updated = Seen(now, torrent.uploaded, None, message, None if message is None else now)
+    elif _unchanged(seen, torrent):
+        updated = seen  # the usual case: share the old record, allocate nothing
+    else:
+        uploaded, grew_at = _upload(seen, torrent.uploaded, now)
+        message, since = _message(seen, torrent.message, now)
+        samples = _samples(seen, torrent.uploaded, now, window)
+        updated = Seen(
+            seen.first_seen, uploaded, grew_at, message, since, samples, seen.times, seen.saved
+        )
+    if cap is None or torrent.active is None:
+        return updated
+    return _timed(updated, seen, torrent, now, cap)
+
+
+def _timed(updated: Seen, before: Seen | None, torrent: Torrent, now: float, cap: float) -> Seen:
+    state = timing.state_of(torrent.complete, torrent.started, torrent.active)
+    old = updated.times
+    if old is None:
+        # First tracked: from rtorrent's record, whose last upload `idle` then uses.
+        times = timing.first(torrent.saved_times, state, now, updated.grew_at)
+        grew_at = updated.grew_at if updated.grew_at is not None else times.last_upload
+        saved = torrent.saved_times
+    else:
+        grew = before is not None and updated.grew_at != before.grew_at
+        if state == timing.IDLE == old.state and not grew:
+            return updated  # stopped at both polls: nothing to count, nothing to allocate
+        times = timing.advance(old, state, now, cap, updated.grew_at if grew else None)
+        grew_at, saved = updated.grew_at, updated.saved
+    u = updated
+    return Seen(
+        u.first_seen, u.uploaded, grew_at, u.message, u.message_since, u.samples, times, saved
+    )
 
 
 def _unchanged(seen: Seen, torrent: Torrent) -> bool:

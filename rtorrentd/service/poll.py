@@ -16,10 +16,12 @@ from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.deletion.journal import Journal
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
+from rtorrentd.engine import times as timing
 from rtorrentd.engine.facts import FileFact, Files
-from rtorrentd.engine.memory import Memory, remember
+from rtorrentd.engine.memory import Memory, remember, saved, unsaved
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
+from rtorrentd.errors import RpcFault
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.torrent import Torrent
@@ -174,10 +176,38 @@ async def snapshot_and_plan(
 ) -> Planned:
     """Snapshot, remember, observe (disk, files), plan: everything but acting."""
     torrents = await client.snapshot(engine.fetch_names(config))
-    memory = remember(memory, torrents, now, config.daemon.window)
+    memory = remember(memory, torrents, now, config.daemon.window, cap=time_cap(config))
     observed = await observe(client, config, torrents, now, memory, measure=measure)
     plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
     return Planned(torrents, memory, observed, plan)
+
+
+# The names that need time tracked between polls and kept in rtorrent (engine.times).
+TIMED = frozenset({"seed_time", "leech_time", "last_upload", "seed_time_since"})
+
+
+def time_cap(config: Config) -> float | None:
+    """The most one gap between polls credits to `seed_time` (twice the interval:
+    a daemon that was down credits no time it did not see); None: not tracked."""
+    return 2 * config.daemon.interval if config.names() & TIMED else None
+
+
+async def save_times(client: RtorrentClient, memory: Memory) -> Memory:
+    """Write the records that moved (`memory.unsaved`) into rtorrent, one batched
+    `system.multicall` of `d.custom.set`; returns the memory that knows it. A
+    torrent erased meanwhile is left out (its fault is ignored)."""
+    records = unsaved(memory)
+    if not records:
+        return memory
+    calls = [("d.custom.set", [h, timing.RECORD_KEY, text]) for h, text in records.items()]
+    replies = await client.multicall(calls)
+    written = {
+        h: text
+        for (h, text), reply in zip(records.items(), replies, strict=True)
+        if not isinstance(reply, RpcFault)
+    }
+    log.debug("times.saved", torrents=len(written))
+    return saved(memory, written)
 
 
 async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: float) -> Plan:
@@ -263,6 +293,7 @@ async def poll_once(
         journal=journal,
         other_rtorrents=other_clients(config) if others is None else others,
     )
+    memory = await save_times(client, memory)
     duration = time.monotonic() - started
     log.info(
         "poll.done",

@@ -35,8 +35,8 @@ from trees import CANARY, Canaries, Tree, make, plan, refused
 
 from rtorrentd.deletion import neighbours
 from rtorrentd.deletion.carry_out import carry_out
-from rtorrentd.deletion.executor import Result
 from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.results import Result
 from rtorrentd.deletion.sharing import LinkScanner
 from rtorrentd.errors import UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient

@@ -23,7 +23,7 @@ from harness import RtorrentProcess, TorrentFactory, poll_until, random_bytes
 from harness.nginx import NginxProcess
 
 from rtorrentd.config.load import parse_config
-from rtorrentd.deletion.executor import Result
+from rtorrentd.deletion.results import Result
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import UntrustedCommand
 from rtorrentd.rtorrent.client import RtorrentClient

@@ -32,7 +32,7 @@ from structlog.testing import capture_logs
 from rtorrentd.config.instances import Instances
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action
-from rtorrentd.deletion.executor import Result, StepResult
+from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.rtorrent.client import RtorrentClient

@@ -37,7 +37,7 @@ from trees import Canaries
 
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import executor
-from rtorrentd.deletion.executor import Result, StepResult
+from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.errors import ConnectionClosed, RpcFault, TransportError, UnknownMethod

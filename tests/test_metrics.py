@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_daemon import RunningDaemon, config_text, gone, load, rule
 
 from rtorrentd.config.model import Action, MetricsSettings
-from rtorrentd.deletion.executor import Result, StepResult
+from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.service.metrics import Metrics

@@ -26,8 +26,8 @@ from trees import Canaries
 
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import executor
-from rtorrentd.deletion.executor import Result
 from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.results import Result
 from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
 from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.engine import plan as engine

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import disk
-from rtorrentd.deletion.executor import Result
+from rtorrentd.deletion.results import Result
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.memory import Memory, remember
 from rtorrentd.engine.space import Disk

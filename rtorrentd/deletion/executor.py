@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from enum import Enum
 
 import anyio
 import anyio.to_thread
@@ -35,6 +34,7 @@ from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
+from rtorrentd.deletion.results import CUT_SHORT, Result, StepResult, join, log_result, summary
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import (
     RpcError,
@@ -56,31 +56,6 @@ StillMatches = Callable[[Torrent, Step], bool]
 # Held from a deletion's first unlink until its step has an outcome (the daemon
 # defers a forced exit meanwhile, so the outcome is logged).
 Unlinking = Callable[[], AbstractContextManager[object]]
-
-
-class Result(Enum):
-    """What became of one step; the value is the `result` field of its log event."""
-
-    DONE = "done"
-    DRY_RUN = "dry-run"
-    SKIPPED = "skipped"
-    REFUSED = "refused"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    """What became of one step, and why (`reason`, for the log).
-
-    `kept_shared` are files of a deleted torrent left on disk because another
-    loaded torrent lists them.
-    """
-
-    step: Step
-    result: Result
-    reason: str = ""
-    freed_bytes: int = 0
-    kept_shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +220,8 @@ async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSha
         checked = await exact.verify(ctx.client, planned, ctx.verify_budget)
         if ctx.dry_run:
             deletion = planned.deletion
-            summary, kept = _summary(deletion), deletion.kept_shared
-            return StepResult(step, Result.DRY_RUN, summary, deletion.freed_bytes, kept)
+            left, kept = summary(deletion), deletion.kept_shared
+            return StepResult(step, Result.DRY_RUN, left, deletion.freed_bytes, kept)
         _record(ctx, step)
         if await _stop_and_close(ctx.client, torrent):
             # rtorrent may have written (mtime) or flushed until the close: plan
@@ -325,7 +300,7 @@ async def _erase_deleted(
     except UnknownTorrent:
         _forget(ctx, step.hash)
         note = "files deleted; the torrent was erased by someone else meanwhile"
-        return StepResult(step, Result.DONE, _join(note, _summary(deletion, outcome)), freed, kept)
+        return StepResult(step, Result.DONE, join(note, summary(deletion, outcome)), freed, kept)
     except (RpcError, TransportError) as exc:
         reason = f"files deleted ({freed} bytes freed) but d.erase failed ({exc}); "
         result = StepResult(step, Result.FAILED, reason + "the next poll erases it", freed, kept)
@@ -333,7 +308,7 @@ async def _erase_deleted(
             raise _PollAborted(result, exc) from exc
         return result
     _forget(ctx, step.hash)
-    return StepResult(step, Result.DONE, _summary(deletion, outcome), freed, kept)
+    return StepResult(step, Result.DONE, summary(deletion, outcome), freed, kept)
 
 
 def _record(ctx: Context, step: Step) -> None:
@@ -360,27 +335,6 @@ def with_resumed(steps: Sequence[Step], pending: Sequence[Intent]) -> tuple[Step
     resumed = tuple(Step(i.hash, i.name, Action.DELETE, i.rule, (), None) for i in pending)
     hashes = {i.hash for i in pending}
     return (*resumed, *(s for s in steps if s.hash not in hashes))
-
-
-def _summary(deletion: Deletion, outcome: Outcome | None = None) -> str:
-    """What was (or would be) left on disk, and why; "" when nothing was."""
-    notes = []
-    if deletion.kept_shared:
-        paths = ", ".join(deletion.kept_shared)
-        notes.append(
-            f"kept {len(deletion.kept_shared)} file(s) another loaded torrent uses: {paths}"
-        )
-    gone = deletion.already_gone + (outcome.already_gone if outcome else ())
-    if gone:
-        notes.append(f"{len(gone)} file(s) already gone (deleted earlier, or moved away)")
-    if outcome is not None and outcome.skipped_dirs:
-        dirs = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped_dirs)
-        notes.append(f"directories kept: {dirs}")
-    return _join(*notes)
-
-
-def _join(*notes: str) -> str:
-    return "; ".join(n for n in notes if n)
 
 
 async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResult:
@@ -412,34 +366,6 @@ async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResul
     except TransportError as exc:
         reason = f"rtorrent became unreachable ({exc}); the next poll resumes this step"
         raise _PollAborted(StepResult(step, Result.FAILED, reason), exc) from exc
-
-
-_EVENTS = {
-    Result.DONE: "action.done",
-    Result.DRY_RUN: "action.planned",
-    Result.SKIPPED: "action.skipped",
-    Result.REFUSED: "action.refused",
-    Result.FAILED: "action.failed",
-}
-_LEVELS = {Result.REFUSED: "warning", Result.FAILED: "error"}
-_CUT_SHORT = "cut short by the poll's deadline (rtorrent too slow?); the next poll resumes it"
-
-
-def _log_result(result: StepResult) -> None:
-    step = result.step
-    getattr(log, _LEVELS.get(result.result, "info"))(
-        _EVENTS[result.result],
-        action=step.action.value,
-        hash=step.hash,
-        name=step.name,
-        rule=step.rule,
-        values=dict(step.values),
-        freed_bytes=result.freed_bytes,
-        result=result.result.value,
-        reason=result.reason or None,
-        dry_run=result.result is Result.DRY_RUN,
-        kept_shared=list(result.kept_shared) or None,
-    )
 
 
 async def apply(
@@ -505,12 +431,12 @@ async def apply(
             try:
                 result = await apply_step(ctx, step, shares)
             except _PollAborted as aborted:
-                _log_result(aborted.result)
+                log_result(aborted.result, dry_run=dry_run)
                 raise aborted.cause from None
             except anyio.get_cancelled_exc_class():
-                _log_result(StepResult(step, Result.FAILED, _CUT_SHORT))
+                log_result(StepResult(step, Result.FAILED, CUT_SHORT), dry_run=dry_run)
                 raise
-        _log_result(result)
+        log_result(result, dry_run=dry_run)
         if result.result is Result.DONE and step.action in LEAVING:
             shares.forget(step.hash)  # erased: its files protect nothing any more
         results.append(result)

@@ -12,8 +12,8 @@ import structlog
 
 from rtorrentd.config.model import Action, Config
 from rtorrentd.deletion import disk, executor, preflight
-from rtorrentd.deletion.executor import Result, StepResult
 from rtorrentd.deletion.journal import Journal
+from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine import times as timing

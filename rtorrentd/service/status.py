@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from rtorrentd.config.model import Action, Config, SpacePolicy
-from rtorrentd.deletion.executor import Result
+from rtorrentd.deletion.results import Result
 from rtorrentd.redact import redact_url
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.report import human_bytes, human_duration

@@ -9,6 +9,8 @@ it must fail there (strict), so the mark goes when the reason does.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -154,3 +156,24 @@ def tree(tmp_path: Path) -> Iterator[Tree]:
 def canaries() -> Canaries:
     """Files a test adds and then proves intact with `.check()`."""
     return Canaries()
+
+
+def _namespaces_work() -> bool:
+    # What the mount tests do: a private mount namespace with a tmpfs and a bind mount.
+    probe = "mount -t tmpfs none /mnt && mount --bind / /mnt"
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", probe]
+    try:
+        return 0 == subprocess.run(command, check=False, capture_output=True, timeout=10).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def mount_namespace() -> None:
+    """Tests that mount (unmounted disks, bind mounts, read-only roots) need this."""
+    if shutil.which("unshare") is None or not _namespaces_work():
+        why = "needs unshare -m, tmpfs and bind mounts (root, or a user namespace)"
+        # CI runs as root, where this works: never let these attacks go untested.
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)

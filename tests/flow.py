@@ -4,6 +4,8 @@ test_attacks): a client, a config from rules, one poll, and rtorrent's own view.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -88,4 +90,15 @@ def album(
             "cd2/deep/c.bin": random_bytes(10_000, seed + 3),
         },
         dest_dir=dest,
+    )
+
+
+def rtorrentd(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `rtorrentd` command as a user runs it: a subprocess, text out, no check."""
+    return subprocess.run(
+        [sys.executable, "-m", "rtorrentd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )

@@ -445,24 +445,6 @@ else:
 """
 
 
-def _namespaces_work() -> bool:
-    probe = ["unshare", "-m", "--propagation", "private", "mount", "--bind", "/", "/mnt"]
-    try:
-        return 0 == subprocess.run(probe, check=False, capture_output=True, timeout=10).returncode
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="module")
-def mount_namespace() -> None:
-    if shutil.which("unshare") is None or not _namespaces_work():
-        why = "needs unshare -m and mount --bind (root, or a user namespace)"
-        # CI runs as root, where this works: never let the mount attacks go untested.
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 def in_namespace(**args: Any) -> dict[str, Any]:
     """Bind-mount `binds`, then plan and carry out, in a throwaway mount namespace."""
     command = ["unshare", "-m", "--propagation", "private", sys.executable, "-c", _IN_NAMESPACE]

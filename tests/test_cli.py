@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from flow import rtorrentd
 from harness import RtorrentProcess, TorrentFactory, make_swarm, random_bytes
 
 RULES = """
@@ -32,16 +31,6 @@ name = "big and idle"
 when = "complete and size >= 300KB"
 action = "remove"
 """
-
-
-def rtorrentd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rtorrentd", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def write_config(tmp_path: Path, url: str, roots: list[Path], rules: str = RULES) -> Path:

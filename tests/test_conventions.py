@@ -5,13 +5,12 @@ time, Flood's and cross-seed's tags, Sonarr's and Radarr's views, `d.ignore_comm
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flow import rtorrentd
 from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -77,16 +76,6 @@ async def test_each_tool_s_marks_are_read_as_it_meant_them(
     assert (("sonarr_imported",), ()) == (sonarr.views, flood.views)
     assert ("", (), False) == (sonarr.label, sonarr.tags, sonarr.ignored)
     assert (True, False) == (ignored.ignored, ru.ignored)
-
-
-def rtorrentd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rtorrentd", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 RULES = """

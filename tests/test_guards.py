@@ -546,24 +546,6 @@ print(json.dumps([{k: e.get(k) for k in ("event", "hash", "reason")} for e in re
 """
 
 
-def _namespaces_work() -> bool:
-    probe = ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "none", "/mnt"]
-    try:
-        return 0 == subprocess.run(probe, check=False, capture_output=True, timeout=10).returncode
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="module")
-def mount_namespace() -> None:
-    if shutil.which("unshare") is None or not _namespaces_work():
-        why = "needs unshare -m and mount (root, or a user namespace)"
-        # CI runs as root, where this works: never let these guards go untested.
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 def poll_in_namespace(
     rt: RtorrentProcess, roots: list[Path], rules: tuple[Rule, ...], **args: Any
 ) -> list[dict[str, Any]]:

@@ -4,12 +4,11 @@ works, and `rtorrentd check` warns that whoever reaches it runs commands as rtor
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flow import rtorrentd
 from harness import RtorrentProcess, TorrentFactory, random_bytes
 from harness.nginx import NginxProcess
 
@@ -27,16 +26,6 @@ def classic_location(socket_path: Path) -> str:
     """The location block of the old guides, word for word but the socket."""
     return (
         f"location ^~ /scgi {{\n    include scgi_params;\n    scgi_pass unix:{socket_path};\n}}\n"
-    )
-
-
-def rtorrentd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rtorrentd", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
 
 

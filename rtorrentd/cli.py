@@ -1,4 +1,4 @@
-"""`rtorrentd run | check | plan | list | version`.
+"""`rtorrentd run | check | plan | list | orphans | version`.
 
 Exit codes: 0 success, 1 rtorrent unreachable or answering nonsense, 2 bad usage or
 an invalid configuration.
@@ -306,6 +306,44 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cmd_orphans(args: argparse.Namespace, out: TextIO) -> int:
+    import functools
+    import time
+
+    import anyio
+
+    from rtorrentd.config.instances import load_instances
+    from rtorrentd.config.model import OrphanSettings
+    from rtorrentd.deletion.orphans import scan
+    from rtorrentd.service.orphans import format_scan, owned_paths, sources_for
+
+    instances = load_instances(args.config)
+    code, reports = EXIT_OK, []
+    for name, config in instances.configs.items():
+        settings = config.orphans or OrphanSettings()
+        heading = f"== {name} ==\n" if instances.directory else ""
+        if not config.safety.allowed_roots:
+            reports.append(f"{heading}no [safety] allowed_roots: nothing to scan")
+            continue
+        client = client_for(config)
+        sources = sources_for(name, config, client, peers=instances.configs, client_for=client_for)
+        run = functools.partial(
+            scan,
+            sources,
+            config.safety.allowed_roots,
+            settings,
+            now=time.time(),
+            owned=owned_paths(config),
+        )
+        found, _listing = anyio.run(run)
+        if found.refused:
+            code = EXIT_UNREACHABLE
+        note = "" if config.orphans else "([orphans] is not configured: its defaults)\n"
+        reports.append(heading + note + format_scan(found, settings))
+    print("\n\n".join(reports), file=out)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each sub-command sets `handler`."""
     parser = argparse.ArgumentParser(prog="rtorrentd", description=__doc__.splitlines()[0])
@@ -316,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plan": _cmd_plan,
         "list": _cmd_list,
         "run": _cmd_run,
+        "orphans": _cmd_orphans,
     }
     for name, handler in handlers.items():
         p = sub.add_parser(name)

@@ -116,6 +116,12 @@ class UnsafeDeletion(RtorrentdError):
     """A deletion was refused because it could touch data it must not."""
 
 
+class OrphanScanRefused(RtorrentdError):
+    """The orphan scan was refused as a whole: what every torrent lists cannot be
+    told now (an instance unreachable, a torrent hash-checking, moving, or
+    incomplete without its files). Nothing is moved; the next scan tries again."""
+
+
 class StepRefused(RtorrentdError):
     """A relabel or throttle step was refused: it would not do what the rule says
     (a throttle group rtorrent does not have)."""

@@ -37,6 +37,12 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     candidates = "complete"          # required, a condition
     order = "seeding_time desc"      # default; numeric fields, asc (default) or desc
     action = "delete"                # required; only delete frees space
+    [orphans]                        # optional: orphan cleanup (README "Orphan cleanup")
+    min_age = "1d"                   # older than this by mtime and ctime; at most 365d
+    exclude = ["*.part"]             # globs relative to each allowed root
+    max_files = 100                  # moved per scan, at most (0 to 1000000)
+    max_bytes = "10GiB"              # moved per scan, at most
+    interval = "1h"                  # between scans (1m to 30d)
     [metrics]                        # optional, daemon-wide; listen, textfile or both
     listen = "127.0.0.1:9721"        # Prometheus scrapes http://HOST:PORT/metrics
     textfile = "/path/rtorrentd.prom"  # for node_exporter's textfile collector
@@ -71,6 +77,7 @@ from rtorrentd.config.model import (
     DaemonSettings,
     MetricsSettings,
     OrderKey,
+    OrphanSettings,
     RtorrentSettings,
     Rule,
     Safety,
@@ -125,6 +132,7 @@ def parse_config(text: str, source: str) -> Config:
     daemon = DaemonSettings(**_section(source, lines, data, "daemon"))
     safety = Safety(**_section(source, lines, data, "safety"))
     metrics = _metrics(source, lines, data)
+    orphans = _orphans(source, lines, data, safety)
     rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
     space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
     _check_unique(rules, "name", "rule")
@@ -138,6 +146,7 @@ def parse_config(text: str, source: str) -> Config:
         tuple(rule for rule, _ in rules),
         tuple(policy for policy, _ in space),
         metrics,
+        orphans,
     )
 
 
@@ -232,6 +241,26 @@ def _to_textfile(value: object) -> str:
     return os.path.normpath(path)
 
 
+def _to_globs(value: object) -> tuple[str, ...]:
+    hint = 'write a list of globs relative to each allowed root, like ["*.part", ".stfolder/**"]'
+    if not isinstance(value, list):
+        raise Invalid("is not a list of globs", hint)
+    globs = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip("/") or "\0" in item:
+            raise Invalid(f"has {show(item)}, which is not a glob", hint)
+        globs.append(item)
+    return tuple(dict.fromkeys(globs))
+
+
+def _to_scan_interval(value: object) -> float:
+    seconds = duration_up_to("30d", "1h")(value)
+    if seconds < 60:
+        hint = 'a scan walks every allowed root: write "1m" or more, like "1h"'
+        raise Invalid("is shorter than 1m", hint)
+    return seconds
+
+
 def _to_order(value: object) -> tuple[OrderKey, ...]:
     return tuple(_order_key(part.split()) for part in to_text(value).split(","))
 
@@ -322,6 +351,16 @@ _TABLES: Mapping[str, _Table] = {
         "every [[space]] needs path, min_free, candidates and action",
     ),
     "metrics": _Table("[metrics]", {"listen": _to_listen, "textfile": _to_textfile}),
+    "orphans": _Table(
+        "[orphans]",
+        {
+            "min_age": duration_up_to("365d", "1d"),
+            "exclude": _to_globs,
+            "max_files": to_count,
+            "max_bytes": size_up_to("1024TiB", "10GiB"),
+            "interval": _to_scan_interval,
+        },
+    ),
 }
 _ARRAYS = ("rule", "space")
 
@@ -383,6 +422,20 @@ def _metrics(source: str, lines: LineIndex, data: dict[str, Any]) -> MetricsSett
         where = Where(source, lines, ("metrics", 0), "[metrics]")
         raise where.error("is empty", 'write listen = "127.0.0.1:9721", textfile = "...", or both')
     return MetricsSettings(**values)
+
+
+def _orphans(
+    source: str, lines: LineIndex, data: dict[str, Any], safety: Safety
+) -> OrphanSettings | None:
+    """`[orphans]`, or None when the file has no such table; it needs allowed roots."""
+    if "orphans" not in data:
+        return None
+    values = _section(source, lines, data, "orphans")
+    if not safety.allowed_roots:
+        where = Where(source, lines, ("orphans", 0), "[orphans]")
+        hint = 'orphans are looked for under them: write allowed_roots = ["/home/you/dl"]'
+        raise where.error("needs [safety] allowed_roots", hint)
+    return OrphanSettings(**values)
 
 
 def _items(

@@ -65,6 +65,18 @@ class Safety:
 
 
 @dataclass(frozen=True, slots=True)
+class OrphanSettings:
+    """`[orphans]`: files under `[safety] allowed_roots` that no loaded torrent lists
+    go to the recycle bin (README, "Orphan cleanup"). Off without the table."""
+
+    min_age: float = 86400.0  # seconds; by both mtime and ctime
+    exclude: tuple[str, ...] = ()  # globs, relative to each allowed root
+    max_files: int = 100  # files and directories moved per scan, at most
+    max_bytes: int = 10 * 1024**3  # bytes moved per scan, at most
+    interval: float = 3600.0  # seconds between scans, at least
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     """`[metrics]`, daemon-wide: where Prometheus reads the metrics (either or both)."""
 
@@ -108,6 +120,7 @@ class Config:
     space: tuple[SpacePolicy, ...] = ()
     # Daemon-wide: in one instance's file of a directory (see `config.instances`).
     metrics: MetricsSettings | None = None
+    orphans: OrphanSettings | None = None  # None: no orphan cleanup
 
     def names(self) -> frozenset[str]:
         """Every field or derived name some rule or space policy reads."""

@@ -12,6 +12,7 @@ import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import cast
 
 import anyio.to_thread
 import structlog
@@ -261,6 +262,29 @@ class RtorrentClient:
             )
         except RpcFault as fault:
             raise classify_fault(fault) from None
+
+    async def rows(
+        self, commands: Sequence[str], *, names: Sequence[str] = (), since: int | None = None
+    ) -> list[list[object]]:
+        """One `d.multicall2` of raw `commands` over XML-RPC, as rows; the columns in
+        `names` (names and paths) in 0.9.8's form, as `snapshot` gives them. With
+        `since`, only the torrents loaded since (`loaded_since`)."""
+        dialect = await self.dialect()
+        if since is None:
+            reply = await self.call(dialect.multicall, "", "main", *commands)
+        else:
+            predicate = f"greater=d.load_date=,value={since - 1}"
+            reply = await self.call("d.multicall.filtered", "", "main", predicate, *commands)
+        rows = _as_list(reply, dialect.multicall)
+        if not all(isinstance(row, list) and len(row) == len(commands) for row in rows):
+            raise MalformedReply(f"{dialect.multicall} returned a row of another shape")
+        if dialect.escapes_names:
+            positions = [i for i, command in enumerate(commands) if command in names]
+            for row in cast(list[list[object]], rows):
+                for i in positions:
+                    if isinstance(row[i], str) and "%" in cast(str, row[i]):
+                        row[i] = unescape_name(cast(str, row[i]))
+        return cast(list[list[object]], rows)
 
     async def torrent(self, info_hash: str, names: Iterable[str] = ()) -> Torrent:
         """Fresh values for one torrent; raises `UnknownTorrent` if it is gone."""

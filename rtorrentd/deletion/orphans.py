@@ -1,0 +1,300 @@
+"""Orphan cleanup at the edge: scan, then re-check and move each orphan.
+
+`scan` refuses the whole scan (`Scan.refused`) when the listing cannot be trusted
+(`orphan_listing`), when an allowed root is not the filesystem it was when the
+daemon started (an unmounted disk), or when an rtorrent that nobody listed uses
+files under an allowed root (its torrents are unknown). Otherwise it walks every
+allowed root (`orphan_walk`, in a worker thread), classifies each entry
+(`engine.orphans`) and keeps the orphans within `max_files` and `max_bytes`.
+
+`clean` then, immediately before moving: asks every instance for the torrents
+loaded since (`orphan_listing.refresh`), and stats each orphan again: the same
+entry (device, inode, kind, hard links; a file's size and mtime), still old by
+mtime and ctime at this moment, still unlisted, not excluded, a directory still
+empty. Anything created, linked,
+renamed or listed meanwhile stays. Files and links go to the recycle bin through
+`move` (one call per allowed root); empty directories are removed with `rmdir`,
+which the kernel refuses if anything appeared in them (they hold no data).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import anyio.to_thread
+
+from rtorrentd.config.model import OrphanSettings
+from rtorrentd.deletion import preflight
+from rtorrentd.deletion.model import Identity
+from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
+from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
+from rtorrentd.deletion.unlisted import unlisted_rtorrents
+from rtorrentd.engine.orphans import (
+    Budget,
+    Exclude,
+    Kind,
+    Listed,
+    Seen,
+    classify,
+    compile_excludes,
+    orphan_reason,
+)
+from rtorrentd.errors import OrphanScanRefused, RtorrentdError
+
+# Moves files and links (path, identity at the re-check) under one allowed root
+# into one recycle-bin entry, leaving any that is no longer that entry; returns the
+# paths moved and (path, why) for those left.
+Moved = tuple[Sequence[str], Sequence[tuple[str, str]]]
+Move = Callable[[str, Sequence[tuple[str, Identity]]], Moved]
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """One orphan found by a scan, under the resolved allowed root `root`."""
+
+    root: str
+    seen: Seen
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one scan found; `refused` says why nothing may be moved ("" if it may)."""
+
+    refused: str
+    orphans: tuple[Orphan, ...] = ()
+    held: int = 0  # orphans beyond max_files / max_bytes, for the next scan
+    held_bytes: int = 0
+    instances: tuple[str, ...] = ()
+    torrents: int = 0
+    listed_files: int = 0
+    entries: int = 0  # entries walked
+    unreadable: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def bytes(self) -> int:
+        """What the orphans found hold (files and links)."""
+        return sum(o.seen.size for o in self.orphans if o.seen.kind is not Kind.DIR)
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """What became of one orphan: `moved` (to the bin), `removed` (an empty
+    directory), `kept` (the re-check found it changed, listed or young) or
+    `failed`; `detail` says why."""
+
+    orphan: Orphan
+    result: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class _Found:
+    orphans: list[Orphan] = field(default_factory=list)
+    stats: WalkStats = field(default_factory=WalkStats)
+
+
+def resolve_roots(roots: Sequence[str]) -> list[str]:
+    """Each allowed root resolved; refuses one that is missing or not a directory."""
+    real: list[str] = []
+    for root in roots:
+        path = os.path.realpath(root)
+        if not os.path.isdir(path):
+            raise OrphanScanRefused(f"the allowed root {root!r} is not a directory here")
+        real.append(path)
+    return list(dict.fromkeys(real))
+
+
+def check_filesystems(filesystems: preflight.Filesystems | None) -> None:
+    """Refuse when an allowed root is not the filesystem it was when the daemon
+    started: on an unmounted disk's mount point every torrent's file is missing."""
+    if filesystems is None:
+        return
+    for root, then in filesystems.items():
+        now = preflight.identify(root)
+        if then is None or now != then:
+            raise OrphanScanRefused(
+                f"the allowed root {root!r} is not the filesystem it was when rtorrentd "
+                "started (an unmounted disk?); mount it again, or restart rtorrentd"
+            )
+
+
+async def scan(
+    sources: Sequence[Source],
+    roots: Sequence[str],
+    settings: OrphanSettings,
+    *,
+    now: float,
+    owned: Collection[str] = (),
+    filesystems: preflight.Filesystems | None = None,
+) -> tuple[Scan, Listing | None]:
+    """One scan (see the module doc); the listing is kept for `clean`."""
+    started = time.monotonic()
+    labels = tuple(source.label for source in sources)
+    try:
+        real = resolve_roots(roots)
+        check_filesystems(filesystems)
+        listing = await read_listing(sources)
+        await _check_unlisted(real, listing)
+    except OrphanScanRefused as exc:
+        return Scan(str(exc), instances=labels, seconds=time.monotonic() - started), None
+    keep = Owned.of([*owned, *listing.sessions])
+    budget = Budget(settings.max_files, settings.max_bytes)
+    judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
+    found = await anyio.to_thread.run_sync(_find, real, keep, judge, now, budget)
+    result = Scan(
+        "",
+        tuple(found.orphans),
+        budget.held,
+        budget.held_bytes,
+        labels,
+        listing.torrents,
+        listing.listed.files,
+        found.stats.entries,
+        tuple(found.stats.unreadable),
+        tuple(found.stats.skipped),
+        time.monotonic() - started,
+    )
+    return result, listing
+
+
+async def _check_unlisted(roots: Sequence[str], listing: Listing) -> None:
+    found = await anyio.to_thread.run_sync(unlisted_rtorrents, roots, listing.pids)
+    if found:
+        other = found[0]
+        raise OrphanScanRefused(
+            f"an rtorrent that is not configured (pid {other.pid}) uses {other.path!r}: its "
+            "torrents' files would look like orphans; list its URL in safety.other_rtorrents"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Judge:
+    """What classifies an entry: the listing, the settings, the globs."""
+
+    listed: Listed
+    settings: OrphanSettings
+    exclude: Exclude
+    labels: tuple[str, ...] = ()
+
+
+def _find(roots: Sequence[str], owned: Owned, judge: _Judge, now: float, budget: Budget) -> _Found:
+    """Walk every root and keep the orphans that fit the budget, in walk order;
+    the others are only counted (memory: at most `max_files` orphans)."""
+    found = _Found()
+    for root in roots:
+        nested = {r for r in roots if r != root and _within(r, root)}
+        keep = Owned(owned.paths | nested, owned.inodes)
+        for seen in walk(root, judge.exclude, keep, found.stats):
+            if not classify(seen, judge.listed, now, judge.settings, judge.exclude).orphan:
+                continue
+            if budget.take(0 if seen.kind is Kind.DIR else seen.size):
+                found.orphans.append(Orphan(root, seen, orphan_reason(seen, now, judge.labels)))
+    return found
+
+
+def _within(path: str, base: str) -> bool:
+    base_parts = PurePosixPath(base).parts
+    return PurePosixPath(path).parts[: len(base_parts)] == base_parts
+
+
+async def clean(
+    found: Scan,
+    listing: Listing,
+    settings: OrphanSettings,
+    move: Move,
+    *,
+    clock: Callable[[], float] = time.time,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[Cleaned]:
+    """Re-check each orphan of `found` and move it (see the module doc)."""
+    if found.refused or not found.orphans:
+        return []
+    await refresh(listing)  # raises OrphanScanRefused: nothing is moved then
+    judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude))
+    done: list[Cleaned] = []
+    for root, orphans in _by_root(found.orphans):
+        if should_stop():
+            break
+        done += await anyio.to_thread.run_sync(
+            _recheck_and_move, root, orphans, judge, clock(), move
+        )
+    return done
+
+
+def _by_root(orphans: Sequence[Orphan]) -> Iterator[tuple[str, list[Orphan]]]:
+    roots: dict[str, list[Orphan]] = {}
+    for orphan in orphans:
+        roots.setdefault(orphan.root, []).append(orphan)
+    yield from roots.items()
+
+
+def _recheck_and_move(
+    root: str, orphans: Sequence[Orphan], judge: _Judge, now: float, move: Move
+) -> list[Cleaned]:
+    done: list[Cleaned] = []
+    files: list[tuple[Orphan, Identity]] = []
+    directories: list[Orphan] = []
+    for orphan in orphans:
+        why, identity = _recheck(orphan, judge, now)
+        if why:
+            done.append(Cleaned(orphan, "kept", why))
+        elif orphan.seen.kind is Kind.DIR:
+            directories.append(orphan)
+        else:
+            files.append((orphan, identity))
+    if files:
+        done += _move(root, files, move)
+    # Deepest first; rmdir fails on a directory that is not empty (nothing is lost).
+    for orphan in sorted(directories, key=lambda o: o.seen.path.count("/"), reverse=True):
+        try:
+            os.rmdir(orphan.seen.path)
+        except OSError as exc:
+            done.append(Cleaned(orphan, "kept", f"cannot remove it ({exc.strerror})"))
+        else:
+            done.append(Cleaned(orphan, "removed"))
+    return done
+
+
+def _move(root: str, files: Sequence[tuple[Orphan, Identity]], move: Move) -> list[Cleaned]:
+    by_path = {orphan.seen.path: orphan for orphan, _ in files}
+    try:
+        moved, left = move(root, [(orphan.seen.path, identity) for orphan, identity in files])
+    except (OSError, RtorrentdError) as exc:
+        return [Cleaned(orphan, "failed", str(exc)) for orphan, _ in files]
+    done = [Cleaned(by_path[path], "moved") for path in moved if path in by_path]
+    done += (Cleaned(by_path[path], "kept", why) for path, why in left if path in by_path)
+    return done
+
+
+def _recheck(orphan: Orphan, judge: _Judge, now: float) -> tuple[str, Identity]:
+    """Why `orphan` must stay after all, or "" with its identity now (the re-check)."""
+    before = orphan.seen
+    try:
+        st = os.lstat(before.path)
+    except OSError as exc:
+        return f"it cannot be examined any more ({exc.strerror})", _NONE
+    empty = False
+    if before.kind is Kind.DIR:
+        try:
+            empty = not os.listdir(before.path)
+        except OSError as exc:
+            return f"it cannot be listed any more ({exc.strerror})", _NONE
+    seen = seen_from(before.path, before.rel, st, empty=empty)
+    if (seen.inode, seen.kind) != (before.inode, before.kind):
+        return "another entry is there now", _NONE
+    if seen.nlink != before.nlink:
+        return f"its hard links changed ({before.nlink} -> {seen.nlink})", _NONE
+    if before.kind is not Kind.DIR and (seen.size, seen.mtime) != (before.size, before.mtime):
+        return "it was modified since the scan", _NONE
+    verdict = classify(seen, judge.listed, now, judge.settings, judge.exclude)
+    return ("" if verdict.orphan else verdict.why), Identity.of(st)
+
+
+_NONE = Identity(0, 0, 0, 0, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from harness import RtorrentProcess, TorrentFactory, poll_until
 from structlog.testing import capture_logs
 from trees import Canaries
 
+from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Source
@@ -30,6 +32,8 @@ from rtorrentd.deletion.orphans import Cleaned, Moved, Scan, clean, scan
 from rtorrentd.engine.orphans import Kind
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.instance import Instance
+from rtorrentd.service.lifecycle import Lifecycle
 
 DAY = 86400.0
 SETTINGS = OrphanSettings(min_age=DAY, exclude=("*.part", ".stfolder/**"))
@@ -295,12 +299,15 @@ async def test_odd_names_are_handled_and_lookalikes_of_listed_names_kept(
 _IN_NAMESPACE = r"""
 import json, os, subprocess, sys, time
 import anyio
+from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion import preflight
 from rtorrentd.deletion.orphan_listing import Source
 from rtorrentd.deletion.orphans import scan
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.instance import Instance
+from rtorrentd.service.lifecycle import Lifecycle
 
 args = json.loads(sys.argv[1])
 root = args["root"]
@@ -420,3 +427,52 @@ def test_the_command_says_what_would_move_and_why_for_every_instance(
     assert "orphan scan refused: bob cannot be read" in roger
     assert "nothing would be moved" in roger
     assert orphan.exists()
+
+
+# --- the daemon -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_daemon_scans_after_a_poll_at_most_every_interval(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    orphan = old(dl / "old.mkv")
+    created = os.lstat(orphan).st_ctime
+    orphans = '[orphans]\nmin_age = "1s"\ninterval = "1h"\n[daemon]\ndry_run = true\n'
+    config = parse_config(config_text(rtorrent, dl, orphans), str(tmp_path / "x.toml"))
+    instance = Instance("x", config, client_for(rtorrent), lifecycle=Lifecycle(), force_dry_run=False, base=0.2)
+    poll_until(lambda: time.time() - created > 1.5, timeout=10, what="min_age 1s to pass")
+
+    with capture_logs() as logs:
+        await instance.poll()
+        await instance.poll()  # within the interval: no second scan
+
+    scanned = [e for e in logs if e["event"] == "orphans.scanned"]
+    assert 1 == len(scanned) and 1 == scanned[0]["orphans"]
+    (planned,) = [e for e in logs if e["event"] == "orphans.planned"]
+    assert str(orphan) == planned["path"] and "no other hard link" in planned["why"]
+    assert orphan.exists()  # a dry run moves nothing
+
+
+def test_run_refuses_orphan_cleanup_without_a_recycle_bin(rtorrent: RtorrentProcess, tmp_path: Path) -> None:
+    config = tmp_path / "x.toml"
+    config.write_text(config_text(rtorrent, rtorrent.download_dir))
+
+    result = rtorrentd("run", "-c", str(config), "--once", "--log-format", "json")
+
+    assert 2 == result.returncode
+    (line,) = result.stderr.splitlines()
+    event = json.loads(line)
+    assert "config.invalid" == event["event"] and "recycle bin" in event["error"]
+
+
+def test_every_orphan_event_is_in_the_readme() -> None:
+    code = "\n".join(
+        (REPO / "rtorrentd" / module).read_text()
+        for module in ("service/orphans.py", "service/instance.py")
+    )
+    logged = set(re.findall(r'"(orphans\.[a-z_]+)"', code))
+    logged |= {f"orphans.{r}" for r in ("moved", "removed")}  # logged as f"orphans.{result}"
+    table = (REPO / "README.md").read_text().split("## Logs", 1)[1].split("\n## ", 1)[0]
+    assert logged and all(f"`{event}`" in table for event in logged), logged

@@ -80,6 +80,8 @@ class Fleet:
             journal_name=name if self.directory else None,
             reported=self.report,
             observer=self.observer,
+            peers=lambda: {n: i.config for n, i in self.members.items()},
+            client_for=self.client,
         )
 
     async def run(self) -> None:

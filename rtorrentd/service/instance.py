@@ -15,6 +15,9 @@ its worker threads inherit): one slow or unreachable rtorrent delays no other.
 - A stop (the shared `Lifecycle`): a step that has begun is finished, no other
   begins. The poll is shielded from cancellation; its own deadline, `STOP_GRACE`
   after the stop, ends it if rtorrent hangs.
+- Orphan cleanup (`[orphans]`): after a poll that worked, at most every
+  `[orphans] interval`, under the same deadline and stop rules as a poll
+  (`service.orphans`); every other instance of the daemon counts (`peers`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.service.lifecycle import Lifecycle
+from rtorrentd.service.orphans import (
+    NO_BIN,
+    ClientFor,
+    bin_mover,
+    scan_and_clean,
+    sources_for,
+)
 from rtorrentd.service.poll import PollResult, poll_once
 from rtorrentd.service.report import human_duration
 from rtorrentd.service.status import (
@@ -111,10 +121,15 @@ class Instance:
         journal_name: str | None = None,
         reported: Callable[[Instance], None] = lambda _i: None,
         observer: Observer | None = None,
+        peers: Callable[[], Mapping[str, Config]] = dict,
+        client_for: ClientFor | None = None,
     ) -> None:
         self.name, self.config, self.client = name, config, client
         self.lifecycle, self.force_dry_run, self.retry_base = lifecycle, force_dry_run, base
         self.reported, self.observer = reported, observer
+        # The other instances of the daemon (name -> config), and how to reach one.
+        self.peers, self.client_for = peers, client_for
+        self.orphans_at = -math.inf  # anyio.current_time() of the next orphan scan
         self.journal_name = journal_name  # None: a single file's, the journal as before
         self.journal = journal_for(config, journal_name)
         self.memory = Memory.empty()
@@ -213,6 +228,45 @@ class Instance:
         self.status = self.status_text(result, now)
         self.reported(self)
         self.attempted.set()
+        due = self.config.orphans is not None and anyio.current_time() >= self.orphans_at
+        if result is not None and due:
+            await self.clean_orphans()
+
+    async def clean_orphans(self) -> None:
+        """One orphan scan and its moves (a dry run only logs them), shielded and
+        under a poll's deadline; every error is logged, none ends the loop."""
+        settings = self.config.orphans
+        if settings is None:
+            return
+        started = anyio.current_time()
+        self.orphans_at = started + settings.interval
+        sources = sources_for(
+            self.name, self.config, self.client, peers=self.peers(), client_for=self.client_for
+        )
+        move = None if self.dry_run else bin_mover(self.config)
+        if move is None and not self.dry_run:
+            log.warning("orphans.refused", reason=NO_BIN)
+            return
+        with anyio.CancelScope(shield=True, deadline=started + self.poll_timeout) as scope:
+            self.poll_scope = scope  # a stop shortens it as it does a poll's
+            try:
+                await scan_and_clean(
+                    sources,
+                    self.config,
+                    settings,
+                    now=time.time(),
+                    move=move,
+                    filesystems=self.filesystems,
+                    should_stop=self.lifecycle.is_stopping,
+                )
+            except Exception as exc:  # a bug must not end the daemon either
+                log.exception("orphans.crashed", error=str(exc))
+            finally:
+                for source in sources[1:]:
+                    await source.client.transport.aclose()
+        self.poll_scope = None
+        if scope.cancelled_caught:
+            log.error("orphans.timeout", seconds=round(anyio.current_time() - started, 1))
 
     async def attempt(self, now: float) -> PollResult | None:
         """`poll_once`, with every error a later poll could survive logged, not raised."""

@@ -52,6 +52,14 @@ def sources_for(
     return sources
 
 
+NO_BIN = "[orphans] moves orphans into the recycle bin, and there is none ([trash] path)"
+
+
+def bin_mover(config: Config) -> Move | None:
+    """What moves orphans into the configuration's recycle bin; None without one."""
+    return None
+
+
 def owned_paths(
     config: Config, extra: Sequence[str] = (), env: Mapping[str, str] = os.environ
 ) -> list[str]:

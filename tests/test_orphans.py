@@ -8,7 +8,6 @@ the real time prove that a file copied in with an old mtime (new ctime) stays.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -29,9 +28,6 @@ from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Source
 from rtorrentd.deletion.orphans import Cleaned, Moved, Scan, clean, scan
-from rtorrentd.engine.orphans import Kind
-from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service.instance import Instance
 from rtorrentd.service.lifecycle import Lifecycle
 
@@ -69,7 +65,9 @@ class Bin:
             if Identity.of(os.lstat(path)) != identity:
                 left.append((path, "changed"))
                 continue
-            target = os.path.join(os.fsencode(self.directory), os.fsencode(path)[len(os.fsencode(root)) + 1 :])
+            target = os.path.join(
+                os.fsencode(self.directory), os.fsencode(path)[len(os.fsencode(root)) + 1 :]
+            )
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.rename(path, target)
             moved.append(path)
@@ -118,7 +116,12 @@ async def test_only_unlisted_old_files_links_and_empty_directories_go(
     rtorrent.load(seeded, complete=True)
     for entry in seeded.files:
         old(dl / "Album" / os.fsdecode(entry.path), b"")
-    canaries.keep({dl / "Album" / os.fsdecode(e.path): (dl / "Album" / os.fsdecode(e.path)).read_bytes() for e in seeded.files})
+    canaries.keep(
+        {
+            dl / "Album" / os.fsdecode(e.path): (dl / "Album" / os.fsdecode(e.path)).read_bytes()
+            for e in seeded.files
+        }
+    )
     outside = canaries.add(tmp_path / "outside" / "canary.bin")
     canaries.add(tmp_path / "outside" / "deep" / "canary2.bin")
     orphan = old(dl / "removed-torrent" / "movie.mkv")
@@ -217,11 +220,15 @@ async def test_files_of_another_instance_are_kept_and_an_unreachable_one_refuses
 
 
 @pytest.mark.anyio
-async def test_our_own_rtorrent_unreachable_refuses(rtorrent: RtorrentProcess, tmp_path: Path) -> None:
+async def test_our_own_rtorrent_unreachable_refuses(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
     orphan = old(rtorrent.download_dir / "old.mkv")
     rtorrent.kill()
 
-    found, done = await scan_and_clean([source(rtorrent)], [rtorrent.download_dir], Bin(tmp_path / "bin"))
+    found, _done = await scan_and_clean(
+        [source(rtorrent)], [rtorrent.download_dir], Bin(tmp_path / "bin")
+    )
 
     assert found.refused.startswith("this cannot be read")
     assert orphan.exists()
@@ -323,17 +330,34 @@ for path in args["orphans"]:
         f.write(b"old")
     os.utime(path, (then, then))
 source = Source("this", args["url"], RtorrentClient(open_transport(args["url"])))
+later = time.time() + 3 * 86400
 found, _ = anyio.run(
-    lambda: scan([source], [root], OrphanSettings(), now=time.time() + 3 * 86400, filesystems=filesystems)
+    lambda: scan([source], [root], OrphanSettings(), now=later, filesystems=filesystems)
 )
 print(json.dumps({"refused": found.refused, "orphans": sorted(o.seen.path for o in found.orphans)}))
 """
 
 
 def scan_in_namespace(rt: RtorrentProcess, root: Path, **args: object) -> dict[str, object]:
-    payload = {"before": [], "after": [], "orphans": [], **args, "root": str(root), "url": rt.scgi_url}
+    payload = {
+        "before": [],
+        "after": [],
+        "orphans": [],
+        **args,
+        "root": str(root),
+        "url": rt.scgi_url,
+    }
     done = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", _IN_NAMESPACE, json.dumps(payload)],
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-c",
+            _IN_NAMESPACE,
+            json.dumps(payload),
+        ],
         check=False,
         capture_output=True,
         text=True,
@@ -380,7 +404,11 @@ def test_a_disk_or_bind_mount_inside_a_root_is_never_walked(
             ["mount", "--bind", str(library), str(dl / "library")],
             ["mount", "-t", "tmpfs", "disk", str(dl / "tmpfs")],
         ],
-        orphans=[str(dl / "library" / "film.mkv"), str(dl / "tmpfs" / "x.bin"), str(dl / "old.mkv")],
+        orphans=[
+            str(dl / "library" / "film.mkv"),
+            str(dl / "tmpfs" / "x.bin"),
+            str(dl / "old.mkv"),
+        ],
     )
 
     assert "" == result["refused"]
@@ -390,7 +418,9 @@ def test_a_disk_or_bind_mount_inside_a_root_is_never_walked(
 # --- the command ----------------------------------------------------------------------------
 
 
-def config_text(rt: RtorrentProcess, root: Path, orphans: str = "[orphans]\nmin_age = \"1s\"\n") -> str:
+def config_text(
+    rt: RtorrentProcess, root: Path, orphans: str = '[orphans]\nmin_age = "1s"\n'
+) -> str:
     return f'[rtorrent]\nurl = "{rt.scgi_url}"\n[safety]\nallowed_roots = ["{root}"]\n{orphans}'
 
 
@@ -441,7 +471,9 @@ async def test_the_daemon_scans_after_a_poll_at_most_every_interval(
     created = os.lstat(orphan).st_ctime
     orphans = '[orphans]\nmin_age = "1s"\ninterval = "1h"\n[daemon]\ndry_run = true\n'
     config = parse_config(config_text(rtorrent, dl, orphans), str(tmp_path / "x.toml"))
-    instance = Instance("x", config, client_for(rtorrent), lifecycle=Lifecycle(), force_dry_run=False, base=0.2)
+    instance = Instance(
+        "x", config, client_for(rtorrent), lifecycle=Lifecycle(), force_dry_run=False, base=0.2
+    )
     poll_until(lambda: time.time() - created > 1.5, timeout=10, what="min_age 1s to pass")
 
     with capture_logs() as logs:
@@ -455,7 +487,9 @@ async def test_the_daemon_scans_after_a_poll_at_most_every_interval(
     assert orphan.exists()  # a dry run moves nothing
 
 
-def test_run_refuses_orphan_cleanup_without_a_recycle_bin(rtorrent: RtorrentProcess, tmp_path: Path) -> None:
+def test_run_refuses_orphan_cleanup_without_a_recycle_bin(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
     config = tmp_path / "x.toml"
     config.write_text(config_text(rtorrent, rtorrent.download_dir))
 

@@ -27,7 +27,9 @@ SETTINGS = OrphanSettings(min_age=DAY)
 
 
 def seen(path: str = "/dl/old.mkv", **changes: object) -> Seen:
-    base = Seen(path, path.removeprefix("/dl/"), Kind.FILE, (1, 100), 1, 10, NOW - 9 * DAY, NOW - 9 * DAY)
+    base = Seen(
+        path, path.removeprefix("/dl/"), Kind.FILE, (1, 100), 1, 10, NOW - 9 * DAY, NOW - 9 * DAY
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -137,7 +139,9 @@ def test_the_budget_stops_at_either_cap_and_counts_the_rest() -> None:
 
 
 def torrent(**changes: object) -> TorrentState:
-    base = TorrentState("roger", "AB" * 20, "Album", "/dl/Album", "/dl/Album", True, True, True, 0, 1)
+    base = TorrentState(
+        "roger", "AB" * 20, "Album", "/dl/Album", "/dl/Album", True, True, True, 0, 1
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 

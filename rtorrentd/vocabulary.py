@@ -222,6 +222,9 @@ def _derived(name: str, kind: Kind, needs: str, doc: str, expensive: bool = Fals
 
 _B, _N, _Z, _R = Kind.BOOL, Kind.NUMBER, Kind.SIZE, Kind.RATE
 _D, _T, _S, _L = Kind.DURATION, Kind.TIMESTAMP, Kind.STRING, Kind.STRINGS
+# What the names tracked between polls and kept in rtorrent need (engine.times):
+# the state that counts as seeding, the upload total, and the record itself.
+_TRACKED = "complete started active uploaded saved_times"
 _PATH_COMMANDS = "d.base_path= d.directory= d.is_multi_file= d.name="
 _ADDED_COMMANDS = "d.custom=addtime d.timestamp.started= d.load_date="
 _FINISHED_COMMANDS = "d.timestamp.finished= d.custom=seedingtime"
@@ -327,8 +330,9 @@ NAMES: Mapping[str, Entry] = {
         _derived(
             "idle",
             _D,
-            "uploaded",
-            "since rtorrentd last saw `uploaded` grow, counted from when it first saw the torrent",
+            _TRACKED,
+            "since rtorrentd last saw `uploaded` grow, counted from when it first saw the torrent;"
+            " kept across restarts",
         ),
         _derived("message_age", _D, "message", "how long the current tracker message has stood"),
         _derived(
@@ -347,33 +351,33 @@ NAMES: Mapping[str, Entry] = {
         _derived(
             "uploaded_recent",
             _Z,
-            "uploaded",
+            _TRACKED,
             "uploaded over the last `[daemon] window`, counting only the time the daemon"
-            " has watched",
+            " has watched; kept across restarts",
         ),
         _derived(
             "seed_time",
             _D,
-            "complete started active saved_times",
+            _TRACKED,
             "time complete, started and active, as rtorrentd watched it (README: Time as"
             " trackers count it); kept across restarts",
         ),
         _derived(
             "leech_time",
             _D,
-            "complete started active saved_times",
+            _TRACKED,
             "time incomplete, started and active, likewise",
         ),
         _derived(
             "last_upload",
             _T,
-            "uploaded active saved_times",
+            _TRACKED,
             "when rtorrentd last saw `uploaded` grow; kept across restarts",
         ),
         _derived(
             "seed_time_since",
             _T,
-            "active saved_times",
+            _TRACKED,
             "since when rtorrentd counts `seed_time` and `leech_time` for the torrent",
         ),
         _derived(

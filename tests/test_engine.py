@@ -260,7 +260,9 @@ def test_fetch_names_is_identity_plus_what_the_rules_read() -> None:
         ("c", at_least("seeding_time", DAY), STOP),
         ("d", at_least("message_age", DAY), STOP),
     )
-    expected = {*IDENTITY, "ratio", "uploaded", "finished", "message"}
+    # `idle` is tracked between polls and kept in rtorrent (engine.times).
+    tracked = {"complete", "started", "active", "uploaded", "saved_times"}
+    expected = {*IDENTITY, "ratio", "finished", "message", *tracked}
     assert expected == fetch_names(cfg)
 
 

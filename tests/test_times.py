@@ -10,6 +10,7 @@ from harness import RtorrentProcess, TorrentFactory
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Config
 from rtorrentd.engine import times
+from rtorrentd.engine.derived import DERIVED_COLUMNS, Inputs
 from rtorrentd.engine.memory import Memory, remember, saved, unsaved
 from rtorrentd.service.poll import poll_once
 from rtorrentd.torrent import Torrent
@@ -69,7 +70,7 @@ def test_without_tracking_asked_nothing_is_counted() -> None:
 
 
 def test_a_record_is_continued_and_its_last_upload_makes_idle() -> None:
-    record = f"7200,60,{int(T0 - 3600)},{int(T0 - 86400)}"
+    record = f"7200,60,{int(T0 - 3600)},{int(T0 - 86400)},5"
     memory = polls((T0, seeding(saved_times=record, uploaded=5)), (T0 + 300, seeding(uploaded=5)))
     found = figures(memory)
     assert (7500.0, 60.0, T0 - 3600, T0 - 86400) == (
@@ -79,6 +80,75 @@ def test_a_record_is_continued_and_its_last_upload_makes_idle() -> None:
         found.since,
     )
     assert T0 - 3600 == memory.seen[H].grew_at
+    assert 3900.0 == idle_of(memory, T0 + 300)
+
+
+def test_a_record_without_a_last_upload_makes_idle_count_from_its_start() -> None:
+    memory = polls((T0, seeding(saved_times=f"0,0,0,{int(T0 - 86400)},5", uploaded=5)))
+    assert 86400.0 == idle_of(memory, T0)
+
+
+def test_an_upload_made_while_the_daemon_was_down_counts_as_made_now() -> None:
+    # Recorded at 5 bytes; rtorrent seeded on while nobody watched: 9 now.
+    record = f"7200,0,{int(T0 - 86400 * 30)},{int(T0 - 86400 * 60)},5"
+    memory = polls((T0, seeding(saved_times=record, uploaded=9)))
+    assert (0.0, T0) == (idle_of(memory, T0), figures(memory).last_upload)
+
+
+@pytest.mark.parametrize("uploaded", [None, 3])
+def test_a_record_without_the_total_or_with_a_higher_one_is_no_history(
+    uploaded: int | None,
+) -> None:
+    # The first format kept no total, so an upload since cannot be ruled out; a
+    # lower total means the torrent was added again.
+    record = f"7200,0,{int(T0 - 86400 * 30)},{int(T0 - 86400 * 60)}"
+    if uploaded is not None:
+        record += ",5"
+    memory = polls((T0, seeding(saved_times=record, uploaded=uploaded)))
+    assert 0.0 == idle_of(memory, T0)
+    assert 7200.0 == figures(memory).seed  # the seeding time itself is kept
+
+
+def test_uploaded_recent_carries_on_from_the_recorded_samples() -> None:
+    # Watched from a week ago: 100 bytes then, 160 two days ago; no upload since.
+    week = 7 * 86400
+    start, grew = int(T0 - week), int(T0 - 2 * 86400)
+    record = f"0,0,{grew},{start},160,{start},100,{grew},160"
+    memory = polls((T0, seeding(saved_times=record, uploaded=160)))
+    assert 60 == recent_of(memory, T0)
+    memory = polls((T0 + 300, seeding(uploaded=170)), memory=memory)
+    assert 70 == recent_of(memory, T0 + 300)
+
+
+def test_a_record_holds_the_total_and_samples_and_reads_back_the_same() -> None:
+    memory = polls((T0, seeding(uploaded=5)), (T0 + 7200, seeding(uploaded=9)))
+    text = unsaved(memory)[H]
+    assert f"7200,0,{int(T0 + 7200)},{int(T0)},9,{int(T0)},5,{int(T0 + 7200)},9" == text
+    again = polls((T0 + 7300, seeding(saved_times=text, uploaded=9)))
+    assert memory.seen[H].samples == again.seen[H].samples
+    assert recent_of(memory, T0 + 7300) == recent_of(again, T0 + 7300)
+
+
+def test_too_many_samples_drop_middle_ones_which_only_raises_uploaded_recent() -> None:
+    samples = tuple(v for n in range(30) for v in (int(T0) + n * 1000, n * 10))
+    kept = times.thinned(samples)
+    assert len(kept) == 2 * times.MAX_SAMPLES and kept[:2] == samples[:2]
+    assert kept[-2:] == samples[-2:]
+
+
+def idle_of(memory: Memory, now: float) -> float:
+    return _derived("idle", memory, now)
+
+
+def recent_of(memory: Memory, now: float) -> int:
+    return int(_derived("uploaded_recent", memory, now))
+
+
+def _derived(name: str, memory: Memory, now: float) -> float:
+    column = DERIVED_COLUMNS[name]([seeding()], Inputs(now, memory))
+    value = column[0]
+    assert value is not None
+    return float(value)
 
 
 def test_last_upload_is_when_uploaded_grew() -> None:
@@ -86,7 +156,7 @@ def test_last_upload_is_when_uploaded_grew() -> None:
     assert T0 + 300 == figures(memory).last_upload
 
 
-@pytest.mark.parametrize("record", ["", "garbage", "1,2,3", "1,2,3,-4", "a,b,c,d", "1,2,3,4,5"])
+@pytest.mark.parametrize("record", ["", "garbage", "1,2,3", "1,2,3,-4", "a,b,c,d", "1,2,3,4,5,6"])
 def test_a_record_not_ours_starts_from_zero(record: str) -> None:
     found = figures(polls((T0, seeding(saved_times=record))))
     assert (0.0, T0) == (found.seed, found.since)
@@ -139,12 +209,12 @@ async def test_seed_time_survives_a_daemon_and_an_rtorrent_restart(
         return rtorrent.call("d.custom", info_hash, times.RECORD_KEY)
 
     memory = await poll(Memory.empty(), T0)
-    assert f"0,0,0,{int(T0)}" == record()
+    assert f"0,0,0,{int(T0)},0" == record()
     memory = await poll(memory, T0 + 1800)
     memory = await poll(memory, T0 + 3600)
-    assert f"0,0,0,{int(T0)}" == record()  # moved by an hour: not more than a step
+    assert f"0,0,0,{int(T0)},0" == record()  # moved by an hour: not more than a step
     memory = await poll(memory, T0 + 3700)
-    assert f"3700,0,0,{int(T0)}" == record()
+    assert f"3700,0,0,{int(T0)},0" == record()
 
     # The daemon restarts (no memory): it reads its record back, and counts on.
     memory = await poll(Memory.empty(), T0 + 5000)
@@ -154,7 +224,7 @@ async def test_seed_time_survives_a_daemon_and_an_rtorrent_restart(
     memory = await poll(memory, T0 + 8700)
     assert 3700.0 + 1800 + 1900 == figures_of(memory, info_hash).seed
     assert "seeded" == rtorrent.call("d.custom1", info_hash)  # 100 minutes reached
-    assert f"7400,0,0,{int(T0)}" == record()
+    assert f"7400,0,0,{int(T0)},0" == record()
 
     # rtorrent restarts too (a clean exit saves its session, custom values with it),
     # and the daemon with it.
@@ -164,6 +234,27 @@ async def test_seed_time_survives_a_daemon_and_an_rtorrent_restart(
     assert (7400.0, T0) == (found.seed, found.since)
     memory = await poll(memory, T0 + 9100)
     assert 7700.0 == figures_of(memory, info_hash).seed
+
+
+@pytest.mark.integration
+@pytest.mark.anyio
+async def test_idle_carries_on_after_a_daemon_restart_from_the_record(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    info_hash = rtorrent.load(album(torrent_factory, rtorrent.download_dir), complete=True)
+    text = (
+        f'[rtorrent]\nurl = "{rtorrent.scgi_url}"\n[daemon]\ninterval = "30m"\n'
+        '[[rule]]\nname = "quiet"\nwhen = "idle >= 100m"\naction = "relabel"\n'
+        'label = "quiet"\n'
+    )
+    config = parse_config(text, "test.toml")
+    client = client_for(rtorrent)
+    await poll_once(client, config, Memory.empty(), dry_run=False, now=T0)
+    assert f"0,0,0,{int(T0)},0" == rtorrent.call("d.custom", info_hash, times.RECORD_KEY)
+    # A restarted daemon (no memory) 7,000 s later: nothing uploaded since the
+    # record, so the torrent has been idle since T0, not since the restart.
+    await poll_once(client_for(rtorrent), config, Memory.empty(), dry_run=False, now=T0 + 7000)
+    assert "quiet" == rtorrent.call("d.custom1", info_hash)
 
 
 def figures_of(memory: Memory, info_hash: str) -> times.Times:

@@ -227,12 +227,13 @@ def from_record(name: str, yes: object, no: object) -> Scene:
 
     def record(value: object) -> str:
         assert isinstance(value, int | float)
-        slots = [0, 0, 0, int(NOW - 30 * DAY)]
+        slots = [0, 0, 0, int(NOW - 30 * DAY), 0]  # the last: the upload total then
         slots[_RECORD_SLOT[name]] = int(value)
         return ",".join(map(str, slots))
 
     torrents = tuple(
-        torrent(n + 1, active=True, saved_times=record(v)) for n, v in enumerate((yes, no))
+        torrent(n + 1, active=True, uploaded=0, saved_times=record(v))
+        for n, v in enumerate((yes, no))
     )
     return Scene(torrents, remember(Memory(), torrents, NOW, cap=600.0))
 

@@ -1,13 +1,14 @@
-"""What the daemon remembers between polls, in memory only.
+"""What the daemon remembers between polls.
 
 rtorrent does not say when a torrent last uploaded anything, nor how long a tracker
 message has stood, so the daemon works it out by comparing snapshots: `remember`
 folds each poll into a `Memory`, and the engine reads `idle` and `message_age` from
-it. Nothing is written to disk; after a restart every torrent counts as first seen
-then, which only makes `idle` and `message_age` start again from zero (the safe side).
-The exception is `seed_time` and the like (engine.times), tracked only when a rule
-uses them: their record lives in rtorrent (`d.custom=rtorrentd.times`), and with
-it when `uploaded` last grew, from which `idle` then counts.
+it. Nothing is written to disk: after a restart `message_age` starts again from
+zero (the safe side). `seed_time` and the like (engine.times), and `idle` and
+`uploaded_recent` with them, are tracked when a rule uses them, and their record
+lives in rtorrent (`d.custom=rtorrentd.times`): a torrent first seen with a record
+takes its upload history from it (`_resumed`) while the upload total is still the
+one recorded.
 
 `uploaded_recent` (bytes uploaded over the last `window`) needs the upload total
 as it was a window ago. Each `Seen` keeps a few (time, total) samples, taken only
@@ -106,13 +107,13 @@ def unsaved(memory: Memory, limit: int = timing.WRITES_PER_POLL) -> dict[str, st
     """The records to write to rtorrent: torrents whose figures moved (times.moved),
     at most `limit`, those that moved most first (the rest wait for a later poll)."""
     moved = [
-        (timing.moved_by(s.times, s.saved), h, s.times)
+        (timing.moved_by(t, s.saved), h, t, s)
         for h, s in memory.seen.items()
-        if s.times is not None and timing.moved(s.times, s.saved)
+        if (t := s.times) is not None and timing.moved(t, s.saved, s.uploaded)
     ]
     if len(moved) > limit:
         moved = sorted(moved, key=lambda m: -m[0])[:limit]
-    return {h: timing.record(times) for _, h, times in moved}
+    return {h: timing.record(t, s.uploaded, s.samples) for _, h, t, s in moved}
 
 
 def saved(memory: Memory, records: Mapping[str, str]) -> Memory:
@@ -162,20 +163,48 @@ def _timed(updated: Seen, before: Seen | None, torrent: Torrent, now: float, cap
     state = timing.state_of(torrent.complete, torrent.started, torrent.active)
     old = updated.times
     if old is None:
-        # First tracked: from rtorrent's record, whose last upload `idle` then uses.
-        times = timing.first(torrent.saved_times, state, now, updated.grew_at)
-        grew_at = updated.grew_at if updated.grew_at is not None else times.last_upload
-        saved = torrent.saved_times
-    else:
-        grew = before is not None and updated.grew_at != before.grew_at
-        if state == timing.IDLE == old.state and not grew:
-            return updated  # stopped at both polls: nothing to count, nothing to allocate
-        times = timing.advance(old, state, now, cap, updated.grew_at if grew else None)
-        grew_at, saved = updated.grew_at, updated.saved
-    u = updated
+        return _resumed(updated, before, torrent, state, now)
+    grew = before is not None and updated.grew_at != before.grew_at
+    if state == timing.IDLE == old.state and not grew:
+        return updated  # stopped at both polls: nothing to count, nothing to allocate
+    times = timing.advance(old, state, now, cap, updated.grew_at if grew else None)
+    u = updated  # Seen(...) rather than dataclasses.replace: several times faster
     return Seen(
-        u.first_seen, u.uploaded, grew_at, u.message, u.message_since, u.samples, times, saved
+        u.first_seen, u.uploaded, u.grew_at, u.message, u.message_since, u.samples, times, u.saved
     )
+
+
+def _resumed(updated: Seen, before: Seen | None, torrent: Torrent, state: int, now: float) -> Seen:
+    """First tracked: the figures from rtorrent's record, else from zero now. A
+    torrent this daemon has not watched yet (`before` is None) also takes its upload
+    history from the record, but only when the upload total still is the one
+    recorded: an upload nobody watched (the daemon was down) counts as made now."""
+    u, saved = updated, torrent.saved_times
+    found = timing.parse_record(saved) if saved else None
+    first_seen, grew_at, samples = u.first_seen, u.grew_at, u.samples
+    if found is None:
+        times = Times(0.0, 0.0, grew_at, now, now, state)
+    else:
+        if before is None:  # else watched already: its own history is newer
+            first_seen, grew_at, samples = _history(found, u.uploaded, now)
+        times = Times(found.seed, found.leech, grew_at, found.since, now, state)
+    return Seen(first_seen, u.uploaded, grew_at, u.message, u.message_since, samples, times, saved)
+
+
+def _history(
+    found: timing.Record, uploaded: int | None, now: float
+) -> tuple[float, float | None, Samples]:
+    """(first_seen, grew_at, samples) of a torrent first seen now with record `found`."""
+    recorded = found.uploaded
+    if uploaded is None or recorded is None or uploaded < recorded:
+        # Unknown (no total then or now) or re-added (a lower total): from now.
+        return now, None, ()
+    if uploaded == recorded:
+        # Nothing uploaded since the record: what it says still holds.
+        return found.since, found.last_upload, found.samples
+    # Uploaded while nobody watched: at some time up to now, so now (the safe side).
+    samples = found.samples or (int(found.since), recorded)
+    return found.since, now, (*samples, int(now), uploaded)
 
 
 def _unchanged(seen: Seen, torrent: Torrent) -> bool:

@@ -9,9 +9,12 @@ see. `leech_time` likewise for incomplete, started and active.
 
 The figures survive restarts of the daemon and of rtorrent: the daemon writes them
 into rtorrent's own session as `d.custom=rtorrentd.times` (`RECORD_KEY`), text
-`seed,leech,last_upload,since` in whole seconds, only for torrents whose figures
-moved by more than `STEP`, at most `WRITES_PER_POLL` a poll, those that moved
-most first (service.poll writes them, batched). rtorrent saves
+`seed,leech,last_upload,since,uploaded,t0,v0,...` in whole seconds and bytes,
+only for torrents whose figures moved by more than `STEP`, at most
+`WRITES_PER_POLL` a poll, those that moved most first (service.poll writes them,
+batched). The upload total and its samples carry `idle` and `uploaded_recent`
+over a restart, trusted only while the total is still the one recorded (an
+upload nobody watched counts as made at the restart). rtorrent saves
 custom values with its session (every 20 minutes by default, and on a clean
 exit), so a crash of rtorrent loses at most that much. A torrent first seen
 without a record starts from zero, now (`seed_time_since`): rtorrent knows when
@@ -28,6 +31,9 @@ STEP = 3600.0  # seconds a figure moves before it is written again
 # Records written per poll at most: a d.custom.set costs rtorrent ~0.7 ms
 # (bench/times.py), so writing all of 10,000 torrents would cost 16 polls' time.
 WRITES_PER_POLL = 50
+# Upload samples (time, total) kept in a record at most: memory keeps about 10
+# (memory.SAMPLES per window and the one in force at its start).
+MAX_SAMPLES = 18
 
 IDLE, SEEDING, LEECHING = 0, 1, 2
 
@@ -52,28 +58,59 @@ def state_of(complete: bool | None, started: bool | None, active: bool | None) -
     return SEEDING if complete else LEECHING
 
 
-def parse_record(text: str | None) -> tuple[float, float, float | None, float] | None:
-    """A record as written by `record`; None if absent or not ours."""
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as read back from rtorrent. `uploaded` is `d.up.total` when it was
+    written (None: a record from before totals were kept) and `samples` the upload
+    history then (memory.Samples, flat `t0, v0, t1, v1, ...`)."""
+
+    seed: float
+    leech: float
+    last_upload: float | None
+    since: float
+    uploaded: int | None = None
+    samples: tuple[int, ...] = ()
+
+
+def parse_record(text: str | None) -> Record | None:
+    """A record as written by `record`; None if absent or not ours.
+
+    `seed,leech,last_upload,since` (the first format), then optionally the upload
+    total and the upload samples, in pairs: `,uploaded[,t0,v0,...]`."""
     parts = (text or "").split(",")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if not (len(parts) == 4 or (len(parts) % 2 == 1 and 5 <= len(parts) <= 5 + 2 * MAX_SAMPLES)):
         return None
-    seed, leech, last, since = (int(p) for p in parts)
-    return float(seed), float(leech), float(last) if last else None, float(since)
+    if not all(p.isdigit() for p in parts):
+        return None
+    numbers = [int(p) for p in parts]
+    seed, leech, last, since = numbers[:4]
+    uploaded = numbers[4] if len(numbers) > 4 else None
+    return Record(
+        float(seed),
+        float(leech),
+        float(last) if last else None,
+        float(since),
+        uploaded,
+        tuple(numbers[5:]),
+    )
 
 
-def record(times: Times) -> str:
-    """The text kept in rtorrent for `times`."""
+def record(times: Times, uploaded: int | None = None, samples: tuple[int, ...] = ()) -> str:
+    """The text kept in rtorrent for `times`, with the upload total and history when
+    known (from them `idle` and `uploaded_recent` carry on after a restart)."""
     last = int(times.last_upload) if times.last_upload is not None else 0
-    return f"{int(times.seed)},{int(times.leech)},{last},{int(times.since)}"
+    text = f"{int(times.seed)},{int(times.leech)},{last},{int(times.since)}"
+    if uploaded is None:
+        return text
+    return ",".join([text, str(uploaded), *map(str, thinned(samples))])
 
 
-def first(saved: str | None, state: int, now: float, grew_at: float | None) -> Times:
-    """The figures of a torrent first seen now: from its record, else from zero."""
-    parsed = parse_record(saved)
-    if parsed is None:
-        return Times(0.0, 0.0, grew_at, now, now, state)
-    seed, leech, last, since = parsed
-    return Times(seed, leech, grew_at if grew_at is not None else last, since, now, state)
+def thinned(samples: tuple[int, ...]) -> tuple[int, ...]:
+    """At most `MAX_SAMPLES` of `samples`, dropping from the second-oldest on: a
+    missing sample makes the total at a time look older, hence lower, so the
+    upload since then comes out higher (keeps rather than deletes)."""
+    excess = len(samples) // 2 - MAX_SAMPLES
+    return samples if excess <= 0 else samples[:2] + samples[2 + 2 * excess :]
 
 
 def advance(times: Times, state: int, now: float, cap: float, grew_at: float | None) -> Times:
@@ -90,18 +127,28 @@ def moved_by(times: Times, saved: str | None) -> float:
     parsed = parse_record(saved)
     if parsed is None:
         return float("inf")
-    return abs(times.seed - parsed[0]) + abs(times.leech - parsed[1])
+    return abs(times.seed - parsed.seed) + abs(times.leech - parsed.leech)
 
 
-def moved(times: Times, saved: str | None) -> bool:
-    """Whether `times` differ enough from the record in rtorrent to write again."""
+def moved(times: Times, saved: str | None, uploaded: int | None = None) -> bool:
+    """Whether `times` (and the upload total `uploaded`) differ enough from the
+    record in rtorrent to write again. An upload total the record does not hold is
+    written once the torrent was quiet for a `STEP`, or its last upload moved by
+    more than one: a torrent uploading all the time is not rewritten every poll,
+    and a stale total only makes a restarted daemon count an upload as new (safe)."""
     parsed = parse_record(saved)
     if parsed is None:
         return True
-    seed, leech, last, since = parsed
+    last = times.last_upload or 0.0
     return (
-        abs(times.seed - seed) > STEP
-        or abs(times.leech - leech) > STEP
-        or (times.last_upload is not None and int(times.last_upload) != int(last or 0))
-        or int(times.since) != int(since)
+        abs(times.seed - parsed.seed) > STEP
+        or abs(times.leech - parsed.leech) > STEP
+        or int(times.since) != int(parsed.since)
+        or (parsed.last_upload is None and times.last_upload is not None)
+        or abs(last - (parsed.last_upload or 0.0)) > STEP
+        or (
+            uploaded is not None
+            and uploaded != parsed.uploaded
+            and (parsed.uploaded is None or times.polled - last > STEP)
+        )
     )

@@ -182,8 +182,11 @@ async def snapshot_and_plan(
     return Planned(torrents, memory, observed, plan)
 
 
-# The names that need time tracked between polls and kept in rtorrent (engine.times).
-TIMED = frozenset({"seed_time", "leech_time", "last_upload", "seed_time_since"})
+# The names that need time tracked between polls and kept in rtorrent (engine.times):
+# `idle` and `uploaded_recent` too, whose history the record carries over restarts.
+TIMED = frozenset(
+    {"seed_time", "leech_time", "last_upload", "seed_time_since", "idle", "uploaded_recent"}
+)
 
 
 def time_cap(config: Config) -> float | None:

@@ -147,7 +147,7 @@ def recent_of(memory: Memory, now: float) -> int:
 def _derived(name: str, memory: Memory, now: float) -> float:
     column = DERIVED_COLUMNS[name]([seeding()], Inputs(now, memory))
     value = column[0]
-    assert value is not None
+    assert isinstance(value, int | float)
     return float(value)
 
 

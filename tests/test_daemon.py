@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,9 +289,14 @@ class Feed:
 
 
 class RunningDaemon:
-    """`rtorrentd run` in a subprocess, with its log lines and notify messages."""
+    """`rtorrentd run` in a subprocess, with its log lines and notify messages.
 
-    def __init__(self, config: Path, watchdog_usec: int = 400_000) -> None:
+    `prefix` runs it through another command (`unshare ... --fork`: then that
+    command's child is the daemon, and `pid`, which `send` signals, is set to it)."""
+
+    def __init__(
+        self, config: Path, watchdog_usec: int = 400_000, prefix: Sequence[str] = ()
+    ) -> None:
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         name = f"rtorrentd-test-{uuid.uuid4().hex}"
         self.notify.bind(b"\0" + name.encode())
@@ -305,7 +310,11 @@ class RunningDaemon:
         }
         env.pop("WATCHDOG_PID", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rtorrentd", "run", "-c", str(config), "--log-format", "json"],
+            [
+                *prefix,
+                *(sys.executable, "-m", "rtorrentd", "run", "-c", str(config)),
+                *("--log-format", "json"),
+            ],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -314,6 +323,7 @@ class RunningDaemon:
             text=True,
             bufsize=1,
         )
+        self.pid = self.process.pid
         self.logs, self.notes, self.bad_lines = Feed(), Feed(), Feed()
         self._threads = [
             threading.Thread(target=self._read_logs, daemon=True),
@@ -360,7 +370,7 @@ class RunningDaemon:
         return [e.get("event", "") for e in self.logs.values()]
 
     def send(self, signum: int) -> None:
-        self.process.send_signal(signum)
+        os.kill(self.pid, signum)
 
     def finish(self, signum: int = signal.SIGTERM, expected: int = 0) -> None:
         """Stop it, and check that it stopped as it should and logged only JSON."""

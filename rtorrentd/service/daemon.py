@@ -22,6 +22,8 @@ task group. Signals are requests that every instance takes up between its polls.
   the loop itself, so a blocked loop stops pinging; so does the fleet once every
   instance has a poll stuck `HANG_MARGIN` past its own deadline (where
   cancellation cannot reach, a thread).
+- SIGCHLD, only as PID 1 (a container's init): reap the orphans given to it
+  (`service.reaper`); anywhere else the daemon has no children to wait for.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ from rtorrentd.redact import redact_url
 from rtorrentd.service.fleet import Fleet, TransportFor
 from rtorrentd.service.instance import Observer, retry_base
 from rtorrentd.service.lifecycle import EXIT_OK, Lifecycle
+from rtorrentd.service.reaper import is_init, reap
 from rtorrentd.service.systemd import Notifier
 
 log = structlog.get_logger("rtorrentd.service.daemon")
 
 SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+INIT_SIGNALS = (signal.SIGCHLD,)  # as PID 1 only: orphans to reap
 
 
 class Daemon:
@@ -68,6 +72,8 @@ class Daemon:
             self.tasks.start_soon(self.fleet.reload)
         elif signum == signal.SIGUSR1:
             self.fleet.request_poll()
+        elif signum == signal.SIGCHLD:
+            reap()
 
     def stop(self, signum: signal.Signals) -> None:
         """First stop signal: finish the steps in hand, then exit. Second: exit now,
@@ -145,9 +151,13 @@ async def serve(
     )
     daemon = Daemon(fleet, notifier, lifecycle)
     configs = list(instances.configs.values())
+    init = is_init()
     # Entered before READY and held until exit: leaving it restores the default
-    # actions, and a SIGHUP would then kill the daemon.
-    with anyio.open_signal_receiver(*SIGNALS) as signals:
+    # actions, and a SIGHUP would then kill the daemon. (As PID 1, a signal with
+    # the default action is dropped instead: only these handlers make it stop.)
+    with anyio.open_signal_receiver(*SIGNALS, *(INIT_SIGNALS if init else ())) as signals:
+        if init:
+            reap()  # whatever exited before the SIGCHLD handler was there
         log.info(
             "daemon.started",
             version=__version__,

@@ -336,7 +336,7 @@ def test_the_container_recipe_and_the_compose_file_agree() -> None:
     data = {t: m for t, m in our_mounts.items() if t not in (config_dir, state_dir, socket_dir)}
     assert data
     for target, (source, _) in data.items():
-        assert their_mounts[target][0] == source, target
+        assert (source, target) == (their_mounts.get(target, ("",))[0], target), "not rtorrent's"
     # rtorrent's own user, which owns the socket: rtorrentd may connect.
     puid_pgid = f"{theirs['environment']['PUID']}:{theirs['environment']['PGID']}"
     assert ours["user"] == puid_pgid == f"{uid}:{gid}"

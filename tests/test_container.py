@@ -256,7 +256,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         negated = pattern.startswith("!")
         bare = pattern.removeprefix("!").rstrip("/")
-        if fnmatch(path, bare) or fnmatch(path.split("/")[0], bare):
+        if fnmatch(path, bare) or fnmatch(path.split("/", maxsplit=1)[0], bare):
             excluded = not negated
     return excluded
 
@@ -366,21 +366,24 @@ def test_the_container_recipe_and_the_compose_file_agree() -> None:
 
 
 def built_and_run(engine: str, user: str, config_dir: str) -> None:
-    tag = f"localhost/rtorrentd-test:{uuid.uuid4().hex[:12]}"
-    build = [engine, "build", "-f", str(CONTAINERFILE), "-t", tag, str(REPO)]
-    subprocess.run(build, check=True, capture_output=True, timeout=1800)
-    try:
-        run = [engine, "run", "--rm", tag]
-        version = subprocess.run([*run, "version"], capture_output=True, text=True, timeout=120)
-        assert (0, f"rtorrentd {__version__}\n") == (version.returncode, version.stdout)
-        mount = ["-v", f"{config_dir}:/config:ro"]
-        check = [engine, "run", "--rm", *mount, tag, "check", "-c", "/config"]
-        checked = subprocess.run(check, capture_output=True, text=True, timeout=120)
-        assert 0 == checked.returncode, checked.stderr
-        inspect = subprocess.run(
-            [engine, "image", "inspect", tag], capture_output=True, text=True, timeout=60
+    """Build the image with `engine`, run `version` and `check` in it, read its config."""
+
+    def call(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [engine, *args], check=False, capture_output=True, text=True, timeout=timeout
         )
+
+    tag = f"localhost/rtorrentd-test:{uuid.uuid4().hex[:12]}"
+    build = call("build", "-f", str(CONTAINERFILE), "-t", tag, str(REPO), timeout=1800)
+    assert 0 == build.returncode, build.stderr[-4000:]
+    try:
+        version = call("run", "--rm", tag, "version")
+        assert (0, f"rtorrentd {__version__}\n") == (version.returncode, version.stdout)
+        mount = f"{config_dir}:/config:ro"
+        checked = call("run", "--rm", "-v", mount, tag, "check", "-c", "/config")
+        assert 0 == checked.returncode, checked.stderr
+        inspect = call("image", "inspect", tag)
         config = json.loads(inspect.stdout)[0]["Config"]
         assert (user, "SIGTERM") == (config["User"], config["StopSignal"])
     finally:
-        subprocess.run([engine, "rmi", "-f", tag], capture_output=True, timeout=120)
+        call("rmi", "-f", tag)

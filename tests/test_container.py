@@ -61,9 +61,13 @@ def as_pid_1(config: Path) -> RunningDaemon:
     """`rtorrentd run -c config` as PID 1 of a new PID namespace, started and signalled
     from outside."""
     d = RunningDaemon(config, prefix=PID_NAMESPACE)
-    started = d.log("daemon.started")
-    assert 1 == started["pid"]  # what the daemon itself sees
-    d.pid = outside_pid(d)
+    try:
+        started = d.log("daemon.started")
+        assert 1 == started["pid"]  # what the daemon itself sees
+        d.pid = outside_pid(d)
+    except BaseException:
+        d.close()
+        raise
     return d
 
 

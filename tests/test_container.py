@@ -103,6 +103,23 @@ def test_is_init() -> None:
     assert not is_init()  # pytest itself
 
 
+def test_the_package_starts_no_process() -> None:
+    # reap() waits for any child, which is safe only while no code of ours starts a
+    # process and waits for it: the reaper would take its exit status. Code that
+    # starts one must come with a reaper that spares it (service/reaper.py).
+    starts = re.compile(
+        r"\b(subprocess|multiprocessing|create_subprocess_\w+|run_process|open_process)\b"
+        r"|\bos\.(fork\w*|exec\w*|spawn\w*|posix_spawn\w*|system|popen)\b"
+    )
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sorted((REPO / "rtorrentd").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if starts.search(line)
+    ]
+    assert [] == found
+
+
 def test_reap_waits_for_exited_children_only() -> None:
     # In a process of its own: in pytest's, reap() could take the exit status of
     # a fixture's rtorrent.

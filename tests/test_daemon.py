@@ -395,15 +395,13 @@ class RunningDaemon:
 
 
 @pytest.fixture
-def run_daemon(
-    rtorrent: RtorrentProcess, tmp_path: Path
-) -> Iterator[Callable[[str], RunningDaemon]]:
+def run_daemon(rtorrent: RtorrentProcess, tmp_path: Path) -> Iterator[Callable[..., RunningDaemon]]:
     """Start `rtorrentd run` on a config (the `[[rule]]` tables given) for `rtorrent`;
     the config file stays in place, for a test to rewrite before a SIGHUP."""
     started: list[RunningDaemon] = []
 
-    def start(rules: str) -> RunningDaemon:
-        write_config(tmp_path, rtorrent, rules)
+    def start(rules: str, interval: str = "10s") -> RunningDaemon:
+        write_config(tmp_path, rtorrent, rules, interval)
         started.append(RunningDaemon(tmp_path / "config.toml"))
         return started[-1]
 
@@ -412,9 +410,11 @@ def run_daemon(
         process.close()
 
 
-def write_config(tmp_path: Path, rtorrent: RtorrentProcess, rules: str) -> None:
+def write_config(
+    tmp_path: Path, rtorrent: RtorrentProcess, rules: str, interval: str = "10s"
+) -> None:
     text = config_text(
-        rules, url=rtorrent.scgi_url, interval="10s", root=str(rtorrent.download_dir)
+        rules, url=rtorrent.scgi_url, interval=interval, root=str(rtorrent.download_dir)
     )
     (tmp_path / "config.toml").write_text(text)
 
@@ -619,12 +619,14 @@ BIG = 20_000  # files: about a second of unlinks
 def test_a_second_stop_signal_during_a_big_deletion_exits_once_it_is_logged(
     rtorrent: RtorrentProcess,
     torrent_factory: TorrentFactory,
-    run_daemon: Callable[[str], RunningDaemon],
+    run_daemon: Callable[[str, str], RunningDaemon],
 ) -> None:
     files: dict[str | bytes, bytes] = {f"cd{i // 100}/{i}.bin": b"x" for i in range(BIG)}
     big = torrent_factory("big", files, dest_dir=rtorrent.download_dir)
     rtorrent.load(big, complete=True, timeout=60)
-    d = run_daemon(rule("big", "^big$"))
+    # A poll's deadline is twice the interval plus the call timeout: 10 s would
+    # end a poll over 20,000 files on a busy machine before it deletes anything.
+    d = run_daemon(rule("big", "^big$"), "2m")
     # Reading and planning 20,000 files twice takes a while on a busy machine.
     d.logs.wait(lambda e: e.get("event") == "action.deleting", "action.deleting", 3 * WAIT)
 

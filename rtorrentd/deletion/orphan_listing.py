@@ -12,8 +12,9 @@ asks each instance for the torrents loaded since (`d.multicall.filtered` on
 Whatever makes the listing untrustworthy refuses the whole scan
 (`OrphanScanRefused`): an instance that cannot be read, a torrent being
 hash-checked or moved (its data path is not where its directory says), an
-incomplete torrent whose files are not all created yet, a started torrent whose
-data is missing altogether (an unmounted disk?).
+incomplete torrent whose files are not all created yet, a complete torrent one of
+whose files is missing (its data moved elsewhere, or was deleted), a started
+torrent whose data is missing altogether (an unmounted disk?).
 
 rtorrent shows names lossily (`?` for bytes that are not UTF-8: RTORRENT.md). A
 listed path that may stand for several names protects every name on disk that
@@ -180,19 +181,29 @@ def _index(
         if entries is None:
             continue  # erased meanwhile: it lists nothing any more
         directory = normalise(state.directory)
-        present = 0
-        for entry in entries:
-            if _add_path(listed, posixpath.join(directory, entry.path)):
-                present += 1
-            elif not state.complete:
-                raise OrphanScanRefused(
-                    f"{state.hash} ({state.name!r}) of {state.instance} is incomplete and "
-                    f"its file {entry.path!r} is not created yet"
-                )
-        if entries and not present and state.started:
+        missing = [
+            entry.path
+            for entry in entries
+            if not _add_path(listed, posixpath.join(directory, entry.path))
+        ]
+        who = f"{state.hash} ({state.name!r}) of {state.instance}"
+        if missing and len(missing) == len(entries) and state.started:
             raise OrphanScanRefused(
-                f"{state.hash} ({state.name!r}) of {state.instance} is started but none of "
-                f"its files is on disk under {directory!r}: an unmounted disk?"
+                f"{who} is started but none of its files is on disk under {directory!r}: "
+                "an unmounted disk?"
+            )
+        if missing and not state.complete:
+            raise OrphanScanRefused(
+                f"{who} is incomplete and its file {missing[0]!r} is not created yet"
+            )
+        if missing:
+            # Its data is elsewhere: moved (stop, close, mv, then d.directory.set, as
+            # ruTorrent's datadir does; a renamed directory keeps its files' old
+            # ctime) or deleted by hand. Where it went cannot be told.
+            raise OrphanScanRefused(
+                f"{who} is complete but its file {missing[0]!r} is not on disk under "
+                f"{directory!r}: its data moved (a move under way?) or was deleted; "
+                "point the torrent at its data (d.directory.set), or remove the torrent"
             )
         if tied.startswith("/"):
             _add_path(listed, normalise(tied))

@@ -20,9 +20,10 @@ which the kernel refuses if anything appeared in them (they hold no data).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 import anyio.to_thread
@@ -98,6 +99,15 @@ class Cleaned:
 class _Found:
     orphans: list[Orphan] = field(default_factory=list)
     stats: WalkStats = field(default_factory=WalkStats)
+    foreign: str = ""  # why the scan is refused: a session no instance reports
+
+
+# What rtorrent keeps in its session directory (session.path): its lock, and each
+# torrent's state beside its metainfo. One of these where no configured instance
+# keeps its session is an rtorrent nobody listed; its torrents' files are unknown.
+_SESSION_FILE = re.compile(
+    r"rtorrent\.lock|[0-9A-Fa-f]{40}\.torrent\.(?:libtorrent_resume|rtorrent)"
+)
 
 
 def resolve_roots(roots: Sequence[str]) -> list[str]:
@@ -161,6 +171,8 @@ async def scan(
         tuple(found.stats.skipped),
         time.monotonic() - started,
     )
+    if found.foreign:
+        return replace(result, refused=found.foreign, orphans=(), held=0, held_bytes=0), None
     return result, listing
 
 
@@ -192,6 +204,15 @@ def _find(roots: Sequence[str], owned: Owned, judge: _Judge, now: float, budget:
         nested = {r for r in roots if r != root and _within(r, root)}
         keep = Owned(owned.paths | nested, owned.inodes)
         for seen in walk(root, judge.exclude, keep, found.stats):
+            if seen.kind is Kind.FILE and _SESSION_FILE.fullmatch(os.path.basename(seen.path)):
+                # Stopped torrents hold no file open: /proc cannot tell (`unlisted`).
+                found.foreign = (
+                    f"{os.path.dirname(seen.path)!r} holds an rtorrent session that no "
+                    "configured rtorrent reports as its session.path: that rtorrent's "
+                    "torrents' files would look like orphans; list its URL in "
+                    "safety.other_rtorrents, or exclude the directory if no rtorrent uses it"
+                )
+                return found
             if not classify(seen, judge.listed, now, judge.settings, judge.exclude).orphan:
                 continue
             if budget.take(0 if seen.kind is Kind.DIR else seen.size):

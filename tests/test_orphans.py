@@ -510,3 +510,52 @@ def test_every_orphan_event_is_in_the_readme() -> None:
     logged |= {f"orphans.{r}" for r in ("moved", "removed")}  # logged as f"orphans.{result}"
     table = (REPO / "README.md").read_text().split("## Logs", 1)[1].split("\n## ", 1)[0]
     assert logged and all(f"`{event}`" in table for event in logged), logged
+
+
+# --- what rtorrent and rtorrentd own ----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_what_rtorrent_and_rtorrentd_own_is_never_an_orphan(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    # The allowed root holds rtorrent's whole home: its session, its log (open),
+    # its socket, and rtorrentd's state directory and configuration.
+    home = rtorrent.root
+    seeded = album(torrent_factory, rtorrent.download_dir, name="Album")
+    rtorrent.load(seeded, complete=True)
+    state = home / "state"
+    old(state / "deleting" / "X.json")
+    config = old(home / "rtorrentd.toml")
+    orphan = old(home / "download" / "old.mkv")
+
+    found, listing = await scan(
+        [source(rtorrent)], [str(home)], SETTINGS, now=later(), owned=[str(state), str(config)]
+    )
+
+    assert "" == found.refused and listing is not None
+    assert str(orphan) in paths(found)
+    assert str(home / "rtorrent.rc") in paths(found)  # rtorrent's, but nobody says so
+    mine = (rtorrent.session_dir, state, config, home / "rtorrent.log", rtorrent.socket_path)
+    for path in paths(found):
+        assert not any(path == str(p) or path.startswith(f"{p}/") for p in mine), path
+
+
+@pytest.mark.anyio
+async def test_files_a_torrent_lists_through_a_symlinked_directory_are_kept(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    seeded = album(torrent_factory, dl, name="Album")
+    alias = tmp_path / "alias"
+    alias.symlink_to(dl)  # rtorrent knows the torrent as alias/Album
+    rtorrent.load(seeded, complete=True, directory=alias)
+    for entry in seeded.files:
+        old(dl / "Album" / os.fsdecode(entry.path), b"")
+    orphan = old(dl / "Album" / "extra.nfo")  # in the torrent's directory, not its file
+
+    found, done = await scan_and_clean([source(rtorrent)], [dl], Bin(tmp_path / "bin"))
+
+    assert {str(orphan)} == paths(found)
+    assert {str(orphan): "moved"} == results(done)
+    assert all((dl / "Album" / os.fsdecode(e.path)).exists() for e in seeded.files)

@@ -8,7 +8,9 @@ Never entered: a symlink (never followed, whatever it points to), a directory on
 another filesystem or a mount point (a disk or a bind mount inside the root is
 someone else's), a directory a glob excludes, and the directories rtorrentd and
 rtorrent own (session directories, the recycle bin, the state directory), known
-by path and by identity. A directory that cannot be listed is counted and left.
+by path and by identity. What they own is never yielded either (the
+configuration file, files an rtorrent holds open). A directory that cannot be
+listed is counted and left.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def seen_from(path: str, rel: str, st: os.stat_result, *, empty: bool = False) -
 
 @dataclass(frozen=True, slots=True)
 class Owned:
-    """What is never walked into: paths (normalised) and directory identities."""
+    """What is never walked into nor yielded: paths (normalised) and identities."""
 
     paths: frozenset[str]
     inodes: frozenset[Inode]
@@ -148,7 +150,10 @@ def _descend(levels: list[_Level], bounds: _Bounds, stats: WalkStats) -> Iterato
         except OSError:
             continue  # gone meanwhile
         if not stat.S_ISDIR(child.st_mode):
-            yield seen_from(entry.path, child_rel, child)
+            if bounds.owned.owns(entry.path, (child.st_dev, child.st_ino)):
+                stats.skipped.append(entry.path)
+            else:
+                yield seen_from(entry.path, child_rel, child)
             continue
         if bounds.leave(entry.path, child_rel, child, stats):
             continue

@@ -6,15 +6,18 @@ daemon started (an unmounted disk), or when an rtorrent that nobody listed uses
 files under an allowed root (its torrents are unknown). Otherwise it walks every
 allowed root (`orphan_walk`, in a worker thread), classifies each entry
 (`engine.orphans`) and keeps the orphans within `max_files` and `max_bytes`.
+Never orphans either: what rtorrentd and rtorrent own (`owned`: every session
+directory, the bin, the state directory, the configuration; and every file an
+instance's rtorrent process holds open, its log included).
 
 `clean` then, immediately before moving: asks every instance for the torrents
 loaded since (`orphan_listing.refresh`), and stats each orphan again: the same
 entry (device, inode, kind, hard links; a file's size and mtime), still old by
 mtime and ctime at this moment, still unlisted, not excluded, a directory still
-empty. Anything created, linked,
-renamed or listed meanwhile stays. Files and links go to the recycle bin through
-`move` (one call per allowed root); empty directories are removed with `rmdir`,
-which the kernel refuses if anything appeared in them (they hold no data).
+empty. Anything created, linked, renamed or listed meanwhile stays. Files and
+links go to the recycle bin through `move` (one call per allowed root); empty
+directories are removed with `rmdir`, which the kernel refuses if anything
+appeared in them (they hold no data).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from rtorrentd.deletion import preflight
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
 from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
-from rtorrentd.deletion.unlisted import unlisted_rtorrents
+from rtorrentd.deletion.unlisted import open_files, unlisted_rtorrents
 from rtorrentd.engine.orphans import (
     Budget,
     Exclude,
@@ -154,7 +157,8 @@ async def scan(
         await _check_unlisted(real, listing)
     except OrphanScanRefused as exc:
         return Scan(str(exc), instances=labels, seconds=time.monotonic() - started), None
-    keep = Owned.of([*owned, *listing.sessions])
+    held_open = await anyio.to_thread.run_sync(open_files, listing.pids)
+    keep = await anyio.to_thread.run_sync(Owned.of, [*owned, *listing.sessions, *held_open])
     budget = Budget(settings.max_files, settings.max_bytes)
     judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
     found = await anyio.to_thread.run_sync(_find, real, keep, judge, now, budget)

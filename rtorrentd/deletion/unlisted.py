@@ -84,6 +84,21 @@ def _paths_used(proc: str, pid: int) -> Iterator[str]:
             yield target
 
 
+def open_files(pids: Collection[int], proc: str = _PROC) -> list[str]:
+    """The absolute paths the processes `pids` hold open (none where /proc does
+    not show them: another user's process, another PID namespace)."""
+    found: list[str] = []
+    for pid in pids:
+        for link in _fds(proc, pid):
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if target.startswith("/"):
+                found.append(target.removesuffix(" (deleted)"))
+    return found
+
+
 def _fds(proc: str, pid: int) -> list[str]:
     try:
         return [f"{proc}/{pid}/fd/{fd}" for fd in os.listdir(f"{proc}/{pid}/fd")]

@@ -52,7 +52,7 @@ COMMANDS = (
     "d.tied_to_file=",
 )
 NAME_COLUMNS = ("d.name=", "d.directory=", "d.base_path=", "d.tied_to_file=")
-FILES_BATCH = 500  # torrents per round of f.multicall: bounds one round's replies
+FILES_BATCH = 100  # torrents per f.multicall round: rtorrent answers each under its lock
 LOOKALIKES = 64  # names one lossy listed path may protect before the scan refuses
 # rtorrent's d.load_date and system.time come from its cached clock, which may lag.
 _CLOCK_MARGIN = 2

@@ -559,3 +559,28 @@ async def test_files_a_torrent_lists_through_a_symlinked_directory_are_kept(
     assert {str(orphan)} == paths(found)
     assert {str(orphan): "moved"} == results(done)
     assert all((dl / "Album" / os.fsdecode(e.path)).exists() for e in seeded.files)
+
+
+@pytest.mark.anyio
+async def test_an_rtorrent_nobody_configured_refuses_the_scan(
+    rtorrent: RtorrentProcess,
+    make_rtorrent: Callable[..., RtorrentProcess],
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+) -> None:
+    # Another rtorrent downloads into our root: its torrents are unknown here.
+    root = tmp_path / "shared"
+    with make_rtorrent(root / "stranger", clean_exit=False) as stranger:
+        theirs = album(torrent_factory, stranger.download_dir, name="theirs")
+        stranger.load(theirs, complete=True)  # its files open, under our root
+        for entry in theirs.files:
+            old(stranger.download_dir / "theirs" / os.fsdecode(entry.path), b"")
+
+        found, done = await scan_and_clean([source(rtorrent)], [root], Bin(tmp_path / "bin"))
+        pid = stranger.pid
+
+    assert f"an rtorrent that is not configured (pid {pid})" in found.refused
+    assert [] == done
+    assert all(
+        (stranger.download_dir / "theirs" / os.fsdecode(e.path)).exists() for e in theirs.files
+    )

@@ -212,7 +212,7 @@ def _index(
 def _add_path(listed: Listed, path: str) -> bool:
     """Add one listed path (every name on disk it may stand for, when rtorrent
     showed it lossily); whether something is there."""
-    if all(is_exact(part) for part in path.split("/")):
+    if is_exact(path):  # "/" is no stand-in: exact as a whole is exact part by part
         return _add_exact(listed, path)
     found = False
     for name in _lookalikes(path):

@@ -24,6 +24,7 @@ moved.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import stat
@@ -165,7 +166,8 @@ async def _add(listing: Listing, source: Source, rows: Sequence[Sequence[object]
             files = await source.client.all_files([s.hash for s, _ in batch])
         except (TransportError, RpcError) as exc:
             raise _unreachable(source, exc) from exc
-        await anyio.to_thread.run_sync(_index, listing.listed, batch, files)
+        index = functools.partial(_index, listing.listed, batch, files)
+        await anyio.to_thread.run_sync(index, abandon_on_cancel=True)  # stats only
         listing.known.update((source.url, s.hash) for s, _ in batch)
         listing.torrents += len(batch)
 

@@ -22,6 +22,7 @@ appeared in them (they hold no data).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -161,7 +162,9 @@ async def scan(
     keep = await anyio.to_thread.run_sync(Owned.of, [*owned, *listing.sessions, *held_open])
     budget = Budget(settings.max_files, settings.max_bytes)
     judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
-    found = await anyio.to_thread.run_sync(_find, real, keep, judge, now, budget)
+    # Read-only: a walk stuck on a hung filesystem is abandoned at the deadline.
+    walk_roots = functools.partial(_find, real, keep, judge, now, budget)
+    found = await anyio.to_thread.run_sync(walk_roots, abandon_on_cancel=True)
     result = Scan(
         "",
         tuple(found.orphans),

@@ -248,7 +248,8 @@ class Instance:
             log.warning("orphans.refused", reason=NO_BIN)
             return
         with anyio.CancelScope(shield=True, deadline=started + self.poll_timeout) as scope:
-            self.poll_scope = scope  # a stop shortens it as it does a poll's
+            # A stop shortens it as it does a poll's; `healthy` watches it too.
+            self.poll_scope, self.poll_started = scope, started
             try:
                 await scan_and_clean(
                     sources,
@@ -264,7 +265,7 @@ class Instance:
             finally:
                 for source in sources[1:]:
                     await source.client.transport.aclose()
-        self.poll_scope = None
+        self.poll_scope = self.poll_started = None
         if scope.cancelled_caught:
             log.error("orphans.timeout", seconds=round(anyio.current_time() - started, 1))
 

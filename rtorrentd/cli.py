@@ -17,6 +17,7 @@ from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportErr
 if TYPE_CHECKING:
     from rtorrentd.config.instances import Instances
     from rtorrentd.config.model import Config, MetricsSettings
+    from rtorrentd.deletion.peers import Peers
     from rtorrentd.engine.plan import Plan
     from rtorrentd.rtorrent.client import RtorrentClient
     from rtorrentd.service.metrics import Metrics
@@ -279,15 +280,23 @@ async def _poll_each_once(
 
     import structlog
 
+    from rtorrentd.deletion.peers import Membership, Peers
     from rtorrentd.engine.memory import Memory
     from rtorrentd.service.instance import journal_for
     from rtorrentd.service.poll import poll_once
 
+    clients = {name: client_for(config) for name, config in instances.configs.items()}
+    # The instances of a directory keep each other's files: each publishes its list
+    # first, so that the first to poll knows the others' too (`deletion.peers`).
+    peers = Peers() if instances.directory else None
+    if peers is not None:
+        await _publish_each(peers, instances, clients)
     for name, config in instances.configs.items():
         with structlog.contextvars.bound_contextvars(instance=name):
             dry_run = force_dry_run or config.daemon.dry_run
-            client = client_for(config)
+            client = clients[name]
             journal = journal_for(config, name if instances.directory else None)
+            member = None if peers is None else Membership(peers, name)
             started = time.monotonic()
             try:
                 result = await poll_once(
@@ -297,6 +306,7 @@ async def _poll_each_once(
                     dry_run=dry_run,
                     now=time.time(),
                     journal=journal,
+                    member=member,
                 )
             except (TransportError, RpcError):
                 if metrics is not None:
@@ -304,6 +314,27 @@ async def _poll_each_once(
                 raise
             if metrics is not None:
                 metrics.polled(name, result, time.monotonic() - started, up=True)
+
+
+async def _publish_each(
+    peers: Peers, instances: Instances, clients: Mapping[str, RtorrentClient]
+) -> None:
+    """Every instance joins `peers` and publishes its rtorrent's list (one that
+    cannot be read is marked down: the others refuse deletions on its disks)."""
+    import structlog
+
+    from rtorrentd.deletion import preflight
+    from rtorrentd.deletion.peers import Membership, peer_config, root_devices
+    from rtorrentd.service.poll import publish
+
+    for name, config in instances.configs.items():
+        roots = root_devices(preflight.remember(config.safety.allowed_roots))
+        peers.join(name, config, client_for(peer_config(config)), roots)
+        with structlog.contextvars.bound_contextvars(instance=name):
+            try:
+                await publish(clients[name], Membership(peers, name))
+            except (TransportError, RpcError) as exc:
+                peers.down(name, str(exc))
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:

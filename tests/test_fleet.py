@@ -1,5 +1,6 @@
 """Several instances in one daemon (`rtorrentd run -c DIR`): loading a directory,
-and the daemon against three real rtorrents, one of which hangs, then dies."""
+and the daemon against three real rtorrents, one of which hangs, then dies; and
+instances on one disk keeping each other's files (`deletion.peers`)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from harness import RtorrentProcess, TorrentFactory
+from harness import VERSIONS, RtorrentProcess, TorrentFactory, random_bytes
 from test_daemon import CLOCK, RunningDaemon, config_text, gone, load, rule
 
 from rtorrentd.config.instances import instance_files, load_instances, read_each
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import MetricsSettings
+from rtorrentd.deletion.peers import PEER_TIMEOUT
 from rtorrentd.errors import ConfigError
 from rtorrentd.service.instance import journal_for
 from rtorrentd.service.status import fleet_status
@@ -123,12 +126,25 @@ def test_fleet_status(down: list[str], expected: str) -> None:
 
 
 @pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """A directory on another filesystem than `tmp_path`'s: /dev/shm, a tmpfs."""
+    base = Path("/dev/shm")
+    if not base.is_dir() or base.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.fail("needs /dev/shm, a filesystem other than the one of the test's directory")
+    with tempfile.TemporaryDirectory(dir=base, prefix="rtorrentd-test-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture
 def three(
-    tmp_path: Path, make_rtorrent: Callable[..., RtorrentProcess]
+    tmp_path: Path, elsewhere: Path, make_rtorrent: Callable[..., RtorrentProcess]
 ) -> Iterator[dict[str, RtorrentProcess]]:
+    """alice and carol on one disk, bob on another: bob's data shares no disk with
+    theirs, so his hanging may delay nothing of theirs (`deletion.peers`)."""
+    roots = {"alice": tmp_path, "bob": elsewhere, "carol": tmp_path}
     with ExitStack() as stack:
         yield {
-            name: stack.enter_context(make_rtorrent(tmp_path / name, clean_exit=False))
+            name: stack.enter_context(make_rtorrent(roots[name] / name, clean_exit=False))
             for name in NAMES
         }
 
@@ -213,3 +229,111 @@ def test_each_instance_of_a_directory_keeps_its_own_journal(tmp_path: Path) -> N
     env = {"STATE_DIRECTORY": str(tmp_path)}
     assert str(tmp_path / "deleting") == journal_for(config, None, env).directory
     assert str(tmp_path / "roger" / "deleting") == journal_for(config, "roger", env).directory
+
+
+# --- instances on one disk keep each other's files (issue 14) ----------------------
+
+
+@pytest.fixture
+def neighbours(
+    tmp_path: Path,
+    elsewhere: Path,
+    make_rtorrent: Callable[..., RtorrentProcess],
+    rtorrent_version: str,
+) -> Iterator[dict[str, RtorrentProcess]]:
+    """alice and bob on one disk, of both rtorrent versions; carol on another."""
+    other = next(v for v in VERSIONS if v != rtorrent_version)
+    with ExitStack() as stack:
+        yield {
+            "alice": stack.enter_context(make_rtorrent(tmp_path / "alice", clean_exit=False)),
+            "bob": stack.enter_context(
+                RtorrentProcess(tmp_path / "bob", version=other, clean_exit=False)
+            ),
+            "carol": stack.enter_context(make_rtorrent(elsewhere / "carol", clean_exit=False)),
+        }
+
+
+def _quick(d: RunningDaemon, instance: str) -> int:
+    """The duration of `instance`'s next poll, in ms."""
+    duration: int = d.log("poll.done", instance=instance)["duration_ms"]
+    return duration
+
+
+@pytest.mark.integration
+def test_instances_on_one_disk_keep_each_others_files_and_a_dead_one_holds_up_only_its_disk(
+    tmp_path: Path, neighbours: dict[str, RtorrentProcess], torrent_factory: TorrentFactory
+) -> None:
+    alice, bob, carol = neighbours.values()
+    conf = tmp_path / "conf"
+    _fleet_config(conf, {"alice": alice, "carol": carol}, rule("x", "^x-"))
+    _fleet_config(conf, {"bob": bob}, rule("n", "^never-"))
+    # A cross-seed: the same data, at the same path, loaded in alice and in bob.
+    shared = torrent_factory("x-shared", random_bytes(3000, "s"), dest_dir=alice.download_dir)
+    alice.load(shared)
+    bob.load(shared)
+    # The same data hard-linked into bob's directory, loaded there.
+    data = random_bytes(3000, "l")
+    linked = torrent_factory("x-linked", data, dest_dir=alice.download_dir)
+    alice.load(linked)
+    os.link(linked.payload_path, bob.download_dir / "x-linked")
+    bob.load(torrent_factory("x-linked", data, dest_dir=bob.download_dir, write_payload=False))
+    (own,), (theirs,) = load(alice, torrent_factory, "x-own"), load(carol, torrent_factory, "x-c")
+    kept = {
+        shared.payload_path: shared.payload_path.read_bytes(),
+        bob.download_dir / "x-linked": data,
+    }
+    d = RunningDaemon(conf)
+    try:
+        done = d.log("action.done", instance="alice", hash=shared.info_hash)
+        assert [str(shared.payload_path)] == done["kept_shared"]  # bob lists it
+        d.logs.cursor = 0
+        done = d.log("action.done", instance="alice", hash=linked.info_hash)
+        assert (0, None) == (done["freed_bytes"], done["kept_shared"])  # bob's name keeps it
+        d.logs.cursor = 0
+        d.log("action.done", instance="alice", hash=own.info_hash)
+        d.logs.cursor = 0
+        d.log("action.done", instance="carol", hash=theirs.info_hash)
+        d.note("^READY=1$")
+        assert all(path.read_bytes() == content for path, content in kept.items())
+        assert 1 == (bob.download_dir / "x-linked").stat().st_nlink
+        assert {shared.info_hash, linked.info_hash} <= set(bob.hashes())
+        assert not linked.payload_path.exists() and gone(alice, own) and gone(carol, theirs)
+        assert "sharing.unlisted_rtorrent" not in d.events()  # bob is known: a neighbour
+
+        # bob hangs (stopped: its socket accepts, nothing answers): alice's deletion
+        # waits for him PEER_TIMEOUT at most, then is refused; carol, on another
+        # disk, never asks him, and is done before bob's own poll times out.
+        os.kill(bob.pid, signal.SIGSTOP)
+        (a2,), (c2,) = load(alice, torrent_factory, "x-a2"), load(carol, torrent_factory, "x-c2")
+        d.logs.cursor = len(d.logs.values())
+        d.send(signal.SIGUSR1)
+        refused = d.log("action.refused", instance="alice", hash=a2.info_hash)
+        assert "instance bob" in refused["reason"]
+        assert _quick(d, "alice") < (PEER_TIMEOUT + 2) * 1000
+        d.logs.cursor = 0
+        d.log("action.done", instance="carol", hash=c2.info_hash)
+        d.log("rtorrent.unreachable", instance="bob")
+        events = [(e["event"], e.get("instance")) for e in d.logs.values()]
+        assert events.index(("action.done", "carol")) < events.index(
+            ("rtorrent.unreachable", "bob")
+        )
+
+        # bob dies: alice's deletions are refused at once, with the reason; carol's
+        # go on; both keep polling.
+        bob.kill()
+        (a3,), (c3,) = load(alice, torrent_factory, "x-a3"), load(carol, torrent_factory, "x-c3")
+        d.logs.cursor = len(d.logs.values())
+        d.send(signal.SIGUSR1)
+        refused = d.log("action.refused", instance="alice", hash=a3.info_hash)
+        assert "the rtorrent of instance bob" in refused["reason"]
+        assert "filesystem" in refused["reason"]
+        assert _quick(d, "alice") < PEER_TIMEOUT * 1000
+        d.logs.cursor = 0
+        d.log("action.done", instance="carol", hash=c3.info_hash)
+        assert not gone(alice, a2) and not gone(alice, a3) and gone(carol, c3)
+        d.logs.cursor = len(d.logs.values())
+        d.log("poll.done", instance="alice")  # the next on schedule, unasked
+        d.finish()
+        assert all(path.read_bytes() == content for path, content in kept.items())
+    finally:
+        d.close()

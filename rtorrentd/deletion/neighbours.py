@@ -1,28 +1,38 @@
 """The torrents that share the disk with the one being deleted: those of the
-rtorrent we act on and of every other rtorrent named in `[safety] other_rtorrents`.
+rtorrent we act on, of every other rtorrent named in `[safety] other_rtorrents`,
+and of the other instances of the daemon whose data can share its filesystem.
 
-Per poll, before its first deletion, each instance's list of loaded torrents is
-read once (one `d.multicall2` of the path fields, after `system.time`) and indexed
-by `sharing.SharingIndex`. Before each deletion (`shared_paths`):
-- every instance is asked for the torrents loaded since that snapshot (one
-  `d.multicall.filtered` on `d.load_date`, answered from rtorrent's own scan):
-  a torrent added meanwhile is indexed before its files could be missed;
+Per poll, before its first deletion, the list of loaded torrents of our rtorrent
+and of each of `other_rtorrents` is read once (one `d.multicall2` of the path
+fields, after `system.time`) and indexed by `sharing.SharingIndex`. The other
+instances of the daemon are not read: each published its list at its own last
+poll (`peers`). Before each deletion (`shared_paths`):
+- our rtorrent and `other_rtorrents` are asked for the torrents loaded since that
+  snapshot (one `d.multicall.filtered` on `d.load_date`, answered from rtorrent's
+  own scan): a torrent added meanwhile is indexed before its files could be missed;
+- the instances of the daemon whose data can be on the victim's filesystem
+  (`peers.Peer.shares`) have their publication indexed (once per poll) and are
+  asked the same, all at once, within `peers.PEER_TIMEOUT` together; one that is
+  down, stale, or silent refuses the deletion (and the poll's further deletions on
+  a filesystem it shares, without being asked again); the others are not asked;
 - only the torrents that could list one of our files are read (`f.multicall`,
   cached for the poll), the others never cross the socket.
-Another instance that cannot be read refuses the deletion: nothing is guessed.
+Another rtorrent that cannot be read refuses the deletion: nothing is guessed.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio.to_thread
 import structlog
 
+from rtorrentd.deletion.peers import CLOCK_MARGIN, PEER_TIMEOUT, Peer, devices_of
 from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
 from rtorrentd.deletion.unlisted import unlisted_rtorrents
 from rtorrentd.errors import RpcError, TransportError, UnsafeDeletion
@@ -34,9 +44,7 @@ log = structlog.get_logger("rtorrentd.deletion.neighbours")
 
 # The fields the sharing check needs of every loaded torrent.
 PATH_NAMES = frozenset({"path", "directory", "multi_file"})
-# rtorrent's d.load_date and system.time come from its cached clock, which may lag
-# a little behind: ask for a margin more (torrents already known are ignored).
-_CLOCK_MARGIN = 2
+Neighbours = Callable[[], Sequence[Peer]]
 
 # Kept across polls: a directory whose mtime and ctime are unchanged is not listed again.
 SCANNER = LinkScanner()
@@ -56,8 +64,23 @@ def _holder(url: str, torrent: Torrent) -> Holder:
 
 
 def _who(holder: Holder) -> str:
-    where = f" in the other rtorrent {holder.source}" if holder.source else ""
+    if holder.source.startswith("instance "):
+        where = f" in the rtorrent of {holder.source}"
+    else:
+        where = f" in the other rtorrent {holder.source}" if holder.source else ""
     return f"the loaded torrent {holder.hash} ({holder.name!r}){where}"
+
+
+def _peer_refusal(why: str) -> UnsafeDeletion:
+    return UnsafeDeletion(
+        f"refusing to delete: {why}; its torrents may use files on this filesystem, "
+        "and which ones is unknown, so nothing there is deleted until it can be read "
+        "again (the other filesystems are not held up)"
+    )
+
+
+def _no_answer(peer: Peer, error: str) -> UnsafeDeletion:
+    return _peer_refusal(f"the rtorrent of instance {peer.name} ({peer.url}) {error}")
 
 
 def _unreadable(url: str, exc: Exception) -> UnsafeDeletion:
@@ -86,22 +109,38 @@ class Sharing:
     sources: tuple[Source, ...]
     index: SharingIndex
     since: dict[str, int]
+    neighbours: Neighbours = tuple
     files: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # The other instances of the daemon indexed in this poll, by `Peer.source`, as
+    # they were then (their client, their publication's clock); and those that
+    # refused a deletion of this poll (not asked again: each may cost PEER_TIMEOUT).
+    peers: dict[str, Peer] = field(default_factory=dict)
+    refused: dict[str, UnsafeDeletion] = field(default_factory=dict)
+    # The deletion under way waits for the daemon's other instances until then, in
+    # all (anyio's clock): PEER_TIMEOUT after it began to ask them.
+    deadline: float = 0.0
 
     @classmethod
-    async def read(cls, sources: Sequence[Source], scanner: LinkScanner = SCANNER) -> Sharing:
-        """Read every instance's torrents and index them (in a worker thread: one
-        stat per directory, one cached walk per torrent's data)."""
+    async def read(
+        cls,
+        sources: Sequence[Source],
+        scanner: LinkScanner = SCANNER,
+        neighbours: Neighbours = tuple,
+    ) -> Sharing:
+        """Read our rtorrent's and `other_rtorrents`' torrents and index them (in a
+        worker thread: one stat per directory, one cached walk per torrent's data).
+        The daemon's other instances (`neighbours`) are indexed when a deletion
+        needs them (`shared_paths`)."""
         since: dict[str, int] = {}
         holders: list[Holder] = []
         for source in sources:
             now = await _guarded(source.url, source.client.call("system.time"))
             # Without a usable clock, every torrent counts as added since: safe, slow.
-            since[source.url] = (now if isinstance(now, int) else 0) - _CLOCK_MARGIN
+            since[source.url] = (now if isinstance(now, int) else 0) - CLOCK_MARGIN
             loaded = await _guarded(source.url, source.client.snapshot(PATH_NAMES))
             holders += (_holder(source.url, t) for t in loaded)
         index = await anyio.to_thread.run_sync(SharingIndex, holders, scanner)
-        return cls(tuple(sources), index, since)
+        return cls(tuple(sources), index, since, neighbours)
 
     def forget(self, info_hash: str) -> None:
         """Our torrent `info_hash` was erased: it protects no file any more."""
@@ -126,10 +165,13 @@ class Sharing:
         await self.refresh()
         directory = torrent.directory or ""
         path = torrent.path or directory
+        ours = await anyio.to_thread.run_sync(_our_paths, self.index, path, directory, entries)
+        devices = await anyio.to_thread.run_sync(devices_of, ours)
+        counted = {s.url for s in self.sources} | await self._ask_peers(devices)
 
         def candidates() -> list[Holder]:
-            ours = _our_paths(self.index, path, directory, entries)
-            return self.index.candidates(ours, ("", torrent.hash))
+            found = self.index.candidates(ours, ("", torrent.hash))
+            return [h for h in found if h.source in counted]
 
         holders = await anyio.to_thread.run_sync(candidates)
         for holder in holders:
@@ -142,18 +184,117 @@ class Sharing:
         await self._read_files(holders)
         return set().union(*(self.files.get(h.key, frozenset()) for h in holders))
 
+    async def _ask_peers(self, devices: frozenset[int] | None) -> set[str]:
+        """The sources of the daemon's instances whose torrents count for a victim
+        on `devices`, each indexed and asked what it loaded since its publication.
+        Raises `UnsafeDeletion` when one of them cannot be used; never waits more
+        than `PEER_TIMEOUT`, and not at all for those on other filesystems."""
+        relevant = [p for p in self.neighbours() if p.shares(devices)]
+        for peer in relevant:
+            if peer.source in self.refused:
+                raise self.refused[peer.source]
+        self.deadline = anyio.current_time() + PEER_TIMEOUT
+        if any(p.unsettled for p in relevant):
+            # The daemon is starting: wait for their first reads, within the bound.
+            with anyio.CancelScope(deadline=self.deadline):
+                for peer in relevant:
+                    await peer.settled.wait()
+            relevant = [p for p in self.neighbours() if p.shares(devices)]
+        now = time.monotonic()
+        for peer in relevant:
+            if why := peer.unusable(now):
+                self.refused[peer.source] = _peer_refusal(why)
+                raise self.refused[peer.source]
+        indexing = anyio.current_time()
+        for peer in relevant:
+            if peer.source not in self.peers and peer.publication is not None:
+                self.peers[peer.source] = peer
+                self.since[peer.source] = peer.publication.since
+                await anyio.to_thread.run_sync(self._index_publication, peer)
+        # Our own work does not count against the others' time.
+        self.deadline += anyio.current_time() - indexing
+        await self._loaded_since([self.peers[p.source] for p in relevant])
+        return {p.source for p in relevant}
+
+    def _index_publication(self, peer: Peer) -> None:
+        if peer.publication is not None:
+            self._index_all(peer.publication.holders(peer.source))
+
+    def _index_all(self, holders: Sequence[Holder]) -> None:
+        for holder in holders:
+            self.index.add(holder)
+
+    async def _loaded_since(self, peers: Sequence[Peer]) -> None:
+        """Ask every one of `peers` at once for the torrents loaded since its
+        publication, and index them; refuse if one fails or is silent."""
+        answers: dict[str, tuple[Torrent, ...]] = {}
+        errors: dict[str, str] = {}
+
+        async def ask(peer: Peer) -> None:
+            since = self.since[peer.source]
+            try:
+                answers[peer.source] = await peer.client.loaded_since(since, PATH_NAMES)
+            except (TransportError, RpcError) as exc:
+                errors[peer.source] = f"cannot be read ({exc})"
+
+        with anyio.CancelScope(deadline=self.deadline):
+            async with anyio.create_task_group() as tasks:
+                for peer in peers:
+                    tasks.start_soon(ask, peer)
+        for peer in peers:
+            if peer.source not in answers:
+                silent = f"did not answer within {PEER_TIMEOUT:g} s"
+                self.refused[peer.source] = _no_answer(peer, errors.get(peer.source, silent))
+        for peer in peers:
+            if peer.source in self.refused:
+                raise self.refused[peer.source]
+        for peer in peers:
+            new = [
+                _holder(peer.source, t)
+                for t in answers[peer.source]
+                if (peer.source, t.hash) not in self.index
+            ]
+            if new:
+                await anyio.to_thread.run_sync(self._index_all, new)
+
     async def _read_files(self, holders: Sequence[Holder]) -> None:
         for source in self.sources:
-            missing = [h for h in holders if h.source == source.url and h.key not in self.files]
-            if not missing:
-                continue
-            hashes = [h.hash for h in missing]
-            read = await _guarded(source.url, source.client.all_files(hashes))
-            for holder in missing:
-                listed = read.get(holder.hash, ())
-                self.files[holder.key] = frozenset(
-                    posixpath.join(holder.directory, e.path) for e in listed
-                )
+            missing = self._missing(holders, source.url)
+            if missing:
+                hashes = [h.hash for h in missing]
+                read = await _guarded(source.url, source.client.all_files(hashes))
+                self._keep_files(missing, read)
+        for peer in self.peers.values():
+            missing = self._missing(holders, peer.source)
+            if missing:
+                self._keep_files(missing, await self._peer_files(peer, [h.hash for h in missing]))
+
+    def _missing(self, holders: Sequence[Holder], source: str) -> list[Holder]:
+        return [h for h in holders if h.source == source and h.key not in self.files]
+
+    def _keep_files(
+        self, holders: Sequence[Holder], read: dict[str, tuple[FileEntry, ...]]
+    ) -> None:
+        for holder in holders:
+            listed = read.get(holder.hash, ())
+            self.files[holder.key] = frozenset(
+                posixpath.join(holder.directory, e.path) for e in listed
+            )
+
+    async def _peer_files(
+        self, peer: Peer, hashes: Sequence[str]
+    ) -> dict[str, tuple[FileEntry, ...]]:
+        """The files of `hashes` in the rtorrent of instance `peer`, within `PEER_TIMEOUT`."""
+        if peer.source in self.refused:
+            raise self.refused[peer.source]
+        error = f"did not answer within {PEER_TIMEOUT:g} s"
+        with anyio.CancelScope(deadline=self.deadline):
+            try:
+                return await peer.client.all_files(hashes)
+            except (TransportError, RpcError) as exc:
+                error = f"cannot be read ({exc})"
+        refusal = self.refused[peer.source] = _no_answer(peer, error)
+        raise refusal
 
 
 def _our_paths(
@@ -173,6 +314,7 @@ class PollSharing:
     sources: tuple[Source, ...]
     allowed_roots: tuple[str, ...] = ()
     scanner: LinkScanner = SCANNER
+    neighbours: Neighbours = tuple
     _sharing: Sharing | None = None
     _refusal: UnsafeDeletion | None = None
 
@@ -184,7 +326,7 @@ class PollSharing:
             raise self._refusal
         if self._sharing is None:
             try:
-                self._sharing = await Sharing.read(self.sources, self.scanner)
+                self._sharing = await Sharing.read(self.sources, self.scanner, self.neighbours)
             except UnsafeDeletion as exc:
                 self._refusal = exc
                 raise
@@ -201,6 +343,10 @@ class PollSharing:
                 continue  # read a moment ago; if it is gone now, the next call says so
             if isinstance(pid, int):
                 known.add(pid)
+        # The daemon's other instances' rtorrents are known too: they are neighbours.
+        for peer in self.neighbours():
+            if peer.publication is not None and peer.publication.pid is not None:
+                known.add(peer.publication.pid)
         found = await anyio.to_thread.run_sync(unlisted_rtorrents, self.allowed_roots, known)
         for other in found:
             log.warning(

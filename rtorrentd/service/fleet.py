@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 
 from rtorrentd.config.instances import Instances, Loaded, daemon_metrics, read_each
 from rtorrentd.config.model import Config
+from rtorrentd.deletion.peers import Peers, peer_config
 from rtorrentd.errors import RtorrentdError
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import Transport
@@ -56,6 +57,8 @@ class Fleet:
         self.observer = observer
         self.reloading = anyio.Lock()
         self.tasks: TaskGroup | None = None
+        # The instances of a directory know each other's torrents (`deletion.peers`).
+        self.neighbours = Peers() if self.directory else None
         # Clients first, then instances: a password file that cannot be read stops
         # the start before any instance runs.
         clients = {name: self.client(c) for name, c in instances.configs.items()}
@@ -82,7 +85,14 @@ class Fleet:
             observer=self.observer,
             peers=lambda: {n: i.config for n, i in self.members.items()},
             client_for=self.client,
+            neighbours=self.neighbours,
+            neighbour_client=self.neighbour_client,
         )
+
+    def neighbour_client(self, config: Config) -> RtorrentClient:
+        """A client for `config`'s rtorrent with short timeouts: the one the other
+        instances ask it with (`deletion.peers.PEER_TIMEOUT`)."""
+        return self.client(peer_config(config))
 
     async def run(self) -> None:
         """Run every instance until each has stopped (or been removed)."""

@@ -35,6 +35,7 @@ import structlog
 from rtorrentd.config.model import Config
 from rtorrentd.deletion import preflight
 from rtorrentd.deletion.journal import Journal, default_directory
+from rtorrentd.deletion.peers import Membership, Peers, root_devices
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -123,6 +124,8 @@ class Instance:
         observer: Observer | None = None,
         peers: Callable[[], Mapping[str, Config]] = dict,
         client_for: ClientFor | None = None,
+        neighbours: Peers | None = None,
+        neighbour_client: Callable[[Config], RtorrentClient] | None = None,
     ) -> None:
         self.name, self.config, self.client = name, config, client
         self.lifecycle, self.force_dry_run, self.retry_base = lifecycle, force_dry_run, base
@@ -146,6 +149,24 @@ class Instance:
         self.outage: Outage | None = None
         self.retry_in = 0.0
         self.status = "starting"
+        # The daemon's instances, for one another's files (`deletion.peers`); None: alone.
+        self.neighbours, self.make_neighbour_client = neighbours, neighbour_client
+        self.neighbour_client: RtorrentClient | None = None
+        self.join_neighbours()
+
+    def join_neighbours(self) -> None:
+        """Take (or take again, after a reload) this instance's place among the
+        daemon's instances, with a client of short timeouts for the others' calls."""
+        if self.neighbours is None or self.make_neighbour_client is None:
+            return
+        self.neighbour_client = self.make_neighbour_client(self.config)
+        roots = root_devices(self.filesystems)
+        self.neighbours.join(self.name, self.config, self.neighbour_client, roots)
+
+    @property
+    def member(self) -> Membership | None:
+        """Whom this instance publishes as; None when it runs alone."""
+        return None if self.neighbours is None else Membership(self.neighbours, self.name)
 
     @property
     def dry_run(self) -> bool:
@@ -190,7 +211,11 @@ class Instance:
             await self._loop()
         finally:
             self.attempted.set()  # a stop before the first poll: nothing to wait for
+            if self.neighbours is not None and self.neighbour_client is not None:
+                self.neighbours.leave(self.name, self.neighbour_client)
             await self.client.transport.aclose()
+            if self.neighbour_client is not None:
+                await self.neighbour_client.transport.aclose()
 
     async def _loop(self) -> None:
         while True:
@@ -218,6 +243,8 @@ class Instance:
         self.poll_scope = self.poll_started = None
         if scope.cancelled_caught:
             log.error("poll.timeout", seconds=round(anyio.current_time() - started, 1))
+            if self.neighbours is not None:
+                self.neighbours.down(self.name, "its poll did not end within its deadline")
         if self.observer is not None:
             seconds = anyio.current_time() - started
             self.observer.polled(self.name, result, seconds, self.outage is None)
@@ -282,9 +309,12 @@ class Instance:
                 unlinking=self.lifecycle.unlinking,
                 filesystems=self.filesystems,
                 journal=self.journal,
+                member=self.member,
             )
         except (TransportError, RpcError) as exc:
             self.unreachable(exc, now)
+            if self.neighbours is not None:
+                self.neighbours.down(self.name, short_reason(exc))
             return None
         except RtorrentdError as exc:
             log.error("poll.failed", error=str(exc), error_type=type(exc).__name__)
@@ -347,7 +377,11 @@ class Instance:
         old_client, self.client, self.config = self.client, client, config
         self.filesystems = preflight.remember(config.safety.allowed_roots, self.filesystems)
         self.journal = journal_for(config, self.journal_name)
+        old_neighbour_client = self.neighbour_client
+        self.join_neighbours()
         await old_client.transport.aclose()
+        if old_neighbour_client is not None:
+            await old_neighbour_client.transport.aclose()
         if self.outage is None:
             self.next_at = self.last_started + config.daemon.interval
         fields = changes or {"unchanged": True}

@@ -13,6 +13,8 @@ import structlog
 from rtorrentd.config.model import Action, Config
 from rtorrentd.deletion import disk, executor, preflight
 from rtorrentd.deletion.journal import Journal
+from rtorrentd.deletion.neighbours import PATH_NAMES
+from rtorrentd.deletion.peers import Membership, publication, read_clock
 from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
@@ -166,6 +168,19 @@ class Planned:
     plan: Plan
 
 
+async def publish(
+    client: RtorrentClient, member: Membership, names: frozenset[str] = frozenset()
+) -> tuple[Torrent, ...]:
+    """Read rtorrent's clock and list (`names` and the path fields), and publish the
+    list for the daemon's other instances (`deletion.peers`); returns the list."""
+    at = time.monotonic()
+    clock = await read_clock(client)
+    torrents = await client.snapshot(names | PATH_NAMES)
+    published = await anyio.to_thread.run_sync(publication, torrents, clock, at)
+    member.peers.publish(member.name, published)
+    return torrents
+
+
 async def snapshot_and_plan(
     client: RtorrentClient,
     config: Config,
@@ -173,9 +188,15 @@ async def snapshot_and_plan(
     now: float,
     *,
     measure: Callable[[Sequence[Torrent]], Disk] | None = None,
+    member: Membership | None = None,
 ) -> Planned:
-    """Snapshot, remember, observe (disk, files), plan: everything but acting."""
-    torrents = await client.snapshot(engine.fetch_names(config))
+    """Snapshot, remember, observe (disk, files), plan: everything but acting. An
+    instance of a daemon (`member`) publishes its snapshot for the others."""
+    names = engine.fetch_names(config)
+    if member is not None:
+        torrents = await publish(client, member, names)
+    else:
+        torrents = await client.snapshot(names)
     memory = remember(memory, torrents, now, config.daemon.window, cap=time_cap(config))
     observed = await observe(client, config, torrents, now, memory, measure=measure)
     plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
@@ -252,6 +273,7 @@ async def poll_once(
     filesystems: preflight.Filesystems | None = None,
     journal: Journal | None = None,
     others: Sequence[tuple[str, RtorrentClient]] | None = None,
+    member: Membership | None = None,
 ) -> PollResult:
     """One poll. Raises `TransportError`/`RpcError` when rtorrent cannot be read;
     then nothing was done and the poll should be retried later. Once `should_stop()`
@@ -260,9 +282,11 @@ async def poll_once(
     replaces `disk.measure` (tests). `filesystems`: the allowed roots' filesystems
     when the daemon started (`preflight.remember`). `journal`: deletions under
     way (`deletion.journal`), each finished by a later poll. `others` are the
-    clients of `[safety] other_rtorrents` (by default opened from the configuration)."""
+    clients of `[safety] other_rtorrents` (by default opened from the configuration).
+    `member`: this instance's place among the daemon's instances (`deletion.peers`):
+    its snapshot is published for them, and theirs keep our deletions off their files."""
     started = time.monotonic()
-    planned = await snapshot_and_plan(client, config, memory, now, measure=measure)
+    planned = await snapshot_and_plan(client, config, memory, now, measure=measure, member=member)
     torrents, memory, observed, plan = (
         planned.torrents,
         planned.memory,
@@ -295,6 +319,7 @@ async def poll_once(
         filesystems=filesystems,
         journal=journal,
         other_rtorrents=other_clients(config) if others is None else others,
+        neighbours=tuple if member is None else member.others,
     )
     memory = await save_times(client, memory)
     duration = time.monotonic() - started

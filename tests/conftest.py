@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -121,6 +122,17 @@ def rtorrent_pair(
         seeder = stack.enter_context(_rtorrent(make_rtorrent, tmp_path / "seeder"))
         leecher = stack.enter_context(_rtorrent(make_rtorrent, tmp_path / "leecher"))
         yield seeder, leecher
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """A directory on another filesystem than `tmp_path`'s: /dev/shm, a tmpfs (for
+    instances of a daemon that share no disk)."""
+    base = Path("/dev/shm")
+    if not base.is_dir() or base.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.fail("needs /dev/shm, a filesystem other than the one of the test's directory")
+    with tempfile.TemporaryDirectory(dir=base, prefix="rtorrentd-test-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -123,16 +122,6 @@ def test_fleet_status(down: list[str], expected: str) -> None:
 
 
 # --- the daemon against three real rtorrents --------------------------------------
-
-
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Iterator[Path]:
-    """A directory on another filesystem than `tmp_path`'s: /dev/shm, a tmpfs."""
-    base = Path("/dev/shm")
-    if not base.is_dir() or base.stat().st_dev == tmp_path.stat().st_dev:
-        pytest.fail("needs /dev/shm, a filesystem other than the one of the test's directory")
-    with tempfile.TemporaryDirectory(dir=base, prefix="rtorrentd-test-") as directory:
-        yield Path(directory)
 
 
 @pytest.fixture

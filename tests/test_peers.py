@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -35,10 +36,11 @@ from rtorrentd.deletion.peers import (
     publication,
 )
 from rtorrentd.deletion.results import Result
+from rtorrentd.deletion.sharing import LinkScanner
 from rtorrentd.engine.memory import Memory
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
-from rtorrentd.service.poll import PollResult, poll_once
+from rtorrentd.service.poll import PollResult, poll_once, publish
 from rtorrentd.torrent import Torrent
 
 
@@ -108,14 +110,20 @@ def test_a_peer_shares_the_filesystems_of_its_roots_and_of_its_torrents() -> Non
     peers.join("bob", config(), client(), {1})
     bob = peers.get("bob")
     assert bob is not None
-    assert (True, False, True) == (bob.shares(frozenset({1})), bob.shares(frozenset({2})), True)
+    # Before its first read, its torrents could be anywhere.
+    assert bob.shares(frozenset({2}))
+
+    peers.down("bob", "connection refused")  # never read: its allowed roots only
+    bob = peers.get("bob")
+    assert bob is not None
+    assert (True, False) == (bob.shares(frozenset({1})), bob.shares(frozenset({2})))
     assert bob.shares(None)  # the victim's filesystem unknown: everyone counts
 
     torrent = Torrent("A" * 40, "x", directory="/", path="/x")
     peers.publish("bob", publication([torrent], Clock(10, None)))
     bob = peers.get("bob")
     assert bob is not None
-    assert bob.shares(frozenset({os.stat("/").st_dev}))
+    assert bob.shares(frozenset({os.stat("/").st_dev})) and bob.shares(frozenset({1}))
     assert not bob.shares(frozenset({-1}))
 
 
@@ -160,6 +168,37 @@ def test_a_reload_keeps_a_publication_only_for_the_same_rtorrent() -> None:
 def test_the_client_for_the_others_has_short_timeouts() -> None:
     limited = peer_config(config()).rtorrent
     assert (PEER_TIMEOUT, PEER_TIMEOUT) == (limited.timeout, limited.connect_timeout)
+
+
+def test_overlapping_rounds_of_the_shared_link_scanner_keep_each_others_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon's instances share one scanner, each from its own worker threads.
+    old = time.time() - 60
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (old, old))
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(os.path.basename(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    scanner = LinkScanner()
+    scanner.begin()  # alice's round
+    scanner.holds_link(str(tmp_path / "one"))
+    scanner.begin()  # bob's, before alice's ends
+    scanner.holds_link(str(tmp_path / "two"))
+    scanner.end()  # alice's: bob's entry stays
+    scanner.end()
+    scanner.begin()
+    scanner.holds_link(str(tmp_path / "one"))
+    scanner.holds_link(str(tmp_path / "two"))
+    scanner.end()
+
+    assert ["one", "two"] == listed  # each listed once, both rounds' entries kept
 
 
 # --- a hung neighbour, against real rtorrents -----------------------------------------
@@ -254,6 +293,8 @@ async def test_a_hung_neighbour_costs_its_disk_the_bound_once_and_other_disks_no
         canaries = Canaries()
         for torrent in doomed:
             canaries.keep(contents(torrent))
+        # The daemon runs: each instance has read its rtorrent once.
+        await publish(client_for(carol), Membership(peers, "carol"))
 
         with capture_logs() as logs:
             result, took = await timed_poll(alice, configs["alice"], Membership(peers, "alice"))
@@ -315,3 +356,42 @@ async def test_a_torrent_a_neighbour_loaded_after_its_publication_is_kept(
     assert len(doomed.files) == len(event["kept_shared"])
     assert {} == state(ours) and {cross: (1, 1)} == state(other)
     assert not [e for e in logs if e["event"] == "sharing.unlisted_rtorrent"]
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_cross_seed_deleted_by_both_instances_leaves_no_orphaned_data(
+    rtorrent_pair: tuple[RtorrentProcess, RtorrentProcess], torrent_factory: TorrentFactory
+) -> None:
+    alice, bob = rtorrent_pair
+    shared = album(torrent_factory, alice.download_dir)
+    for rt in (alice, bob):  # the same data, at the same path, in both
+        rt.load(shared, commands=(LABEL_DOOMED,), complete=True)
+    peers = Peers()
+    configs = {"alice": config_for(alice, [alice.download_dir])}
+    configs["bob"] = config_for(bob, [alice.download_dir])
+    for name, rt in (("alice", alice), ("bob", bob)):
+        peers.join(name, configs[name], client_for(rt), {alice.download_dir.stat().st_dev})
+    peers.publish("bob", publication([], Clock(bob.call("system.time"), bob.pid)))
+
+    async def poll(name: str, rt: RtorrentProcess) -> dict[str, Any]:
+        with capture_logs() as logs:
+            await poll_once(
+                client_for(rt),
+                configs[name],
+                Memory.empty(),
+                dry_run=False,
+                now=time.time(),
+                member=Membership(peers, name),
+            )
+        return dict(one_result(logs, shared.info_hash))
+
+    # alice's list, published at her poll, still has the torrent she erased; bob's
+    # deletion must not keep the files for it (nobody would delete them then): her
+    # rtorrent, asked for its files, lists none.
+    first = await poll("alice", alice)
+    assert ("action.done", len(shared.files)) == (first["event"], len(first["kept_shared"]))
+    second = await poll("bob", bob)
+    assert ("action.done", None) == (second["event"], second["kept_shared"])
+    assert not shared.payload_path.exists()
+    assert {} == state(alice) == state(bob)

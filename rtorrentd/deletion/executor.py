@@ -33,7 +33,8 @@ from rtorrentd.deletion.erase_handlers import ErasePolicy
 from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
-from rtorrentd.deletion.neighbours import PATH_NAMES, Neighbours, PollSharing, Source
+from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
+from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import CUT_SHORT, Result, StepResult, join, log_result, summary
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import (
@@ -382,7 +383,7 @@ async def apply(
     verify_budget: int = DEFAULT_VERIFY_BUDGET,
     journal: Journal | None = None,
     other_rtorrents: Sequence[tuple[str, RtorrentClient]] = (),
-    neighbours: Neighbours = tuple,
+    member: Membership | None = None,
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -399,8 +400,9 @@ async def apply(
     is finished first (raises `JournalError` when the records cannot be read).
     `other_rtorrents` (URL, client) share the disk: their torrents' files are kept
     like a cross-seed's (`neighbours`); one that cannot be read refuses deletions.
-    `neighbours` gives the daemon's other instances (`peers`): those whose data can
-    share a victim's filesystem count too, each within `peers.PEER_TIMEOUT`.
+    `member`: this instance's place among the daemon's instances (`peers`): those
+    whose data can share a victim's filesystem count too, within `peers.PEER_TIMEOUT`
+    in all (a torrent one of them erased since it published lists no file now).
     """
     pending = journal.pending() if journal is not None else ()
     steps = with_resumed(plan.steps, pending)
@@ -422,6 +424,7 @@ async def apply(
         frozenset(i.hash for i in pending),
     )
     sources = (Source("", client), *(Source(url, c) for url, c in other_rtorrents))
+    neighbours = tuple if member is None else member.others
     shares = PollSharing(sources, ctx.allowed_roots, neighbours=neighbours)
     results: list[StepResult] = []
     for done, step in enumerate(steps):

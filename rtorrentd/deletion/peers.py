@@ -144,8 +144,12 @@ class Peer:
         return f"instance {self.name}"
 
     def devices(self) -> frozenset[int] | None:
-        """The filesystems its data can be on; None: any."""
-        published = self.publication.devices if self.publication else frozenset()
+        """The filesystems its data can be on; None: any. Before its first read,
+        unknown (a deletion waits for that read, `PEER_TIMEOUT` at most); if that
+        read failed, those of its allowed roots."""
+        if self.publication is None:
+            return None if self.unsettled else self.roots
+        published = self.publication.devices
         return None if published is None else self.roots | published
 
     def shares(self, devices: frozenset[int] | None) -> bool:

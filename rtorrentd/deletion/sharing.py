@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -82,19 +83,29 @@ class LinkScanner:
     (device, inode) and validated by its mtime and ctime: creating, removing or
     renaming an entry changes its directory's mtime, so an unchanged directory is
     not listed again. Kept across polls; entries not visited in a walk are dropped.
+    The instances of a daemon share one, each from its own worker threads: rounds
+    may overlap, and the cache is pruned when the last of them ends.
     """
 
     def __init__(self) -> None:
         self._cache: dict[Inode, _DirScan] = {}
         self._seen: set[Inode] = set()
+        self._rounds = 0
+        self._lock = threading.Lock()
 
     def begin(self) -> None:
         """Start a round of walks; entries not visited since are dropped by `end`."""
-        self._seen = set()
+        with self._lock:
+            if self._rounds == 0:
+                self._seen = set()
+            self._rounds += 1
 
     def end(self) -> None:
-        """Forget directories no walk of this round visited."""
-        self._cache = {k: v for k, v in self._cache.items() if k in self._seen}
+        """Forget directories no walk of the rounds that overlapped this one visited."""
+        with self._lock:
+            self._rounds -= 1
+            if self._rounds == 0:
+                self._cache = {k: v for k, v in self._cache.items() if k in self._seen}
 
     def holds_link(self, path: str) -> bool | None:
         """Whether `path` is a symlink or a directory tree holding one (links are
@@ -131,8 +142,9 @@ class LinkScanner:
 
     def _scan(self, path: str, st: os.stat_result) -> _DirScan | None:
         key = (st.st_dev, st.st_ino)
-        self._seen.add(key)
-        cached = self._cache.get(key)
+        with self._lock:
+            self._seen.add(key)
+            cached = self._cache.get(key)
         if cached and (cached.mtime_ns, cached.ctime_ns) == (st.st_mtime_ns, st.st_ctime_ns):
             return cached
         started = time.time()
@@ -149,10 +161,11 @@ class LinkScanner:
         )
         # Only the mtime can hide a change: a later change of entries moves it, unless
         # it falls within the same tick of the timestamp, which this excludes.
-        if st.st_mtime_ns / 1e9 < started - _RACY_SECONDS:
-            self._cache[key] = scan
-        else:
-            self._cache.pop(key, None)
+        with self._lock:
+            if st.st_mtime_ns / 1e9 < started - _RACY_SECONDS:
+                self._cache[key] = scan
+            else:
+                self._cache.pop(key, None)
         return scan
 
 
@@ -173,9 +186,11 @@ class SharingIndex:
         self._spellings = Spellings()
         self._scanner = scanner
         scanner.begin()
-        for holder in holders:
-            self.add(holder)
-        scanner.end()
+        try:
+            for holder in holders:
+                self.add(holder)
+        finally:
+            scanner.end()
         # Identities are cached while building only: later look-ups stat afresh.
         self._keys, self._spellings = {}, Spellings()
 

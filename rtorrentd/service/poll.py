@@ -319,7 +319,7 @@ async def poll_once(
         filesystems=filesystems,
         journal=journal,
         other_rtorrents=other_clients(config) if others is None else others,
-        neighbours=tuple if member is None else member.others,
+        member=member,
     )
     memory = await save_times(client, memory)
     duration = time.monotonic() - started

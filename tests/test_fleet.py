@@ -242,7 +242,7 @@ def neighbours(
         }
 
 
-def _quick(d: RunningDaemon, instance: str) -> int:
+def _next_poll_ms(d: RunningDaemon, instance: str) -> int:
     """The duration of `instance`'s next poll, in ms."""
     duration: int = d.log("poll.done", instance=instance)["duration_ms"]
     return duration
@@ -298,7 +298,7 @@ def test_instances_on_one_disk_keep_each_others_files_and_a_dead_one_holds_up_on
         d.send(signal.SIGUSR1)
         refused = d.log("action.refused", instance="alice", hash=a2.info_hash)
         assert "instance bob" in refused["reason"]
-        assert _quick(d, "alice") < (PEER_TIMEOUT + 2) * 1000
+        assert _next_poll_ms(d, "alice") < (PEER_TIMEOUT + 2) * 1000
         d.logs.cursor = 0
         d.log("action.done", instance="carol", hash=c2.info_hash)
         d.log("rtorrent.unreachable", instance="bob")
@@ -316,7 +316,7 @@ def test_instances_on_one_disk_keep_each_others_files_and_a_dead_one_holds_up_on
         refused = d.log("action.refused", instance="alice", hash=a3.info_hash)
         assert "the rtorrent of instance bob" in refused["reason"]
         assert "filesystem" in refused["reason"]
-        assert _quick(d, "alice") < PEER_TIMEOUT * 1000
+        assert _next_poll_ms(d, "alice") < PEER_TIMEOUT * 1000
         d.logs.cursor = 0
         d.log("action.done", instance="carol", hash=c3.info_hash)
         assert not gone(alice, a2) and not gone(alice, a3) and gone(carol, c3)

@@ -94,7 +94,7 @@ class Publication:
     at: float  # time.monotonic() when published
     pid: int | None
     count: int
-    packed: bytes  # zlib of JSON [[hash, name, directory, path], ...]: ~30 bytes a torrent
+    packed: bytes  # zlib of JSON [[hash, name, directory, path], ...]: ~40 bytes a torrent
     devices: frozenset[int] | None  # None: some torrent's data could be anywhere
 
     def holders(self, source: str) -> list[Holder]:

@@ -33,6 +33,14 @@ from rtorrentd.rtorrent.dialect import (
     parse_version,
     unescape_name,
 )
+from rtorrentd.rtorrent.file_lists import (
+    FILES_PER_CALL,
+    MAX_CACHED_COUNTS,
+    by_files,
+    file_entries,
+    range_calls,
+    range_rows,
+)
 from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
 from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.rtorrent.wire import JSON_RPC, XML_RPC, JsonChoice, Wire, is_json_disabled
@@ -164,9 +172,17 @@ class RtorrentClient:
     whether JSON-RPC works for the snapshot (`wire.JsonChoice`).
     """
 
-    def __init__(self, transport: Transport, *, batch_bytes: int = MULTICALL_BATCH_BYTES) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        batch_bytes: int = MULTICALL_BATCH_BYTES,
+        files_per_call: int = FILES_PER_CALL,
+    ) -> None:
         self.transport = transport
         self.batch_bytes = batch_bytes
+        self.files_per_call = files_per_call
+        self._file_counts: dict[str, int] = {}
         self._dialect: Dialect | None = None
         self._session_dir: str | None = None
         self._json = JsonChoice()
@@ -302,24 +318,79 @@ class RtorrentClient:
             raise MalformedReply(f"unexpected values for {info_hash}: {exc}") from exc
 
     async def files(self, info_hash: str) -> tuple[FileEntry, ...]:
-        """The torrent's files, paths relative to its `d.directory`."""
+        """The torrent's files, paths relative to its `d.directory`: one `f.multicall`,
+        or, for more than `files_per_call` files, several calls of that many."""
         dialect = await self.dialect()
+        count = self._file_counts.get(info_hash)
+        if count is None:
+            count = self._keep_count(info_hash, await self.call("d.size_files", info_hash))
+        if count > self.files_per_call:
+            return await self._files_in_ranges(info_hash, count, dialect)
         reply = await self.call("f.multicall", info_hash, "", "f.path=", "f.size_bytes=")
-        return _file_entries(reply, dialect)
+        return file_entries(reply, dialect)
 
     async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
-        """Files of many torrents in `system.multicall` batches; a torrent that
-        vanished meanwhile is left out."""
+        """Files of many torrents, none of rtorrent's calls listing more than
+        `files_per_call` files: `f.multicall`s in `system.multicall` batches, a
+        torrent with more files in ranges. A torrent that vanished meanwhile is
+        left out."""
         dialect = await self.dialect()
-        calls = [("f.multicall", [h, "", "f.path=", "f.size_bytes="]) for h in hashes]
+        counts = await self.file_counts(hashes)
         found: dict[str, tuple[FileEntry, ...]] = {}
-        for info_hash, reply in zip(hashes, await self.multicall(calls), strict=True):
+        small = [h for h in counts if counts[h] <= self.files_per_call]
+        for group in by_files(small, counts, self.files_per_call):
+            calls = [("f.multicall", [h, "", "f.path=", "f.size_bytes="]) for h in group]
+            for info_hash, reply in zip(group, await self.multicall(calls), strict=True):
+                if isinstance(reply, UnknownTorrent):
+                    continue
+                if isinstance(reply, RpcFault):
+                    raise reply
+                found[info_hash] = file_entries(reply, dialect)
+        for info_hash in (h for h in counts if counts[h] > self.files_per_call):
+            try:
+                found[info_hash] = await self._files_in_ranges(
+                    info_hash, counts[info_hash], dialect
+                )
+            except UnknownTorrent:
+                continue
+        return {h: found[h] for h in counts if h in found}
+
+    async def file_counts(self, hashes: Sequence[str]) -> dict[str, int]:
+        """`d.size_files` of each torrent, in `hashes`' order (asked once per
+        info-hash, in `system.multicall` batches); a torrent that vanished is left out."""
+        missing = [h for h in dict.fromkeys(hashes) if h not in self._file_counts]
+        replies = await self.multicall([("d.size_files", [h]) for h in missing]) if missing else []
+        for info_hash, reply in zip(missing, replies, strict=True):
             if isinstance(reply, UnknownTorrent):
                 continue
             if isinstance(reply, RpcFault):
                 raise reply
-            found[info_hash] = _file_entries(reply, dialect)
-        return found
+            self._keep_count(info_hash, reply)
+        return {h: self._file_counts[h] for h in hashes if h in self._file_counts}
+
+    def _keep_count(self, info_hash: str, reply: object) -> int:
+        if not isinstance(reply, int) or isinstance(reply, bool) or reply < 0:
+            raise MalformedReply(f"d.size_files returned {reply!r:.80}, expected a count")
+        if len(self._file_counts) >= MAX_CACHED_COUNTS:
+            self._file_counts.clear()
+        self._file_counts[info_hash] = reply
+        return reply
+
+    async def _files_in_ranges(
+        self, info_hash: str, count: int, dialect: Dialect
+    ) -> tuple[FileEntry, ...]:
+        """`count` files of one torrent, `files_per_call` at a time: `f.path` and
+        `f.size_bytes` of each (`<hash>:f<index>`), the values `f.multicall` gives.
+        Raises `UnknownTorrent` when the torrent vanishes meanwhile."""
+        entries: list[FileEntry] = []
+        for first in range(0, count, self.files_per_call):
+            last = min(first + self.files_per_call, count)
+            replies = await self.multicall(range_calls(info_hash, first, last))
+            for reply in replies:
+                if isinstance(reply, RpcFault):
+                    raise reply
+            entries.extend(file_entries(range_rows(replies), dialect))
+        return tuple(entries)
 
     async def stop(self, info_hash: str) -> None:
         """`d.stop`: the tracker hears "stopped" with the final totals; files stay open."""
@@ -402,30 +473,3 @@ class RtorrentClient:
     async def untie(self, info_hash: str) -> None:
         """`d.tied_to_file.set ""`: `d.erase` then deletes no `.torrent` file."""
         await self.call("d.tied_to_file.set", info_hash, "")
-
-
-def _as_list(value: object, what: str) -> list[object]:
-    if not isinstance(value, list):
-        raise MalformedReply(f"{what} returned {type(value).__name__}, expected a list")
-    return value
-
-
-def _file_entries(reply: object, dialect: Dialect) -> tuple[FileEntry, ...]:
-    rows = _as_list(reply, "f.multicall")
-    if dialect.escapes_names:
-        return tuple(
-            FileEntry(unescape_name(entry.path), entry.size) for entry in map(_file_entry, rows)
-        )
-    return tuple(map(_file_entry, rows))
-
-
-def _file_entry(row: object) -> FileEntry:
-    if (
-        isinstance(row, list)
-        and len(row) == 2
-        and isinstance(row[0], str)
-        and isinstance(row[1], int)
-        and not isinstance(row[1], bool)
-    ):
-        return FileEntry(row[0], row[1])
-    raise MalformedReply(f"f.multicall returned an unexpected row {row!r:.80}")

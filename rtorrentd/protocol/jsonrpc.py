@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 
 from rtorrentd.errors import JsonReplyNotUtf8, MalformedReply, RpcError, RpcFault
 from rtorrentd.protocol.xml_decode import MAX_DEPTH
@@ -29,6 +30,7 @@ __all__ = [
     "CONTENT_TYPE",
     "decode_batch",
     "decode_response",
+    "decode_row_chunks",
     "encode_batch",
     "encode_call",
 ]
@@ -101,6 +103,53 @@ def decode_batch(body: bytes, count: int) -> list[object]:
     if set(by_id) != set(range(1, count + 1)):
         raise _malformed(f"batch reply ids {sorted(map(str, by_id))} are not 1 to {count}")
     return [by_id[i] for i in range(1, count + 1)]
+
+
+def decode_row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] | None:
+    """The result of a reply to call 1 that is a list of rows whose first value is
+    an info-hash (a snapshot), a chunk of rows at a time: a caller never holds
+    every decoded row at once. None when the body is not such a reply as rtorrent
+    writes it (then `decode_response` says what it is); a None chunk where a chunk
+    is not whole rows, and the caller decodes the whole body instead.
+
+    A chunk ends before a `],["<40 hex digits>"` only if what precedes it reads as
+    a JSON array of rows: inside a string or a nested table it would not (a prefix
+    that ends inside either leaves a string or a bracket open).
+    """
+    if not (body.startswith(_ROWS_HEAD) and body.endswith(_ROWS_TAIL)):
+        return None
+    start, end = len(_ROWS_HEAD), len(body) - len(_ROWS_TAIL)
+    if not body.startswith(b"[", start):
+        return None
+    return _json_chunks(body, start, end, chunk_bytes)
+
+
+# What rtorrent (nlohmann::json, keys in order) writes around a list of rows.
+_ROWS_HEAD = b'{"id":1,"jsonrpc":"2.0","result":['
+_ROWS_TAIL = b"]}"
+_NEXT_ROW = re.compile(rb'\],\["[0-9A-Fa-f]{40}"')
+
+
+def _json_chunks(body: bytes, start: int, end: int, size: int) -> Iterator[list[object] | None]:
+    view = memoryview(body)
+    while start < end:
+        rows: list[object] | None = None
+        search = min(start + size, end)
+        while rows is None:
+            found = _NEXT_ROW.search(body, search, end)
+            stop = end if found is None else found.start() + 1
+            try:
+                rows = json.loads(b"[" + view[start:stop] + b"]")
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                if found is None:
+                    yield None
+                    return
+                search = found.start() + 1
+        if not isinstance(rows, list):  # cannot be: the text is an array
+            yield None
+            return
+        yield rows
+        start = stop + 1  # past the comma between two rows
 
 
 # ---------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def parse_reply(data: bytes | bytearray) -> bytes:
         raise MalformedReply(_no_header_end(data))
     _check_status(headers)
     length = _content_length(headers)
-    body = bytes(data[end:])
+    body = bytes(memoryview(data)[end:])  # one copy: `data[end:]` would be a second
     if length is not None:
         _check_body_length(length, len(body))
     return body

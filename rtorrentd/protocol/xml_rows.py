@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -43,7 +43,7 @@ from rtorrentd.errors import MalformedReply
 from rtorrentd.protocol.xml_decode import parse_response
 from rtorrentd.protocol.xml_text import Bad, decode_text
 
-__all__ = ["LAYOUTS", "Layout", "decode_rows"]
+__all__ = ["LAYOUTS", "Layout", "decode_rows", "row_chunks"]
 
 _MAX_FIELDS = 100
 
@@ -90,6 +90,47 @@ def decode_rows(body: bytes) -> list[object] | None:
         return _rows(grammar, content)
     except (Bad, ValueError, MalformedReply):
         return None  # let the general decoder say what and where
+
+
+def row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] | None:
+    """The rows of `body`, as `decode_rows` gives them, a chunk of about
+    `chunk_bytes` of XML at a time; None when the body is not rows in one of
+    rtorrent's layouts.
+
+    Why: a whole 100,000-torrent reply decoded at once is some 100 MB of Python
+    objects beside the body; chunk by chunk, a caller keeps only what it makes
+    of each. A chunk starts where a row of the first row's shape matches; one
+    that is not whole rows of that shape comes as None, and the caller decodes
+    the whole body with `decode_response` instead (which says what is wrong).
+    """
+    for layout in LAYOUTS:
+        if body.startswith(layout.head) and body.endswith(layout.tail):
+            break
+    else:
+        return None
+    grammar = _grammar(layout)
+    start, end = len(layout.head), len(body) - len(layout.tail)
+    shape = _shape(grammar, body, start)
+    if shape is None:
+        return None
+    return _chunks(grammar, shape, body, start, end, size=chunk_bytes)
+
+
+def _chunks(
+    grammar: _Grammar, shape: tuple[int, ...], body: bytes, start: int, end: int, *, size: int
+) -> Iterator[list[object] | None]:
+    pattern = _row_pattern(grammar, shape)
+    view = memoryview(body)
+    while start < end:
+        cut = body.find(grammar.open, min(start + size, end), end)
+        while cut != -1 and pattern.match(body, cut) is None:
+            cut = body.find(grammar.open, cut + 1, end)
+        stop = end if cut == -1 else cut
+        try:
+            yield _split_rows(grammar, shape, view[start:stop])
+        except (Bad, ValueError, MalformedReply):
+            yield None
+        start = stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +213,13 @@ def _rows(grammar: _Grammar, content: bytes) -> list[object] | None:
     shape = _shape(grammar, content)
     if shape is None:
         return None
+    return _split_rows(grammar, shape, content)
+
+
+def _split_rows(
+    grammar: _Grammar, shape: tuple[int, ...], content: bytes | memoryview
+) -> list[object] | None:
+    """The rows `content` holds, all of shape `shape`, or None."""
     parts = _row_pattern(grammar, shape).split(content)
     width = len(shape) + 1
     if any(parts[::width]):  # something between the rows: not all of this shape
@@ -180,12 +228,12 @@ def _rows(grammar: _Grammar, content: bytes) -> list[object] | None:
     return [*map(list, zip(*columns, strict=True))]
 
 
-def _shape(grammar: _Grammar, content: bytes) -> tuple[int, ...] | None:
-    """The kind of each field of the first row."""
-    if not content.startswith(grammar.open):
+def _shape(grammar: _Grammar, content: bytes, start: int = 0) -> tuple[int, ...] | None:
+    """The kind of each field of the first row (the one at `start`)."""
+    if not content.startswith(grammar.open, start):
         return None
     shape: list[int] = []
-    position = len(grammar.open)
+    position = start + len(grammar.open)
     while not content.startswith(grammar.close, position):
         field = _field_at(grammar, content, position)
         if field is None or len(shape) == _MAX_FIELDS:

@@ -19,7 +19,7 @@ for months on one connection, and the torrent that forced XML will be gone one d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from rtorrentd.errors import RpcFault
@@ -43,17 +43,27 @@ class Wire:
     content_type: str | None  # SCGI CONTENT_TYPE / HTTP Content-Type; None: XML-RPC
     encode: Callable[[str, Sequence[object]], bytes]
     decode: Callable[[bytes], object]
+    # A snapshot's rows a chunk at a time, or None (see `xmlrpc.decode_row_chunks`).
+    row_chunks: Callable[[bytes, int], Iterator[list[object] | None] | None]
     # Whether names come percent-escaped where they cannot be sent (XML-RPC on a
     # newer rtorrent). JSON-RPC sends every name exactly, or fails the whole reply.
     escapes_names: bool
 
 
-XML_RPC = Wire("XML-RPC", None, rpc.encode_call, rpc.decode_response, escapes_names=True)
+XML_RPC = Wire(
+    "XML-RPC",
+    None,
+    rpc.encode_call,
+    rpc.decode_response,
+    rpc.decode_row_chunks,
+    escapes_names=True,
+)
 JSON_RPC = Wire(
     "JSON-RPC",
     jsonrpc.CONTENT_TYPE,
     jsonrpc.encode_call,
     jsonrpc.decode_response,
+    jsonrpc.decode_row_chunks,
     escapes_names=False,
 )
 

@@ -1,0 +1,125 @@
+"""A snapshot decoded a chunk of rows at a time gives what the whole decode gives.
+
+The recorded replies (tests/data/recorded: 1,000 torrents of rtorrent 0.16, four
+`t.multicall=` tables each) are cut into chunks of every size from a few rows up;
+names that look like a row boundary (`],["<hash>"`, `<value><array><data>`) must
+not cut a row; a chunk that is not whole rows comes as None.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from itertools import chain
+from pathlib import Path
+
+import pytest
+
+from rtorrentd.protocol import jsonrpc
+from rtorrentd.protocol import xmlrpc as rpc
+
+RECORDED = Path(__file__).parent / "data" / "recorded" / "tinyxml2-0.16"
+HASH = "0123456789ABCDEF0123456789ABCDEF01234567"
+
+
+def xmlrpc_c(body: bytes) -> bytes:
+    """tinyxml2's layout to xmlrpc-c's (CRLF after each value), as test_rpc writes it."""
+    body = body.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-8"?>\r\n')
+    body = body.replace(b"<data/>", b"<data></data>")
+    for tag in (b"<methodResponse>", b"<params>", b"</params>", b"</methodResponse>"):
+        body = body.replace(tag, tag + b"\r\n")
+    for tag in (b"</value>", b"<data>", b"</param>"):
+        body = body.replace(tag, tag + b"\r\n")
+    return body.replace(b"</value>\r\n</param>", b"</value></param>")
+
+
+def chunked(chunks: object) -> list[object]:
+    assert chunks is not None
+    parts = list(chunks)  # type: ignore[call-overload]
+    assert None not in parts
+    return list(chain.from_iterable(parts))
+
+
+def replies() -> list[tuple[str, bytes, bool]]:
+    tiny = gzip.decompress((RECORDED / "1k_d.multicall2_full.xml.gz").read_bytes())
+    json_body = gzip.decompress((RECORDED / "1k_json_d.multicall2_full.json.gz").read_bytes())
+    return [
+        ("tinyxml2", tiny, False),
+        ("xmlrpc-c", xmlrpc_c(tiny), False),
+        ("json", json_body, True),
+    ]
+
+
+@pytest.mark.parametrize(("layout", "body", "is_json"), replies(), ids=lambda v: str(v)[:8])
+@pytest.mark.parametrize("size", [1, 700, 5_000, 64 * 1024, 10**9])
+def test_chunks_give_the_whole_decode(layout: str, body: bytes, is_json: bool, size: int) -> None:
+    whole = (jsonrpc.decode_response if is_json else rpc.decode_response)(body)
+    assert isinstance(whole, list)
+    assert 1_000 == len(whole)
+    decode = jsonrpc.decode_row_chunks if is_json else rpc.decode_row_chunks
+    chunks = decode(body, size)
+    assert chunks is not None
+    parts = list(chunks)
+    assert None not in parts
+    assert whole == list(chain.from_iterable(p for p in parts if p is not None))
+    assert len(parts) >= (2 if size <= 64 * 1024 else 1)
+
+
+def json_reply(rows: list[list[object]]) -> bytes:
+    return json.dumps({"id": 1, "jsonrpc": "2.0", "result": rows}, separators=(",", ":")).encode()
+
+
+def test_json_text_that_looks_like_a_row_boundary_cuts_no_row() -> None:
+    tricky = f'a],["{HASH}",'
+    rows: list[list[object]] = [
+        [HASH, tricky, [[f"{HASH}", 1], [HASH, 2]]] if i % 2 else [HASH, "plain", [[HASH, 0]]]
+        for i in range(300)
+    ]
+    body = json_reply(rows)
+    # Between the rows (299), and inside the nested tables of half of them (150).
+    assert body.count(b'],["' + HASH.encode()) == 299 + 150
+    for size in (1, 10, 100, 1_000):
+        assert rows == chunked(jsonrpc.decode_row_chunks(body, size))
+
+
+def test_xml_text_that_looks_like_a_row_start_cuts_no_row() -> None:
+    rows = [[HASH, "<value><array><data>", i] for i in range(200)]
+    body = rpc_reply(rows)
+    assert rows == rpc.decode_response(body)
+    for size in (1, 50, 500):
+        assert rows == chunked(rpc.decode_row_chunks(body, size))
+
+
+def rpc_reply(rows: list[list[object]]) -> bytes:
+    """rows of strings and ints in tinyxml2's layout."""
+
+    def value(v: object) -> str:
+        if isinstance(v, int):
+            return f"<value><i8>{v}</i8></value>"
+        text = str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return f"<value><string>{text}</string></value>"
+
+    inner = "".join(
+        "<value><array><data>" + "".join(map(value, row)) + "</data></array></value>"
+        for row in rows
+    )
+    return (
+        '<?xml version="1.0"?><methodResponse><params><param><value><array><data>'
+        f"{inner}</data></array></value></param></params></methodResponse>"
+    ).encode()
+
+
+def test_a_chunk_that_is_not_whole_rows_is_none() -> None:
+    rows = [[HASH, "name", i] for i in range(100)]
+    body = rpc_reply(rows).replace(b"<i8>50</i8>", b"<i8>x</i8>")
+    parts = list(rpc.decode_row_chunks(body, 200) or ())
+    assert None in parts
+    bad_json = json_reply(rows).replace(b",50]", b",50,]")
+    parts = list(jsonrpc.decode_row_chunks(bad_json, 200) or ())
+    assert None in parts
+
+
+def test_what_is_not_a_list_of_rows_has_no_chunks() -> None:
+    assert rpc.decode_row_chunks(b"<?xml version='1.0'?><methodResponse/>", 100) is None
+    assert jsonrpc.decode_row_chunks(b'{"id":1,"jsonrpc":"2.0","result":0}', 100) is None
+    assert jsonrpc.decode_row_chunks(b'{"id":2,"jsonrpc":"2.0","result":[["a"]]}', 100) is None

@@ -84,6 +84,24 @@ async def test_stop_is_refused_with_what_to_configure(
     assert [1, 1, 1] == state(rtorrent, info_hash)  # untouched
 
 
+async def test_file_lists_are_read_where_d_size_files_is_refused(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, nginx: StartNginx
+) -> None:
+    # 0.16 refuses d.size_files over an untrusted connection (f.multicall it allows):
+    # each torrent is then read whole, as one f.multicall lists it.
+    album = torrent_factory("album", {f"{i:02d}.flac": random_bytes(100 + i, i) for i in range(12)})
+    rtorrent.load(album)
+    trusted = RtorrentClient(open_transport(rtorrent.scgi_url, timeout=10.0), files_per_call=5)
+    expected = await trusted.files(album.info_hash)
+    assert 12 == len(expected)
+    async with through(nginx, rtorrent, UNTRUSTED) as client:
+        client.files_per_call = 5
+        counts = await client.file_counts([album.info_hash])
+        assert {album.info_hash: None if rtorrent.version != "0.9.8" else 12} == counts
+        assert expected == await client.files(album.info_hash)
+        assert {album.info_hash: expected} == await client.all_files([album.info_hash, "0" * 40])
+
+
 async def test_a_field_rtorrent_will_not_read_is_named(
     rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, nginx: StartNginx
 ) -> None:

@@ -23,7 +23,9 @@ from rtorrentd.errors import (
     MalformedReply,
     RpcFault,
     TransportError,
+    UnknownMethod,
     UnknownTorrent,
+    UntrustedCommand,
 )
 from rtorrentd.protocol import xmlrpc as rpc
 from rtorrentd.rtorrent import session
@@ -56,6 +58,10 @@ log = structlog.get_logger("rtorrentd.rtorrent.client")
 # 4,000 rows of XML, 15,000 of JSON): at 100,000 torrents the decoded rows of
 # the whole reply at once would be some 100 MB beside the Torrents made of them.
 SNAPSHOT_CHUNK_BYTES = 2 * 1024 * 1024
+
+# What rtorrent answers when it will not count a torrent's files: `d.size_files`
+# is not among the commands 0.16 allows over an untrusted connection (f.multicall is).
+_UNCOUNTABLE = (UntrustedCommand, UnknownMethod)
 
 # Replies larger than this are decoded in a worker thread; small ones inline,
 # where a thread hop would cost more than the decoding.
@@ -357,7 +363,10 @@ class RtorrentClient:
         dialect = await self.dialect()
         count = self._file_counts.get(info_hash)
         if count is None:
-            count = self._keep_count(info_hash, await self.call("d.size_files", info_hash))
+            try:
+                count = self._keep_count(info_hash, await self.call("d.size_files", info_hash))
+            except _UNCOUNTABLE:
+                count = 0  # rtorrent will not say: one f.multicall, as before
         if count > self.files_per_call:
             return await self._files_in_ranges(info_hash, count, dialect)
         reply = await self.call("f.multicall", info_hash, "", "f.path=", "f.size_bytes=")
@@ -371,8 +380,10 @@ class RtorrentClient:
         dialect = await self.dialect()
         counts = await self.file_counts(hashes)
         found: dict[str, tuple[FileEntry, ...]] = {}
-        small = [h for h in counts if counts[h] <= self.files_per_call]
-        for group in by_files(small, counts, self.files_per_call):
+        # A torrent rtorrent would not count is read whole, grouped as if of one file.
+        weights = {h: 1 if n is None else n for h, n in counts.items()}
+        small = [h for h, n in weights.items() if n <= self.files_per_call]
+        for group in by_files(small, weights, self.files_per_call):
             calls = [("f.multicall", [h, "", "f.path=", "f.size_bytes="]) for h in group]
             for info_hash, reply in zip(group, await self.multicall(calls), strict=True):
                 if isinstance(reply, UnknownTorrent):
@@ -380,27 +391,35 @@ class RtorrentClient:
                 if isinstance(reply, RpcFault):
                     raise reply
                 found[info_hash] = file_entries(reply, dialect)
-        for info_hash in (h for h in counts if counts[h] > self.files_per_call):
+        for info_hash in (h for h, n in weights.items() if n > self.files_per_call):
             try:
                 found[info_hash] = await self._files_in_ranges(
-                    info_hash, counts[info_hash], dialect
+                    info_hash, weights[info_hash], dialect
                 )
             except UnknownTorrent:
                 continue
         return {h: found[h] for h in counts if h in found}
 
-    async def file_counts(self, hashes: Sequence[str]) -> dict[str, int]:
+    async def file_counts(self, hashes: Sequence[str]) -> dict[str, int | None]:
         """`d.size_files` of each torrent, in `hashes`' order (asked once per
-        info-hash, in `system.multicall` batches); a torrent that vanished is left out."""
+        info-hash, in `system.multicall` batches); a torrent that vanished is left
+        out, one rtorrent will not count is None (0.16 refuses `d.size_files` over
+        a connection it deems untrusted)."""
         missing = [h for h in dict.fromkeys(hashes) if h not in self._file_counts]
         replies = await self.multicall([("d.size_files", [h]) for h in missing]) if missing else []
+        uncounted = set()
         for info_hash, reply in zip(missing, replies, strict=True):
             if isinstance(reply, UnknownTorrent):
+                continue
+            if isinstance(reply, _UNCOUNTABLE):
+                uncounted.add(info_hash)
                 continue
             if isinstance(reply, RpcFault):
                 raise reply
             self._keep_count(info_hash, reply)
-        return {h: self._file_counts[h] for h in hashes if h in self._file_counts}
+        return {
+            h: self._file_counts.get(h) for h in hashes if h in self._file_counts or h in uncounted
+        }
 
     def _keep_count(self, info_hash: str, reply: object) -> int:
         if not isinstance(reply, int) or isinstance(reply, bool) or reply < 0:

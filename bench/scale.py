@@ -20,7 +20,9 @@ XML-RPC in xmlrpc-c's layout, in tinyxml2's, and JSON-RPC), a driver process
   bench/poll.py): wall time, CPU time of the process (`time.process_time`,
   threads included), every rtorrent call timed at the transport: the longest
   and their sum (how long rtorrent served us: an upper bound on its lock);
-and prints the peak RSS (VmHWM) of the process. Medians of RUNS are shown.
+and prints the peak RSS (VmHWM) of the process. Medians of RUNS are shown. On a
+machine shared with other work the poll's wall time counts the CPU it waited for:
+`(raw + CPU) / raw` is the ratio a poll would have with a core to itself.
 Then `rtorrentd run --once --dry-run` as a whole process: wall, CPU and
 ru_maxrss from wait4 (imports and start-up included).
 
@@ -518,7 +520,8 @@ class Bench:
             f"{version:5s} {count:>7,} {what:8s} {scaled:5s} reply {megabytes:5.1f} MB:"
             f" poll {poll:6.0f} ms vs raw {raw:6.0f} ms = {poll / raw:.2f}x"
             f" (paired {paired:.2f}x, {verdict});"
-            f" CPU {median('cpu'):6.0f} ms; peak RSS {hwm:5.1f} MiB ({rss});"
+            f" CPU {median('cpu'):6.0f} ms ((raw + CPU) / raw {(raw + median('cpu')) / raw:.2f}x);"
+            f" peak RSS {hwm:5.1f} MiB ({rss});"
             f" rtorrent: first byte {median('first_byte'):5.0f} ms,"
             f" longest call {median('longest_call'):5.0f} ms,"
             f" {median('calls'):.0f} calls {median('calls_total'):5.0f} ms in all"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from itertools import chain
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,12 @@ def xmlrpc_c(body: bytes) -> bytes:
     return body.replace(b"</value>\r\n</param>", b"</value></param>")
 
 
-def chunked(chunks: object) -> list[object]:
+def chunked(chunks: Iterator[list[Sequence[object]] | None] | None) -> list[object]:
+    """The rows of every chunk (each a list of columns), in order."""
     assert chunks is not None
-    parts = list(chunks)  # type: ignore[call-overload]
+    parts = list(chunks)
     assert None not in parts
-    return list(chain.from_iterable(parts))
+    return [list(row) for columns in parts if columns for row in zip(*columns, strict=True)]
 
 
 def replies() -> list[tuple[str, bytes, bool]]:
@@ -56,12 +57,9 @@ def test_chunks_give_the_whole_decode(layout: str, body: bytes, is_json: bool, s
     whole = (jsonrpc.decode_response if is_json else rpc.decode_response)(body)
     assert isinstance(whole, list)
     assert 1_000 == len(whole)
-    decode = jsonrpc.decode_row_chunks if is_json else rpc.decode_row_chunks
-    chunks = decode(body, size)
-    assert chunks is not None
-    parts = list(chunks)
-    assert None not in parts
-    assert whole == list(chain.from_iterable(p for p in parts if p is not None))
+    decode = jsonrpc.decode_column_chunks if is_json else rpc.decode_column_chunks
+    parts = list(decode(body, size) or ())
+    assert whole == chunked(iter(parts))
     assert len(parts) >= (2 if size <= 64 * 1024 else 1)
 
 
@@ -79,7 +77,7 @@ def test_json_text_that_looks_like_a_row_boundary_cuts_no_row() -> None:
     # Between the rows (299), and inside the nested tables of half of them (150).
     assert body.count(b'],["' + HASH.encode()) == 299 + 150
     for size in (1, 10, 100, 1_000):
-        assert rows == chunked(jsonrpc.decode_row_chunks(body, size))
+        assert rows == chunked(jsonrpc.decode_column_chunks(body, size))
 
 
 def test_xml_text_that_looks_like_a_row_start_cuts_no_row() -> None:
@@ -87,7 +85,7 @@ def test_xml_text_that_looks_like_a_row_start_cuts_no_row() -> None:
     body = rpc_reply(rows)
     assert rows == rpc.decode_response(body)
     for size in (1, 50, 500):
-        assert rows == chunked(rpc.decode_row_chunks(body, size))
+        assert rows == chunked(rpc.decode_column_chunks(body, size))
 
 
 def rpc_reply(rows: list[list[object]]) -> bytes:
@@ -112,14 +110,14 @@ def rpc_reply(rows: list[list[object]]) -> bytes:
 def test_a_chunk_that_is_not_whole_rows_is_none() -> None:
     rows = [[HASH, "name", i] for i in range(100)]
     body = rpc_reply(rows).replace(b"<i8>50</i8>", b"<i8>x</i8>")
-    parts = list(rpc.decode_row_chunks(body, 200) or ())
+    parts = list(rpc.decode_column_chunks(body, 200) or ())
     assert None in parts
     bad_json = json_reply(rows).replace(b",50]", b",50,]")
-    parts = list(jsonrpc.decode_row_chunks(bad_json, 200) or ())
+    parts = list(jsonrpc.decode_column_chunks(bad_json, 200) or ())
     assert None in parts
 
 
 def test_what_is_not_a_list_of_rows_has_no_chunks() -> None:
-    assert rpc.decode_row_chunks(b"<?xml version='1.0'?><methodResponse/>", 100) is None
-    assert jsonrpc.decode_row_chunks(b'{"id":1,"jsonrpc":"2.0","result":0}', 100) is None
-    assert jsonrpc.decode_row_chunks(b'{"id":2,"jsonrpc":"2.0","result":[["a"]]}', 100) is None
+    assert rpc.decode_column_chunks(b"<?xml version='1.0'?><methodResponse/>", 100) is None
+    assert jsonrpc.decode_column_chunks(b'{"id":1,"jsonrpc":"2.0","result":0}', 100) is None
+    assert jsonrpc.decode_column_chunks(b'{"id":2,"jsonrpc":"2.0","result":[["a"]]}', 100) is None

@@ -29,8 +29,8 @@ from rtorrentd.protocol.xml_decode import MAX_DEPTH
 __all__ = [
     "CONTENT_TYPE",
     "decode_batch",
+    "decode_column_chunks",
     "decode_response",
-    "decode_row_chunks",
     "encode_batch",
     "encode_call",
 ]
@@ -105,12 +105,15 @@ def decode_batch(body: bytes, count: int) -> list[object]:
     return [by_id[i] for i in range(1, count + 1)]
 
 
-def decode_row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] | None:
+def decode_column_chunks(
+    body: bytes, chunk_bytes: int
+) -> Iterator[list[Sequence[object]] | None] | None:
     """The result of a reply to call 1 that is a list of rows whose first value is
-    an info-hash (a snapshot), a chunk of rows at a time: a caller never holds
-    every decoded row at once. None when the body is not such a reply as rtorrent
+    an info-hash (a snapshot), a chunk of rows at a time as columns (one per
+    field, as `xmlrpc.decode_column_chunks`): a caller never holds every decoded
+    row at once. None when the body is not such a reply as rtorrent
     writes it (then `decode_response` says what it is); a None chunk where a chunk
-    is not whole rows, and the caller decodes the whole body instead.
+    is not whole rows of one width, and the caller decodes the whole body instead.
 
     A chunk ends before a `],["<40 hex digits>"` only if what precedes it reads as
     a JSON array of rows: inside a string or a nested table it would not (a prefix
@@ -130,7 +133,9 @@ _ROWS_TAIL = b"]}"
 _NEXT_ROW = re.compile(rb'\],\["[0-9A-Fa-f]{40}"')
 
 
-def _json_chunks(body: bytes, start: int, end: int, size: int) -> Iterator[list[object] | None]:
+def _json_chunks(
+    body: bytes, start: int, end: int, size: int
+) -> Iterator[list[Sequence[object]] | None]:
     view = memoryview(body)
     while start < end:
         rows: list[object] | None = None
@@ -145,11 +150,21 @@ def _json_chunks(body: bytes, start: int, end: int, size: int) -> Iterator[list[
                     yield None
                     return
                 search = found.start() + 1
-        if not isinstance(rows, list):  # cannot be: the text is an array
+        columns = _columns(rows)
+        if columns is None:
             yield None
             return
-        yield rows
+        yield columns
         start = stop + 1  # past the comma between two rows
+
+
+def _columns(rows: object) -> list[Sequence[object]] | None:
+    """Rows (lists, all as long) as columns; None for anything else."""
+    if not isinstance(rows, list) or not rows or not set(map(type, rows)) <= {list}:
+        return None
+    if len(set(map(len, rows))) != 1:
+        return None
+    return [*zip(*rows, strict=True)]
 
 
 # ---------------------------------------------------------------------------

@@ -43,7 +43,10 @@ from rtorrentd.errors import MalformedReply
 from rtorrentd.protocol.xml_decode import parse_response
 from rtorrentd.protocol.xml_text import Bad, decode_text
 
-__all__ = ["LAYOUTS", "Layout", "decode_rows", "row_chunks"]
+__all__ = ["LAYOUTS", "Columns", "Layout", "column_chunks", "decode_rows"]
+
+Columns = list[Sequence[object]]
+"""Rows as columns: one sequence per field, all as long as there are rows."""
 
 _MAX_FIELDS = 100
 
@@ -92,16 +95,18 @@ def decode_rows(body: bytes) -> list[object] | None:
         return None  # let the general decoder say what and where
 
 
-def row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] | None:
-    """The rows of `body`, as `decode_rows` gives them, a chunk of about
-    `chunk_bytes` of XML at a time; None when the body is not rows in one of
-    rtorrent's layouts.
+def column_chunks(body: bytes, chunk_bytes: int) -> Iterator[Columns | None] | None:
+    """The rows of `body`, as `decode_rows` gives them but as columns (one per
+    field), a chunk of about `chunk_bytes` of XML at a time; None when the body is
+    not rows in one of rtorrent's layouts.
 
     Why: a whole 100,000-torrent reply decoded at once is some 100 MB of Python
     objects beside the body; chunk by chunk, a caller keeps only what it makes
-    of each. A chunk starts where a row of the first row's shape matches; one
-    that is not whole rows of that shape comes as None, and the caller decodes
-    the whole body with `decode_response` instead (which says what is wrong).
+    of each. Columns, because that is how the fields are decoded and how a caller
+    converts them: no list per row is made only to be taken apart again. A chunk
+    starts where a row of the first row's shape matches; one that is not whole
+    rows of that shape comes as None, and the caller decodes the whole body with
+    `decode_response` instead (which says what is wrong).
     """
     for layout in LAYOUTS:
         if body.startswith(layout.head) and body.endswith(layout.tail):
@@ -118,7 +123,7 @@ def row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] |
 
 def _chunks(
     grammar: _Grammar, shape: tuple[int, ...], body: bytes, start: int, end: int, *, size: int
-) -> Iterator[list[object] | None]:
+) -> Iterator[Columns | None]:
     pattern = _row_pattern(grammar, shape)
     view = memoryview(body)
     while start < end:
@@ -127,7 +132,7 @@ def _chunks(
             cut = body.find(grammar.open, cut + 1, end)
         stop = end if cut == -1 else cut
         try:
-            yield _split_rows(grammar, shape, view[start:stop])
+            yield _split_columns(grammar, shape, view[start:stop])
         except (Bad, ValueError, MalformedReply):
             yield None
         start = stop
@@ -220,12 +225,19 @@ def _split_rows(
     grammar: _Grammar, shape: tuple[int, ...], content: bytes | memoryview
 ) -> list[object] | None:
     """The rows `content` holds, all of shape `shape`, or None."""
+    columns = _split_columns(grammar, shape, content)
+    return None if columns is None else [*map(list, zip(*columns, strict=True))]
+
+
+def _split_columns(
+    grammar: _Grammar, shape: tuple[int, ...], content: bytes | memoryview
+) -> list[Sequence[object]] | None:
+    """The columns of the rows `content` holds, all of shape `shape`, or None."""
     parts = _row_pattern(grammar, shape).split(content)
     width = len(shape) + 1
     if any(parts[::width]):  # something between the rows: not all of this shape
         return None
-    columns = [_CONVERTERS[kind](grammar, parts[j::width]) for j, kind in enumerate(shape, start=1)]
-    return [*map(list, zip(*columns, strict=True))]
+    return [_CONVERTERS[kind](grammar, parts[j::width]) for j, kind in enumerate(shape, start=1)]
 
 
 def _shape(grammar: _Grammar, content: bytes, start: int = 0) -> tuple[int, ...] | None:

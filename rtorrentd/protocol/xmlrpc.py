@@ -33,9 +33,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from rtorrentd.protocol.xml_decode import MAX_DEPTH, parse_response
-from rtorrentd.protocol.xml_rows import decode_rows, row_chunks
+from rtorrentd.protocol.xml_rows import Columns, column_chunks, decode_rows
 
-__all__ = ["MAX_DEPTH", "decode_response", "decode_row_chunks", "encode_call"]
+__all__ = ["MAX_DEPTH", "decode_column_chunks", "decode_response", "encode_call"]
 
 _I4 = range(-(2**31), 2**31)
 _I8 = range(-(2**63), 2**63)
@@ -52,12 +52,13 @@ def decode_response(body: bytes) -> object:
     return parse_response(body) if rows is None else rows
 
 
-def decode_row_chunks(body: bytes, chunk_bytes: int) -> Iterator[list[object] | None] | None:
+def decode_column_chunks(body: bytes, chunk_bytes: int) -> Iterator[Columns | None] | None:
     """A reply that is a list of rows (a `d.multicall2` snapshot), a chunk of rows
-    at a time, so that a caller never holds every decoded row at once; None when
-    the body is not such a reply, and a None chunk where a chunk is not whole
-    rows: then `decode_response` decodes the whole body (or says what is wrong)."""
-    return row_chunks(body, chunk_bytes)
+    at a time as columns (one list per field), so that a caller never holds every
+    decoded row at once; None when the body is not such a reply, and a None chunk
+    where a chunk is not whole rows: then `decode_response` decodes the whole body
+    (or says what is wrong)."""
+    return column_chunks(body, chunk_bytes)
 
 
 # ---------------------------------------------------------------------------

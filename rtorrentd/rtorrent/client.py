@@ -44,7 +44,13 @@ from rtorrentd.rtorrent.file_lists import (
     range_calls,
     range_rows,
 )
-from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
+from rtorrentd.rtorrent.rows import (
+    Layout,
+    layout,
+    torrent_from_row,
+    torrents_from_columns,
+    torrents_from_rows,
+)
 from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.rtorrent.wire import JSON_RPC, XML_RPC, JsonChoice, Wire, is_json_disabled
 from rtorrentd.torrent import FileEntry, Torrent
@@ -118,7 +124,7 @@ def _rows_to_torrents(
     wire: Wire = XML_RPC,
 ) -> tuple[Torrent, ...]:
     with _gc_paused():
-        chunks = wire.row_chunks(body, SNAPSHOT_CHUNK_BYTES)
+        chunks = wire.column_chunks(body, SNAPSHOT_CHUNK_BYTES)
         if chunks is not None:
             torrents = _chunks_to_torrents(plan, chunks, dialect, method, wire)
             if torrents is not None:
@@ -126,35 +132,46 @@ def _rows_to_torrents(
         value = wire.decode(body)
         if not isinstance(value, list):
             raise MalformedReply(f"{method} returned {type(value).__name__}, expected a list")
-        return _convert(plan, value, dialect, method, wire)
+        try:
+            if dialect.escapes_names and wire.escapes_names:
+                _unescape_columns(plan.commands, value)
+            return torrents_from_rows(plan, value)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise MalformedReply(f"{method} returned an unexpected row: {exc}") from exc
 
 
 def _chunks_to_torrents(
     plan: Layout,
-    chunks: Iterator[list[object] | None],
+    chunks: Iterator[list[Sequence[object]] | None],
     dialect: Dialect,
     method: str,
     wire: Wire,
 ) -> tuple[Torrent, ...] | None:
-    """The Torrents of each chunk of rows, each chunk's rows dropped as soon as
-    converted; None where a chunk was not whole rows (decode the whole instead)."""
+    """The Torrents of each chunk of rows (as columns), each chunk dropped as soon
+    as converted; None where a chunk was not whole rows, or not as wide as the
+    commands (then the whole body is decoded, and says what is wrong)."""
     parts = []
-    for rows in chunks:
-        if rows is None:
+    escaped = dialect.escapes_names and wire.escapes_names
+    for columns in chunks:
+        if columns is None or len(columns) != len(plan.commands):
             return None
-        parts.append(_convert(plan, rows, dialect, method, wire))
+        if escaped:
+            _unescape_in_columns(plan.commands, columns)
+        try:
+            parts.append(torrents_from_columns(plan, columns))
+        except (TypeError, ValueError, IndexError) as exc:
+            raise MalformedReply(f"{method} returned an unexpected row: {exc}") from exc
     return tuple(chain.from_iterable(parts))
 
 
-def _convert(
-    plan: Layout, rows: list[object], dialect: Dialect, method: str, wire: Wire
-) -> tuple[Torrent, ...]:
-    try:
-        if dialect.escapes_names and wire.escapes_names:
-            _unescape_columns(plan.commands, rows)
-        return torrents_from_rows(plan, rows)
-    except (TypeError, ValueError, IndexError) as exc:
-        raise MalformedReply(f"{method} returned an unexpected row: {exc}") from exc
+def _unescape_in_columns(commands: Sequence[str], columns: list[Sequence[object]]) -> None:
+    """Names and paths (whole columns, replaced in `columns`) in 0.9.8's form."""
+    for i, command in enumerate(commands):
+        column = columns[i]
+        if command in _NAME_COMMANDS and any("%" in t for t in column if isinstance(t, str)):
+            columns[i] = [
+                unescape_name(t) if isinstance(t, str) and "%" in t else t for t in column
+            ]
 
 
 def _unescape_columns(commands: Sequence[str], rows: list[object]) -> None:

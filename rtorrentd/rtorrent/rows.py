@@ -81,15 +81,26 @@ def torrents_from_rows(plan: Layout, rows: Sequence[object]) -> tuple[Torrent, .
     """
     if not rows:
         return ()
-    raw = _transpose(rows, len(plan.commands))
+    return torrents_from_columns(plan, _transpose(rows, len(plan.commands)))
+
+
+def torrents_from_columns(plan: Layout, columns: Sequence[Sequence[object]]) -> tuple[Torrent, ...]:
+    """`torrents_from_rows` for rows given as columns (one sequence per command,
+    all as long): what the decoders give a chunk at a time. Raises ValueError if
+    there are not as many columns as commands."""
+    if len(columns) != len(plan.commands):
+        raise ValueError(f"expected {len(plan.commands)} values, got {len(columns)}")
+    count = len(columns[0]) if columns else 0
+    if not count:
+        return ()
     values = {
-        field.name: convert([raw[i] for i in slots])
+        field.name: convert([columns[i] for i in slots])
         for field, slots, convert in zip(plan.fields, plan.positions, plan.columns, strict=True)
     }
-    return tuple(frozen_batch(Torrent, len(rows), values))
+    return tuple(frozen_batch(Torrent, count, values))
 
 
-def _transpose(rows: Sequence[object], width: int) -> list[tuple[object, ...]]:
+def _transpose(rows: Sequence[object], width: int) -> list[Sequence[object]]:
     """Rows (lists or tuples of `width` values) to `width` columns."""
     if not set(map(type, rows)) <= {list, tuple}:
         bad = next(r for r in rows if not isinstance(r, list | tuple))

@@ -43,8 +43,9 @@ class Wire:
     content_type: str | None  # SCGI CONTENT_TYPE / HTTP Content-Type; None: XML-RPC
     encode: Callable[[str, Sequence[object]], bytes]
     decode: Callable[[bytes], object]
-    # A snapshot's rows a chunk at a time, or None (see `xmlrpc.decode_row_chunks`).
-    row_chunks: Callable[[bytes, int], Iterator[list[object] | None] | None]
+    # A snapshot's rows a chunk at a time, as columns, or None (see
+    # `xmlrpc.decode_column_chunks`).
+    column_chunks: Callable[[bytes, int], Iterator[list[Sequence[object]] | None] | None]
     # Whether names come percent-escaped where they cannot be sent (XML-RPC on a
     # newer rtorrent). JSON-RPC sends every name exactly, or fails the whole reply.
     escapes_names: bool
@@ -55,7 +56,7 @@ XML_RPC = Wire(
     None,
     rpc.encode_call,
     rpc.decode_response,
-    rpc.decode_row_chunks,
+    rpc.decode_column_chunks,
     escapes_names=True,
 )
 JSON_RPC = Wire(
@@ -63,7 +64,7 @@ JSON_RPC = Wire(
     jsonrpc.CONTENT_TYPE,
     jsonrpc.encode_call,
     jsonrpc.decode_response,
-    jsonrpc.decode_row_chunks,
+    jsonrpc.decode_column_chunks,
     escapes_names=False,
 )
 

@@ -173,6 +173,16 @@ def test_only_records_that_moved_by_more_than_a_step_are_written_again() -> None
     assert {H: f"{int(times.STEP) + 1},0,0,{int(T0)}"} == unsaved(memory)
 
 
+def test_a_record_read_back_waits_a_step_and_the_first_format_is_upgraded() -> None:
+    current = f"7200,0,0,{int(T0 - 86400)},5"
+    memory = polls((T0, seeding(saved_times=current, uploaded=5)))
+    assert {} == unsaved(memory) and not figures(memory).due
+    memory = polls((T0 + times.STEP + 1, seeding(uploaded=5)), memory=memory)
+    assert {H: f"{7200 + int(times.STEP) + 1},0,0,{int(T0 - 86400)},5"} == unsaved(memory)
+    old = polls((T0, seeding(saved_times=f"7200,0,0,{int(T0 - 86400)}", uploaded=5)))
+    assert {H: f"7200,0,0,{int(T0 - 86400)},5"} == unsaved(old)
+
+
 def test_at_most_a_budget_of_records_is_written_a_poll_most_moved_first() -> None:
     torrents = [
         Torrent(f"{n:040X}", "t", complete=True, started=True, active=True) for n in range(3)

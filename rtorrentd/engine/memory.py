@@ -109,7 +109,7 @@ def unsaved(memory: Memory, limit: int = timing.WRITES_PER_POLL) -> dict[str, st
     moved = [
         (timing.moved_by(t, s.saved), h, t, s)
         for h, s in memory.seen.items()
-        if (t := s.times) is not None and timing.moved(t, s.saved, s.uploaded)
+        if (t := s.times) is not None and t.due and timing.moved(t, s.saved, s.uploaded)
     ]
     if len(moved) > limit:
         moved = sorted(moved, key=lambda m: -m[0])[:limit]
@@ -120,8 +120,9 @@ def saved(memory: Memory, records: Mapping[str, str]) -> Memory:
     """`memory` knowing that rtorrent now holds `records`."""
     seen = dict(memory.seen)
     for info_hash, text in records.items():
-        if info_hash in seen:
-            seen[info_hash] = replace(seen[info_hash], saved=text)
+        if (s := seen.get(info_hash)) is not None:
+            times = None if s.times is None else replace(s.times, saved_at=s.times.polled)
+            seen[info_hash] = replace(s, saved=text, times=times)
     return Memory(MappingProxyType(seen))
 
 
@@ -187,7 +188,9 @@ def _resumed(updated: Seen, before: Seen | None, torrent: Torrent, state: int, n
     else:
         if before is None:  # else watched already: its own history is newer
             first_seen, grew_at, samples = _history(found, u.uploaded, now)
-        times = Times(found.seed, found.leech, grew_at, found.since, now, state)
+        # A record of the first format (no upload total) is rewritten soon.
+        fresh = now if found.uploaded is not None or u.uploaded is None else 0.0
+        times = Times(found.seed, found.leech, grew_at, found.since, now, state, fresh)
     return Seen(first_seen, u.uploaded, grew_at, u.message, u.message_since, samples, times, saved)
 
 

@@ -41,7 +41,10 @@ IDLE, SEEDING, LEECHING = 0, 1, 2
 @dataclass(frozen=True, slots=True)
 class Times:
     """One torrent's figures: seconds seeded and leeched, when `uploaded` last grew
-    (None: not seen), since when they are counted, and the last poll's state."""
+    (None: not seen), since when they are counted, and the last poll's state.
+    `saved_at` is when the record in rtorrent was last read or written (0: it must
+    be written): no figure can move by a `STEP` sooner, so `due` spares most
+    polls the comparison with the record."""
 
     seed: float
     leech: float
@@ -49,6 +52,12 @@ class Times:
     since: float
     polled: float
     state: int
+    saved_at: float = 0.0
+
+    @property
+    def due(self) -> bool:
+        """Whether the record may have moved enough to write it (see `moved`)."""
+        return self.polled - self.saved_at > STEP
 
 
 def state_of(complete: bool | None, started: bool | None, active: bool | None) -> int:
@@ -119,7 +128,7 @@ def advance(times: Times, state: int, now: float, cap: float, grew_at: float | N
     seed = times.seed + (credit if state == SEEDING else 0.0)
     leech = times.leech + (credit if state == LEECHING else 0.0)
     last = grew_at if grew_at is not None else times.last_upload
-    return Times(seed, leech, last, times.since, now, state)
+    return Times(seed, leech, last, times.since, now, state, times.saved_at)
 
 
 def moved_by(times: Times, saved: str | None) -> float:
@@ -135,7 +144,8 @@ def moved(times: Times, saved: str | None, uploaded: int | None = None) -> bool:
     record in rtorrent to write again. An upload total the record does not hold is
     written once the torrent was quiet for a `STEP`, or its last upload moved by
     more than one: a torrent uploading all the time is not rewritten every poll,
-    and a stale total only makes a restarted daemon count an upload as new (safe)."""
+    and a stale total only makes a restarted daemon count an upload as new (safe).
+    A record younger than a `STEP` (`Times.due`) is not asked about at all."""
     parsed = parse_record(saved)
     if parsed is None:
         return True

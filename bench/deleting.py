@@ -130,6 +130,12 @@ def report(what: str, runs: list[tuple[float, Timed, int]]) -> float:
         f" {longest[1]:.0f} ms{' OVER 200 ms' if longest[1] > SLOW_CALL_MS else ''};"
         f" total call time {busy:.0f} ms"
     )
+    if "--calls" in sys.argv:
+        by_method: dict[str, list[float]] = {}
+        for method, ms in timed.calls:
+            by_method.setdefault(method, []).append(ms)
+        for method, times in sorted(by_method.items(), key=lambda kv: -sum(kv[1])):
+            print(f"    {method:28s} {len(times):4d} calls {sum(times):8.1f} ms (max {max(times):.1f})")
     return best
 
 

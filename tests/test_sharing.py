@@ -353,6 +353,53 @@ async def test_a_torrent_loaded_after_the_snapshot_is_caught_before_the_next_del
     assert kept == set(one_result(logs, second.info_hash)["kept_shared"])
 
 
+class LoadingOnClose(RtorrentClient):
+    """Loads `late` into rtorrent right after `d.close` of `victim`: after the
+    deletion's preflight plan, before the plan it carries out. Counts the
+    "loaded since" scans."""
+
+    def __init__(self, rtorrent: RtorrentProcess, victim: str, late: TorrentFile) -> None:
+        super().__init__(client_for(rtorrent).transport)
+        self.rtorrent, self.victim, self.late = rtorrent, victim, late
+        self.scans = 0
+
+    async def close(self, info_hash: str) -> None:
+        await super().close(info_hash)
+        if info_hash == self.victim:
+            self.rtorrent.load(self.late, complete=True)
+
+    async def loaded_since(self, since: int, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+        self.scans += 1
+        return await super().loaded_since(since, names)
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_torrent_loaded_while_the_victim_closes_is_caught_before_the_unlink(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    # The preflight plan before d.stop/d.close reads no "loaded since" (issue 15: a
+    # scan of rtorrent's whole list each); the plan carried out after the close does.
+    dl = rtorrent.download_dir
+    doomed = album(torrent_factory, dl, name="doomed")
+    doomed_hash = rtorrent.load(doomed, commands=(LABEL_DOOMED,), complete=True)
+    link_tree(doomed, tmp_path / "links/doomed")  # link mode: found only if indexed
+    late = same_data(torrent_factory, doomed, tmp_path / "links")
+    client = LoadingOnClose(rtorrent, doomed_hash, late)
+    canaries = Canaries()
+    canaries.keep(contents(doomed))
+
+    with capture_logs() as logs:
+        result = await run_poll(client, config_for(rtorrent, [dl]))
+
+    assert [Result.DONE] == [r.result for r in result.results]
+    canaries.check()
+    assert {late.info_hash: (1, 1)} == state(rtorrent)
+    kept = {str(doomed.payload_path / os.fsdecode(e.path)) for e in doomed.files}
+    assert kept == set(one_result(logs, doomed_hash)["kept_shared"])
+    assert 1 == client.scans  # one per deletion, not one per plan
+
+
 # --- other rtorrent instances on the same disk (issue 11) ---------------------------
 
 

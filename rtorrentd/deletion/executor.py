@@ -77,12 +77,17 @@ class Context:
     resumed: frozenset[str] = frozenset()  # hashes whose recorded deletion is finished now
 
 
-async def _check_settled(ctx: Context, step: Step, torrent: Torrent) -> StepResult | None:
+# Read with the torrent's fresh values (`_reread`), for `_check_settled`.
+SETTLED_METHODS = (*hashcheck.METHODS, "d.custom5")
+
+
+def _check_settled(
+    ctx: Context, step: Step, torrent: Torrent, settled: Sequence[object]
+) -> StepResult | None:
     """No step on a torrent being hash-checked; no erase that ruTorrent's erasedata
-    handler would turn into a deletion of its data (its `d.custom5` set)."""
-    hashing, checked, custom5 = await ctx.client.values(
-        step.hash, (*hashcheck.METHODS, "d.custom5")
-    )
+    handler would turn into a deletion of its data (its `d.custom5` set).
+    `settled` are the replies to `SETTLED_METHODS`, read with `torrent`."""
+    hashing, checked, custom5 = settled
     busy = hashcheck.busy_reason(hashing, checked, torrent.started)
     if busy:
         return StepResult(step, Result.SKIPPED, busy)
@@ -113,10 +118,13 @@ class _PollAborted(Exception):
         self.cause = cause
 
 
-async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
-    """Fresh values for the step's torrent, or why the step is skipped."""
+async def _reread(ctx: Context, step: Step) -> tuple[Torrent, tuple[object, ...]] | StepResult:
+    """Fresh values for the step's torrent and its replies to `SETTLED_METHODS`
+    (one round trip), or why the step is skipped."""
     try:
-        fresh = await ctx.client.torrent(step.hash, ctx.names | RECHECK_NAMES)
+        fresh, settled = await ctx.client.torrent_and(
+            step.hash, ctx.names | RECHECK_NAMES, SETTLED_METHODS
+        )
     except UnknownTorrent:
         if step.hash in ctx.resumed:
             _forget(ctx, step.hash)
@@ -129,18 +137,22 @@ async def _reread(ctx: Context, step: Step) -> Torrent | StepResult:
     # matches. Every check of the deletion itself still applies.
     if step.hash not in ctx.resumed and not ctx.still_matches(fresh, step):
         return StepResult(step, Result.SKIPPED, f"no longer matches rule {step.rule!r}")
-    return fresh
+    return fresh, settled
+
+
+def _needs_closing(torrent: Torrent) -> bool:
+    """Whether `_stop_and_close` has anything to do. Unknown state counts as
+    running: both calls are harmless on a stopped, closed torrent."""
+    return torrent.started is not False or torrent.open is not False
 
 
 async def _stop_and_close(client: RtorrentClient, torrent: Torrent) -> bool:
-    """Stop, then close; whether anything had to be done. Unknown state counts as
-    running: both calls are harmless on a stopped, closed torrent."""
+    """Stop, then close; whether anything had to be done (`_needs_closing`)."""
     # Stop first: the tracker gets the final totals, and a bare d.close would
     # leave d.state set (RTORRENT.md).
-    started = torrent.started is not False
-    if started:
+    if torrent.started is not False:
         await client.stop(torrent.hash)
-    if started or torrent.open is not False:
+    if _needs_closing(torrent):
         await client.close(torrent.hash)
         return True
     return False
@@ -194,11 +206,19 @@ async def _do_set(ctx: Context, step: Step) -> StepResult:
     )
 
 
-async def _plan_files(ctx: Context, torrent: Torrent, shares: PollSharing) -> exact.ExactDeletion:
+async def _plan_files(
+    ctx: Context, torrent: Torrent, shares: PollSharing, *, last: bool
+) -> exact.ExactDeletion:
     """The fresh file list by exact names (from the torrent's metainfo), checked
-    against the disk; raises `UnsafeDeletion`."""
+    against the disk; raises `UnsafeDeletion`.
+
+    `last`: the plan that is carried out. Only it asks every rtorrent for the
+    torrents loaded since (`neighbours.Sharing.refresh`, a scan of rtorrent's
+    whole list): an earlier plan of the step is only a preflight, planned again
+    after the close from a refreshed index before anything is unlinked.
+    """
     entries = await ctx.client.files(torrent.hash)
-    shared = await (await shares.get()).shared_paths(torrent, entries)
+    shared = await (await shares.get()).shared_paths(torrent, entries, refresh=last)
 
     def preflight_checks(deletion: Deletion) -> None:
         # Before anything is stopped: a deletion that cannot be carried out, or a
@@ -214,7 +234,9 @@ async def _plan_files(ctx: Context, torrent: Torrent, shares: PollSharing) -> ex
 
 async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSharing) -> StepResult:
     try:
-        planned = await _plan_files(ctx, torrent, shares)
+        # Planned again after the close when it is needed: only that plan refreshes.
+        closing = not ctx.dry_run and _needs_closing(torrent)
+        planned = await _plan_files(ctx, torrent, shares, last=not closing)
         if step.hash not in ctx.resumed:  # its files may be gone by our own hand
             _check_not_vanished(torrent, planned.deletion)
         # Before the stop: a torrent whose files are not its own keeps seeding.
@@ -229,7 +251,7 @@ async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSha
             # again from the closed files, or carry_out would find them "changed";
             # hash again if any file is not the one hashed (carry_out unlinks only
             # the planned identities, so what was hashed is what goes).
-            replanned = await _plan_files(ctx, torrent, shares)
+            replanned = await _plan_files(ctx, torrent, shares, last=True)
             if not exact.unchanged(planned, replanned):
                 checked = await exact.verify(ctx.client, replanned, ctx.verify_budget)
             planned = replanned
@@ -345,10 +367,11 @@ async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResul
     step's result, for the log) so the poll stops and the daemon backs off.
     """
     try:
-        fresh = await _reread(ctx, step)
-        if isinstance(fresh, StepResult):
-            return fresh
-        unsettled = await _check_settled(ctx, step, fresh)
+        reread = await _reread(ctx, step)
+        if isinstance(reread, StepResult):
+            return reread
+        fresh, settled = reread
+        unsettled = _check_settled(ctx, step, fresh, settled)
         if unsettled is not None:
             return unsettled
         if step.action is Action.DELETE:

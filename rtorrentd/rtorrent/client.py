@@ -361,16 +361,26 @@ class RtorrentClient:
 
     async def torrent(self, info_hash: str, names: Iterable[str] = ()) -> Torrent:
         """Fresh values for one torrent; raises `UnknownTorrent` if it is gone."""
+        fresh, _ = await self.torrent_and(info_hash, names, ())
+        return fresh
+
+    async def torrent_and(
+        self, info_hash: str, names: Iterable[str], methods: Sequence[str]
+    ) -> tuple[Torrent, tuple[object, ...]]:
+        """`torrent` and `values(info_hash, methods)` read together, in one
+        `system.multicall`: both describe the same instant, for one round trip."""
         plan = _layout_for(frozenset(names))
         dialect = await self.dialect()
-        values = await self.multicall([command_call(c, info_hash) for c in plan.commands])
-        for value in values:
-            if isinstance(value, RpcFault):
-                raise value
+        calls = [command_call(c, info_hash) for c in plan.commands]
+        replies = await self.multicall([*calls, *((m, [info_hash]) for m in methods)])
+        for reply in replies:
+            if isinstance(reply, RpcFault):
+                raise reply
+        values, extra = replies[: len(calls)], tuple(replies[len(calls) :])
         try:
             if dialect.escapes_names:
                 _unescape_columns(plan.commands, [values])
-            return torrent_from_row(plan, values)
+            return torrent_from_row(plan, values), extra
         except (TypeError, ValueError) as exc:
             raise MalformedReply(f"unexpected values for {info_hash}: {exc}") from exc
 

@@ -1,0 +1,151 @@
+"""`rtorrentd plan` against pyrosimple's `rtcontrol`: the same selection, whole processes.
+
+    .venv/bin/python bench/rtcontrol.py [torrents] [--rtorrent=0.16] [--runs=N]
+        [--rtcontrol=PATH]
+
+Loads tiny torrents stopped (bench/poll.py's loader), labels every third one
+"old", then runs, alternating so that a busy machine slows both alike:
+- `rtorrentd plan --format json` with one rule, `label == "old" and size > 512`;
+- `rtcontrol -q -o hash custom_1=old size=+512`, the same selection.
+Both must print the same set of hashes. pyrosimple is installed with pip into a
+venv in the bench's temp dir (not a dependency of rtorrentd), configured for the
+bench's rtorrent by `PYRO_CONF`; `--rtcontrol=PATH` uses one installed already.
+Besides the medians it prints the floors neither can go below: the interpreter's
+start-up (`python -c pass`) and rtorrent's own answer to rtorrentd's snapshot
+request (sent raw, the reply read to EOF). Goal (issue 15): plan >= 3 x faster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
+
+from harness import RtorrentProcess  # noqa: E402
+from poll import load_all, make_torrents, raw_exchange  # noqa: E402
+
+from rtorrentd.config.load import parse_config  # noqa: E402
+from rtorrentd.engine import plan as engine  # noqa: E402
+from rtorrentd.protocol import scgi  # noqa: E402
+from rtorrentd.rtorrent.client import _layout_for  # noqa: E402
+
+TORRENTS = 10_000
+RUNS = 7
+GOAL = 3.0
+RULE = 'label == "old" and size > 512'
+RTCONTROL_FILTER = ("custom_1=old", "size=+512")
+
+
+def option(name: str, default: str) -> str:
+    values = [a.partition("=")[2] for a in sys.argv if a.startswith(f"--{name}=")]
+    return values[0] if values else default
+
+
+def install_rtcontrol(work: Path) -> Path:
+    """pyrosimple in a venv of its own under `work`; the path of its rtcontrol."""
+    venv = work / "pyrosimple"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pyrosimple"]
+    subprocess.run(pip, check=True)
+    return venv / "bin/rtcontrol"
+
+
+def config_text(socket: Path, root: Path) -> str:
+    return (
+        f'[rtorrent]\nurl = "scgi://{socket}"\n'
+        f'[safety]\nallowed_roots = ["{root}"]\nmax_deletes_per_poll = 1000000\n'
+        "max_delete_fraction = 1.0\n"
+        f'[[rule]]\nname = "old"\nwhen = \'{RULE}\'\naction = "delete"\n'
+    )
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    return time.perf_counter() - started, done.stdout
+
+
+def rtorrent_answer(socket: Path, config_file: Path) -> float:
+    """Median ms rtorrent takes to answer rtorrentd's snapshot request, raw."""
+    config = parse_config(config_file.read_text(), str(config_file))
+    commands = _layout_for(frozenset(engine.fetch_names(config))).commands
+    body = xmlrpc.client.dumps(("", "main", *commands), "d.multicall2").encode()
+    request = scgi.encode_request(body)
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        raw_exchange(str(socket), request)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else TORRENTS
+    version = option("rtorrent", "0.9.8")
+    runs = int(option("runs", str(RUNS)))
+    work = Path(tempfile.mkdtemp(prefix="rtorrentd-rtcontrol-"))
+    try:
+        given = option("rtcontrol", "")
+        rtcontrol = Path(given) if given else install_rtcontrol(work)
+        torrents = make_torrents(work / "payload", count)
+        with RtorrentProcess(work / "rtorrent", version=version, clean_exit=False) as process:
+            load_all(process, torrents, start=False)
+            calls = [
+                {"methodName": "d.custom1.set", "params": [t.info_hash, "old"]}
+                for t in torrents[::3]
+            ]
+            process.call("system.multicall", calls, timeout=60)
+            socket = process.socket_path
+            config = work / "rtorrentd.toml"
+            config.write_text(config_text(socket, work / "payload"))
+            pyro_conf = work / "pyrosimple.toml"
+            pyro_conf.write_text(f'scgi_url = "scgi+unix://{socket}"\n')
+            env = {**os.environ, "PYRO_CONF": str(pyro_conf)}
+            commands = {
+                "rtorrentd plan": [
+                    sys.executable,
+                    "-m",
+                    "rtorrentd",
+                    "plan",
+                    "-c",
+                    str(config),
+                    "--format",
+                    "json",
+                ],
+                "rtcontrol": [str(rtcontrol), "-q", "-o", "hash", *RTCONTROL_FILTER],
+                "python -c pass": [sys.executable, "-c", "pass"],
+            }
+            times: dict[str, list[float]] = {name: [] for name in commands}
+            outputs: dict[str, str] = {}
+            for _ in range(runs):
+                for name, command in commands.items():
+                    took, outputs[name] = run(command, env)
+                    times[name].append(took * 1000)
+            ours = {step["hash"] for step in json.loads(outputs["rtorrentd plan"])}
+            theirs = set(outputs["rtcontrol"].split())
+            assert ours == theirs, f"{len(ours)} vs {len(theirs)} hashes"
+            answer = rtorrent_answer(socket, config)
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        print(f"rtorrent {version}, {count} torrents, {len(ours)} selected by both")
+        for name, median in medians.items():
+            print(f"{name:16s} median {median:7.0f} ms over {runs} runs")
+        print(f"rtorrent's own answer to rtorrentd's snapshot: {answer:.0f} ms (raw)")
+        ratio = medians["rtcontrol"] / medians["rtorrentd plan"]
+        print(f"rtcontrol / rtorrentd plan: {ratio:.2f} x (goal >= {GOAL} x)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

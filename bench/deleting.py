@@ -135,7 +135,8 @@ def report(what: str, runs: list[tuple[float, Timed, int]]) -> float:
         for method, ms in timed.calls:
             by_method.setdefault(method, []).append(ms)
         for method, times in sorted(by_method.items(), key=lambda kv: -sum(kv[1])):
-            print(f"    {method:28s} {len(times):4d} calls {sum(times):8.1f} ms (max {max(times):.1f})")
+            total, most = sum(times), max(times)
+            print(f"    {method:28s} {len(times):4d} calls {total:8.1f} ms (max {most:.1f})")
     return best
 
 

@@ -1,15 +1,19 @@
 """`rtorrentd plan` against pyrosimple's `rtcontrol`: the same selection, whole processes.
 
     .venv/bin/python bench/rtcontrol.py [torrents] [--rtorrent=0.16] [--runs=N]
-        [--rtcontrol=PATH]
+        [--rtcontrol=PATH] [--python=PATH] [--socket=PATH]
 
 Loads tiny torrents stopped (bench/poll.py's loader), labels every third one
 "old", then runs, alternating so that a busy machine slows both alike:
 - `rtorrentd plan --format json` with one rule, `label == "old" and size > 512`;
 - `rtcontrol -q -o hash custom_1=old size=+512`, the same selection.
-Both must print the same set of hashes. pyrosimple is installed with pip into a
-venv in the bench's temp dir (not a dependency of rtorrentd), configured for the
-bench's rtorrent by `PYRO_CONF`; `--rtcontrol=PATH` uses one installed already.
+Both must print the same set of hashes. Each is installed as a user would, with
+pip into a venv of its own in the bench's temp dir: rtorrentd from this tree (not
+editable: the development venv's editable finder costs every start-up), pyrosimple
+from the package index (not a dependency of rtorrentd), configured for the
+bench's rtorrent by `PYRO_CONF`. `--rtcontrol=PATH` and `--python=PATH` (an
+interpreter that imports rtorrentd) use installed ones; `--socket=PATH` an
+rtorrent running already, whose torrents it labels.
 Besides the medians it prints the floors neither can go below: the interpreter's
 start-up (`python -c pass`) and rtorrent's own answer to rtorrentd's snapshot
 request (sent raw, the reply read to EOF). Goal (issue 15): plan >= 3 x faster.
@@ -17,6 +21,7 @@ request (sent raw, the reply read to EOF). Goal (issue 15): plan >= 3 x faster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
 from harness import RtorrentProcess  # noqa: E402
+from harness.rtorrent import scgi_call  # noqa: E402
 from poll import load_all, make_torrents, raw_exchange  # noqa: E402
 
 from rtorrentd.config.load import parse_config  # noqa: E402
@@ -51,13 +57,13 @@ def option(name: str, default: str) -> str:
     return values[0] if values else default
 
 
-def install_rtcontrol(work: Path) -> Path:
-    """pyrosimple in a venv of its own under `work`; the path of its rtcontrol."""
-    venv = work / "pyrosimple"
+def install(work: Path, name: str, package: str) -> Path:
+    """`package` installed with pip into the venv `work/name`; its bin directory."""
+    venv = work / name
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pyrosimple"]
-    subprocess.run(pip, check=True)
-    return venv / "bin/rtcontrol"
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", package]
+    subprocess.run(pip, check=True, stderr=subprocess.DEVNULL)
+    return venv / "bin"
 
 
 def config_text(socket: Path, root: Path) -> str:
@@ -69,9 +75,9 @@ def config_text(socket: Path, root: Path) -> str:
     )
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=cwd)
     return time.perf_counter() - started, done.stdout
 
 
@@ -97,16 +103,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rtorrentd-rtcontrol-"))
     try:
         given = option("rtcontrol", "")
-        rtcontrol = Path(given) if given else install_rtcontrol(work)
-        torrents = make_torrents(work / "payload", count)
-        with RtorrentProcess(work / "rtorrent", version=version, clean_exit=False) as process:
-            load_all(process, torrents, start=False)
-            calls = [
-                {"methodName": "d.custom1.set", "params": [t.info_hash, "old"]}
-                for t in torrents[::3]
-            ]
-            process.call("system.multicall", calls, timeout=60)
-            socket = process.socket_path
+        rtcontrol = Path(given) if given else install(work, "pyro", "pyrosimple") / "rtcontrol"
+        given = option("python", "")
+        python = Path(given) if given else install(work, "rtorrentd", str(ROOT)) / "python"
+        running = option("socket", "")
+        with contextlib.ExitStack() as stack:
+            if running:
+                socket = Path(running)
+                hashes = [
+                    row[0] for row in scgi_call(str(socket), "d.multicall2", "", "main", "d.hash=")
+                ]
+            else:
+                torrents = make_torrents(work / "payload", count)
+                process = stack.enter_context(
+                    RtorrentProcess(work / "rtorrent", version=version, clean_exit=False)
+                )
+                load_all(process, torrents, start=False)
+                socket, hashes = process.socket_path, [t.info_hash for t in torrents]
+            calls = [{"methodName": "d.custom1.set", "params": [h, "old"]} for h in hashes[::3]]
+            scgi_call(str(socket), "system.multicall", calls, timeout=60)
             config = work / "rtorrentd.toml"
             config.write_text(config_text(socket, work / "payload"))
             pyro_conf = work / "pyrosimple.toml"
@@ -114,7 +129,7 @@ def main() -> None:
             env = {**os.environ, "PYRO_CONF": str(pyro_conf)}
             commands = {
                 "rtorrentd plan": [
-                    sys.executable,
+                    str(python),
                     "-m",
                     "rtorrentd",
                     "plan",
@@ -124,20 +139,20 @@ def main() -> None:
                     "json",
                 ],
                 "rtcontrol": [str(rtcontrol), "-q", "-o", "hash", *RTCONTROL_FILTER],
-                "python -c pass": [sys.executable, "-c", "pass"],
+                "python -c pass": [str(python), "-c", "pass"],
             }
             times: dict[str, list[float]] = {name: [] for name in commands}
             outputs: dict[str, str] = {}
             for _ in range(runs):
                 for name, command in commands.items():
-                    took, outputs[name] = run(command, env)
+                    took, outputs[name] = run(command, env, work)
                     times[name].append(took * 1000)
             ours = {step["hash"] for step in json.loads(outputs["rtorrentd plan"])}
             theirs = set(outputs["rtcontrol"].split())
             assert ours == theirs, f"{len(ours)} vs {len(theirs)} hashes"
             answer = rtorrent_answer(socket, config)
         medians = {name: statistics.median(values) for name, values in times.items()}
-        print(f"rtorrent {version}, {count} torrents, {len(ours)} selected by both")
+        print(f"rtorrent {version}, {len(hashes)} torrents, {len(ours)} selected by both")
         for name, median in medians.items():
             print(f"{name:16s} median {median:7.0f} ms over {runs} runs")
         print(f"rtorrent's own answer to rtorrentd's snapshot: {answer:.0f} ms (raw)")

@@ -39,6 +39,7 @@ from rtorrentd.deletion.containment import BY_HAND, check_root, refuse
 from rtorrentd.deletion.content import Verified, check_content
 from rtorrentd.deletion.model import Deletion, Fate, PlannedFile
 from rtorrentd.deletion.planning import plan_deletion
+from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.errors import MetainfoError
 from rtorrentd.protocol.metainfo import (
     Bitfield,
@@ -78,18 +79,20 @@ async def plan_exact(
     shared: Collection[str],
     *,
     check: Callable[[Deletion], None] = lambda deletion: None,
+    spellings: Spellings | None = None,
 ) -> ExactDeletion:
     """`plan_deletion` on the torrent's exact names; raises `UnsafeDeletion`.
 
     `listed` is rtorrent's `f.multicall` (display strings); `shared` the paths
-    other loaded torrents list; `check` is run on the plan too (it may refuse).
+    other loaded torrents list; `check` is run on the plan too (it may refuse);
+    `spellings` the planning round's directory listings (`plan_deletion`).
     The disk work runs in a worker thread.
     """
     session_dir = await client.session_path()
     meta = await anyio.to_thread.run_sync(read_metainfo, session_dir, torrent.hash)
     files = match_files(meta, listed)
     plan = functools.partial(
-        _plan_on_disk, torrent, meta, files, allowed_roots, shared, check=check
+        _plan_on_disk, torrent, meta, files, allowed_roots, shared, check=check, spellings=spellings
     )
     deletion, planned = await anyio.to_thread.run_sync(plan, abandon_on_cancel=True)
     return ExactDeletion(deletion, meta, session_dir, planned)
@@ -279,13 +282,16 @@ def _plan_on_disk(
     shared: Collection[str],
     *,
     check: Callable[[Deletion], None],
+    spellings: Spellings | None,
 ) -> tuple[Deletion, tuple[PlannedFile, ...]]:
     if torrent.multi_file is not None and bool(torrent.multi_file) != meta.multi_file:
         why = "rtorrent and the torrent's metainfo disagree on whether it is multi-file"
         raise refuse(torrent.directory or "", why, BY_HAND)
     names = meta.names if meta.multi_file else ()
     root = resolve_shown_path(torrent.directory or "", names=names)
-    deletion = plan_deletion(root, files, allowed_roots, shared, multi_file=meta.multi_file)
+    deletion = plan_deletion(
+        root, files, allowed_roots, shared, multi_file=meta.multi_file, spellings=spellings
+    )
     check(deletion)
     by_listed = {f.listed: f for f in deletion.files}
     listed_root = check_root(root)

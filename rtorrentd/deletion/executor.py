@@ -36,6 +36,7 @@ from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
 from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import CUT_SHORT, Result, StepResult, join, log_result, summary
+from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.errors import (
     RpcError,
@@ -218,7 +219,11 @@ async def _plan_files(
     after the close from a refreshed index before anything is unlinked.
     """
     entries = await ctx.client.files(torrent.hash)
-    shared = await (await shares.get()).shared_paths(torrent, entries, refresh=last)
+    # One round of directory listings for the sharing look-up and the planning
+    # (a flat download directory of 10,000 entries takes milliseconds to list).
+    spellings = Spellings()
+    sharing = await shares.get()
+    shared = await sharing.shared_paths(torrent, entries, refresh=last, spellings=spellings)
 
     def preflight_checks(deletion: Deletion) -> None:
         # Before anything is stopped: a deletion that cannot be carried out, or a
@@ -228,7 +233,13 @@ async def _plan_files(
         preflight.check_writable(deletion)
 
     return await exact.plan_exact(
-        ctx.client, torrent, entries, ctx.allowed_roots, shared, check=preflight_checks
+        ctx.client,
+        torrent,
+        entries,
+        ctx.allowed_roots,
+        shared,
+        check=preflight_checks,
+        spellings=spellings,
     )
 
 

@@ -36,6 +36,7 @@ import structlog
 
 from rtorrentd.deletion.peers import CLOCK_MARGIN, PEER_TIMEOUT, Peer, devices_of
 from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
+from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.deletion.unlisted import unlisted_rtorrents
 from rtorrentd.errors import RpcError, TransportError, UnsafeDeletion
 from rtorrentd.rtorrent.client import RtorrentClient
@@ -158,13 +159,19 @@ class Sharing:
                 await anyio.to_thread.run_sync(self.index.add, holder)
 
     async def shared_paths(
-        self, torrent: Torrent, entries: Sequence[FileEntry], *, refresh: bool = True
+        self,
+        torrent: Torrent,
+        entries: Sequence[FileEntry],
+        *,
+        refresh: bool = True,
+        spellings: Spellings | None = None,
     ) -> set[str]:
         """The paths, as their torrents list them, of every file that a torrent
         which could share one of ours lists (`sharing.SharingIndex.candidates`).
 
         `refresh` first indexes the torrents loaded since (`refresh`): the plan
         that is carried out must; a preflight planned again later need not.
+        `spellings`: the directory listings of the planning that follows.
         Refuses when such a torrent's directory is not absolute: then its files
         cannot be placed, so sharing cannot be checked.
         """
@@ -177,7 +184,7 @@ class Sharing:
         counted = {s.url for s in self.sources} | await self._ask_peers(devices)
 
         def candidates() -> list[Holder]:
-            found = self.index.candidates(ours, ("", torrent.hash))
+            found = self.index.candidates(ours, ("", torrent.hash), spellings)
             return [h for h in found if h.source in counted]
 
         holders = await anyio.to_thread.run_sync(candidates)

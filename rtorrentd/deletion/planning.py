@@ -45,6 +45,7 @@ from rtorrentd.deletion.model import (
 )
 from rtorrentd.deletion.mounts import check_no_mounts
 from rtorrentd.deletion.sharers import find_sharers
+from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.engine.facts import freed_by_unlinking
 
 
@@ -55,6 +56,7 @@ def plan_deletion(
     shared: Collection[str],
     *,
     multi_file: bool,
+    spellings: Spellings | None = None,
 ) -> Deletion:
     """Decide, without changing anything, how to delete one torrent's files.
 
@@ -63,10 +65,13 @@ def plan_deletion(
     `os.fsdecode` text); `shared` holds the absolute paths that other loaded
     torrents list (as rtorrent shows them); `multi_file` is
     `d.is_multi_file` (only then is `root` the torrent's own directory, which may
-    be removed once empty). Raises `UnsafeDeletion` on any doubt.
+    be removed once empty). `spellings` are the directory listings of this
+    planning round (`spelling`), shared with the sharing look-up just before it;
+    a round of its own by default. Raises `UnsafeDeletion` on any doubt.
     """
     try:
-        return _plan(root, files, allowed_roots, shared, multi_file=multi_file)
+        spelled = spellings or Spellings()
+        return _plan(root, files, allowed_roots, shared, multi_file=multi_file, spellings=spelled)
     except OSError as exc:
         # Anything the checks did not foresee (a race, an I/O error) is a doubt too.
         path = exc.filename if isinstance(exc.filename, str) else root
@@ -80,6 +85,7 @@ def _plan(
     shared: Collection[str],
     *,
     multi_file: bool,
+    spellings: Spellings,
 ) -> Deletion:
     anchors = resolve_allowed_roots(allowed_roots)
     others = normalise_shared(shared)
@@ -92,7 +98,7 @@ def _plan(
     base = Location(anchor.path, anchor.key, below)
     check_no_mounts(real_root, entries, anchors, include_root=multi_file)
     probes = [probe_file(e, listed_root, base, root_exists=root_exists) for e in entries]
-    planned = _decide(probes, find_sharers(probes, others))
+    planned = _decide(probes, find_sharers(probes, others, spellings))
     kept = [p for p, f in zip(probes, planned, strict=True) if f.fate is Fate.SHARED]
     prune = _prunable(probes, kept, base, anchors, prune_root=multi_file and root_exists)
     return Deletion(real_root, planned, prune, sum(f.freed for f in planned))

@@ -17,7 +17,9 @@ from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.protocol.names import is_exact
 
 
-def find_sharers(probes: Sequence[Probe], others: frozenset[str]) -> dict[str, str]:
+def find_sharers(
+    probes: Sequence[Probe], others: frozenset[str], spellings: Spellings | None = None
+) -> dict[str, str]:
     """Map our resolved paths to another torrent's path for the same directory entry.
 
     Besides the same text (as listed, or resolved), another torrent may reach the
@@ -26,10 +28,10 @@ def find_sharers(probes: Sequence[Probe], others: frozenset[str]) -> dict[str, s
     inode, each taken on the spelling the directories store (`spelling`: on a
     case-insensitive filesystem `movie/A.BIN` is our `Movie/a.bin`). A hard link
     has our inode but is another entry: unlinking ours leaves it intact, so it
-    does not count.
+    does not count. `spellings`: the planning round's directory listings.
     """
     found: dict[str, str] = {}
-    spellings = Spellings()
+    spellings = spellings or Spellings()
     ours: dict[tuple[int, int], list[str]] = {}  # inode, links followed -> our paths
     for probe in probes:
         path = probe.location.path

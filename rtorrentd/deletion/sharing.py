@@ -202,14 +202,15 @@ class SharingIndex:
 
     def add(self, holder: Holder) -> None:
         """Index one torrent (also one added since the index was built)."""
-        self._holders[holder.key] = holder
+        key = holder.key
+        self._holders[key] = holder
         chain = self._chain(holder.path) if _consistent(holder) else None
         if chain is None or self._scanner.holds_link(holder.path) is not False:
-            self._always.add(holder.key)  # cannot be ruled out
+            self._always.add(key)  # cannot be ruled out
             return
-        self._by_own.setdefault(chain[-1], set()).add(holder.key)
-        for key in chain:
-            self._by_chain.setdefault(key, set()).add(holder.key)
+        self._by_own.setdefault(chain[-1], set()).add(key)
+        for inode in chain:
+            self._by_chain.setdefault(inode, set()).add(key)
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop a torrent erased meanwhile (by us): its files protect nothing now."""
@@ -220,15 +221,18 @@ class SharingIndex:
         """Whether the data at `path` is or holds a symlink (None: unknown)."""
         return self._scanner.holds_link(path)
 
-    def candidates(self, paths: Iterable[str], exclude: tuple[str, str]) -> list[Holder]:
+    def candidates(
+        self, paths: Iterable[str], exclude: tuple[str, str], spellings: Spellings | None = None
+    ) -> list[Holder]:
         """Every indexed torrent that could list a file at or under any of `paths`
         (our data path, and the resolved targets of our symlinked files), except
         `exclude` (the torrent being deleted); all of them when one of `paths`
         cannot be examined. Our side is stat'ed afresh: it may have changed since
-        the index was built."""
+        the index was built. `spellings`: the listings of the deletion's planning
+        round, which then reads them once (by default a round of its own)."""
         found = set(self._always)
         for path in paths:
-            chain = self._chain(path, cached=False)
+            chain = self._chain(path, fresh=spellings or Spellings())
             if chain is None:
                 found = set(self._holders)
                 break
@@ -238,11 +242,13 @@ class SharingIndex:
         found.discard(exclude)
         return [self._holders[k] for k in sorted(found) if k in self._holders]
 
-    def _chain(self, path: str, *, cached: bool = True) -> list[Inode] | None:
-        """The identity of each directory on the way to `path`, and of `path`."""
+    def _chain(self, path: str, *, fresh: Spellings | None = None) -> list[Inode] | None:
+        """The identity of each directory on the way to `path`, and of `path`:
+        from the index's own listings, or with `fresh` ones, stat'ed afresh."""
         if not path.startswith("/"):
             return None
-        spellings = self._spellings if cached else Spellings()
+        cached = fresh is None
+        spellings = self._spellings if fresh is None else fresh
         chain: list[Inode] = []
         for prefix in _prefixes(path):
             if not cached:

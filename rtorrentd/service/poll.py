@@ -1,4 +1,4 @@
-"""One poll: snapshot, remember, observe the disk, plan, carry out."""
+"""One poll: snapshot, remember, observe the disk, plan (`planning`), carry out."""
 
 from __future__ import annotations
 
@@ -7,27 +7,48 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-import anyio.to_thread
 import structlog
 
 from rtorrentd.config.model import Action, Config
-from rtorrentd.deletion import disk, executor, preflight
+from rtorrentd.deletion import executor, preflight
 from rtorrentd.deletion.journal import Journal
-from rtorrentd.deletion.neighbours import PATH_NAMES
-from rtorrentd.deletion.peers import Membership, publication, read_clock
+from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import Result, StepResult
-from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine import times as timing
-from rtorrentd.engine.facts import FileFact, Files
-from rtorrentd.engine.memory import Memory, remember, saved, unsaved
+from rtorrentd.engine.facts import Files
+from rtorrentd.engine.memory import Memory, saved, unsaved
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
 from rtorrentd.errors import RpcFault
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.planning import (
+    TIMED,
+    Observed,
+    Planned,
+    observe,
+    plan_now,
+    publish,
+    snapshot_and_plan,
+    time_cap,
+)
 from rtorrentd.torrent import Torrent
-from rtorrentd.vocabulary import EXPENSIVE
+
+__all__ = [
+    "TIMED",
+    "Observed",
+    "Planned",
+    "PollResult",
+    "observe",
+    "plan_now",
+    "poll_once",
+    "publish",
+    "rechecker",
+    "save_times",
+    "snapshot_and_plan",
+    "time_cap",
+]
 
 log = structlog.get_logger("rtorrentd.service.poll")
 
@@ -75,15 +96,6 @@ class PollResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """What the edge measured for the engine: the disk (None without space
-    policies) and the file facts of the torrents the engine asked about."""
-
-    disk: Disk | None
-    files: Files
-
-
 def rechecker(
     config: Config, now: float, memory: Memory, files: Files | None = None
 ) -> executor.StillMatches:
@@ -99,121 +111,6 @@ def rechecker(
         return engine.recheck(fresh, step, config, now, memory, files=files)
 
     return still_matches
-
-
-async def observe(
-    client: RtorrentClient,
-    config: Config,
-    torrents: Sequence[Torrent],
-    now: float,
-    memory: Memory,
-    *,
-    measure: Callable[[Sequence[Torrent]], Disk] | None = None,
-) -> Observed:
-    """Measure the disk, then read files in rounds until the engine wants no more.
-
-    Round one reads the torrents whose rule outcome depends on `hardlinked` or
-    `shared`, and the first space candidates; each further round reads twice as
-    many candidates, until the projection reaches its target. With `shared` or a
-    low filesystem, the torrents whose data could overlap theirs are read too
-    (`facts.overlapping`), and only those. `measure` replaces `disk.measure`
-    (tests). Nothing at all is read for a configuration without space policies
-    and expensive names.
-    """
-    if not config.space and not config.names() & EXPENSIVE:
-        return Observed(None, {})
-    if config.space:
-        probe = measure or (lambda ts: disk.measure(config.space, ts))
-        measured: Disk | None = await anyio.to_thread.run_sync(probe, torrents)
-    else:
-        measured = None
-    files = await _read_rounds(client, config, torrents, now, memory, measured=measured)
-    return Observed(measured, files)
-
-
-async def _read_rounds(
-    client: RtorrentClient,
-    config: Config,
-    torrents: Sequence[Torrent],
-    now: float,
-    memory: Memory,
-    *,
-    measured: Disk | None,
-) -> Files:
-    files: dict[str, tuple[FileFact, ...]] = {}
-    by_hash = {t.hash: t for t in torrents}
-    paths: dict[str, str] | None = None
-    limit = engine.FIRST_BATCH
-    while True:  # ends: each round reads every hash it wants, and wants only unread ones
-        wanted = engine.files_wanted(
-            torrents, config, now, memory, disk=measured, files=files, limit=limit
-        )
-        if not wanted.hashes:
-            return files
-        hashes = set(wanted.hashes)
-        if wanted.sharers:
-            paths = paths or {t.hash: t.path or "" for t in torrents}
-            hashes = facts.overlapping(paths, hashes)
-        files.update(await disk.read_files(client, by_hash, hashes - files.keys()))
-        limit *= 2
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """A snapshot, the memory that includes it, what was observed, and the plan."""
-
-    torrents: Sequence[Torrent]
-    memory: Memory
-    observed: Observed
-    plan: Plan
-
-
-async def publish(
-    client: RtorrentClient, member: Membership, names: frozenset[str] = frozenset()
-) -> tuple[Torrent, ...]:
-    """Read rtorrent's clock and list (`names` and the path fields), and publish the
-    list for the daemon's other instances (`deletion.peers`); returns the list."""
-    at = time.monotonic()
-    clock = await read_clock(client)
-    torrents = await client.snapshot(names | PATH_NAMES)
-    published = await anyio.to_thread.run_sync(publication, torrents, clock, at)
-    member.peers.publish(member.name, published)
-    return torrents
-
-
-async def snapshot_and_plan(
-    client: RtorrentClient,
-    config: Config,
-    memory: Memory,
-    now: float,
-    *,
-    measure: Callable[[Sequence[Torrent]], Disk] | None = None,
-    member: Membership | None = None,
-) -> Planned:
-    """Snapshot, remember, observe (disk, files), plan: everything but acting. An
-    instance of a daemon (`member`) publishes its snapshot for the others."""
-    names = engine.fetch_names(config)
-    if member is not None:
-        torrents = await publish(client, member, names)
-    else:
-        torrents = await client.snapshot(names)
-    memory = remember(memory, torrents, now, config.daemon.window, cap=time_cap(config))
-    observed = await observe(client, config, torrents, now, memory, measure=measure)
-    plan = engine.plan(torrents, config, now, memory, disk=observed.disk, files=observed.files)
-    return Planned(torrents, memory, observed, plan)
-
-
-# The names that need time tracked between polls and kept in rtorrent (engine.times):
-# `idle` and `uploaded_recent` too, whose history the record carries over restarts.
-TIMED = frozenset(
-    {"seed_time", "leech_time", "last_upload", "seed_time_since", "idle", "uploaded_recent"}
-)
-
-
-def time_cap(config: Config) -> float | None:
-    """The most one gap between polls credits to `seed_time` (twice the interval:
-    a daemon that was down credits no time it did not see); None: not tracked."""
-    return 2 * config.daemon.interval if config.names() & TIMED else None
 
 
 async def save_times(client: RtorrentClient, memory: Memory) -> Memory:
@@ -232,11 +129,6 @@ async def save_times(client: RtorrentClient, memory: Memory) -> Memory:
     }
     log.debug("times.saved", torrents=len(written))
     return saved(memory, written)
-
-
-async def plan_now(client: RtorrentClient, config: Config, memory: Memory, now: float) -> Plan:
-    """What `poll_once` would do now, without doing it (`rtorrentd plan`)."""
-    return (await snapshot_and_plan(client, config, memory, now)).plan
 
 
 def other_clients(config: Config) -> tuple[tuple[str, RtorrentClient], ...]:

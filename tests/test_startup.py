@@ -43,12 +43,14 @@ def test_version_imports_no_library_and_no_layer() -> None:
     "url",
     ["scgi:///nonexistent/rpc.socket", "scgi://127.0.0.1:1"],
 )
-def test_plan_over_scgi_imports_no_http_and_no_daemon(tmp_path: Path, url: str) -> None:
+def test_plan_over_scgi_imports_no_http_no_daemon_and_no_deletion(tmp_path: Path, url: str) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[rtorrent]\nurl = "{url}"\ntimeout = "2s"\n')
     code, modules = imported_by("plan", "-c", str(config))
     assert 1 == code  # nothing listens there: the command got as far as connecting
     unwanted = {"httpx", "rtorrentd.rtorrent.http", "rtorrentd.service.daemon"}
+    # Nor the machinery that acts (issue 15): `plan` stops at the plan.
+    unwanted |= {"rtorrentd.service.poll", "rtorrentd.deletion.executor"}
     assert set() == unwanted & modules
 
 

@@ -63,3 +63,26 @@ def test_run_imports_prometheus_client_only_with_metrics(tmp_path: Path, metrics
     code, modules = imported_by("run", "--once", "-c", str(config))
     assert 1 == code  # nothing listens there: the command got as far as connecting
     assert metrics == ("prometheus_client" in modules)
+
+
+class Costly:
+    """A result that counts how often it is formatted."""
+
+    reprs = 0
+
+    def __repr__(self) -> str:
+        Costly.reprs += 1
+        return "Costly()"
+
+
+def test_a_command_does_not_format_its_result_on_the_way_out() -> None:
+    # asyncio's runner formats the main task, result included, when it restores
+    # the SIGINT handler: a 10,000-torrent snapshot's repr took tens of ms.
+    from rtorrentd.cli import run_async
+
+    async def work() -> Costly:
+        return Costly()
+
+    result = run_async(work)
+
+    assert (Costly, 0) == (type(result), Costly.reprs)

@@ -47,7 +47,7 @@ from rtorrentd.errors import (
     UnsafeDeletion,
 )
 from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.torrent import FileEntry, Torrent
+from rtorrentd.torrent import Torrent
 
 log = structlog.get_logger("rtorrentd.deletion.executor")
 
@@ -208,21 +208,17 @@ async def _do_set(ctx: Context, step: Step) -> StepResult:
 
 
 async def _plan_files(
-    ctx: Context,
-    torrent: Torrent,
-    entries: Sequence[FileEntry],
-    shares: PollSharing,
-    *,
-    last: bool,
+    ctx: Context, torrent: Torrent, shares: PollSharing, *, last: bool
 ) -> exact.ExactDeletion:
-    """The file list `entries` (rtorrent's `f.multicall`) by exact names (from the
-    torrent's metainfo), checked against the disk; raises `UnsafeDeletion`.
+    """The fresh file list by exact names (from the torrent's metainfo), checked
+    against the disk; raises `UnsafeDeletion`.
 
     `last`: the plan that is carried out. Only it asks every rtorrent for the
     torrents loaded since (`neighbours.Sharing.refresh`, a scan of rtorrent's
     whole list): an earlier plan of the step is only a preflight, planned again
     after the close from a refreshed index before anything is unlinked.
     """
+    entries = await ctx.client.files(torrent.hash)
     # One round of directory listings for the sharing look-up and the planning
     # (a flat download directory of 10,000 entries takes milliseconds to list).
     spellings = Spellings()
@@ -251,9 +247,7 @@ async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSha
     try:
         # Planned again after the close when it is needed: only that plan refreshes.
         closing = not ctx.dry_run and _needs_closing(torrent)
-        # Read once: a torrent's files are its metainfo's, which no close changes.
-        entries = await ctx.client.files(torrent.hash)
-        planned = await _plan_files(ctx, torrent, entries, shares, last=not closing)
+        planned = await _plan_files(ctx, torrent, shares, last=not closing)
         if step.hash not in ctx.resumed:  # its files may be gone by our own hand
             _check_not_vanished(torrent, planned.deletion)
         # Before the stop: a torrent whose files are not its own keeps seeding.
@@ -268,7 +262,7 @@ async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSha
             # again from the closed files, or carry_out would find them "changed";
             # hash again if any file is not the one hashed (carry_out unlinks only
             # the planned identities, so what was hashed is what goes).
-            replanned = await _plan_files(ctx, torrent, entries, shares, last=True)
+            replanned = await _plan_files(ctx, torrent, shares, last=True)
             if not exact.unchanged(planned, replanned):
                 checked = await exact.verify(ctx.client, replanned, ctx.verify_budget)
             planned = replanned

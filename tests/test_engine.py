@@ -422,3 +422,38 @@ def test_plan_is_first_match_of_each_rules_test(
     expected.sort(key=lambda e: e[0])  # rule order, then snapshot order (sort is stable)
     result = plan(ts, cfg, NOW, memory)
     assert [e[1:] for e in expected] == [(s.hash, s.rule, s.values) for s in result.steps]
+
+
+def test_only_the_remembering_derived_names_read_the_memory() -> None:
+    # `plan` from an empty memory skips remembering the snapshot when its rules
+    # read none of REMEMBERING (service.planning.plan_now): every other column
+    # must come out the same either way, with uploads, messages and records about.
+    from rtorrentd.engine.derived import DERIVED_COLUMNS, REMEMBERING, Inputs
+    from rtorrentd.engine.times import SEEDING, Times, record
+
+    now = 1_700_000_000.0
+    saved = record(Times(3600.0, 60.0, now - 7200, now - 86400, now - 300, SEEDING), 5000, ())
+    torrents = [
+        Torrent(
+            hash=f"{i:040X}",
+            name=f"t{i}",
+            complete=bool(i % 2),
+            started=bool(i % 3),
+            active=bool(i % 3),
+            uploaded=1000 * i,
+            message="Unregistered torrent" if i % 4 == 0 else "",
+            trackers=("http://tracker.example/announce",),
+            added=int(now) - 100 * i,
+            finished=int(now) - 50 * i if i % 2 else None,
+            scraped=int(now) - 10 * i,
+            saved_times=saved if i % 5 == 0 else None,
+        )
+        for i in range(1, 21)
+    ]
+    remembered = remember(Memory.empty(), torrents, now, cap=600.0)
+    assert remembered.seen  # something to differ by
+    for name, column in DERIVED_COLUMNS.items():
+        if name in REMEMBERING:
+            continue
+        empty = column(torrents, Inputs(now, Memory.empty()))
+        assert list(empty) == list(column(torrents, Inputs(now, remembered))), name

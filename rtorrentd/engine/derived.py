@@ -125,6 +125,21 @@ def _shared(torrents: Sequence[Torrent], inputs: Inputs) -> list[bool | None]:
     return [None if (f := get(t.hash)) is None else facts.shared(f, by_path) for t in torrents]
 
 
+# The columns that read the daemon's memory; every other one comes out the same
+# from an empty memory (tests/test_engine.py), so a one-shot plan whose rules
+# use none of these need not remember its snapshot (`service.planning.plan_now`).
+REMEMBERING = frozenset(
+    {
+        "idle",
+        "message_age",
+        "uploaded_recent",
+        "seed_time",
+        "leech_time",
+        "last_upload",
+        "seed_time_since",
+    }
+)
+
 DERIVED_COLUMNS: Mapping[str, Column] = {
     "age": _age,
     "seeding_time": _seeding_time,

@@ -44,19 +44,27 @@ class Spellings:
 
     _names: dict[str, frozenset[str] | None] = field(default_factory=dict)
     _folded: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Each prefix of a path as written -> as stored: the 10,000 torrents of one
+    # download directory spell its components once, not once each.
+    _spelled: dict[str, str] = field(default_factory=dict)
 
     def canonical(self, path: str) -> str:
         """`path` with each existing component spelled as its directory stores it;
         a missing one is kept as written. Raises `Unspellable` when an existing
         component matches no stored name, or several."""
-        out = ""
-        for name in path.split("/"):
-            if name in ("", "."):
+        out, written = "", ""
+        for number, name in enumerate(path.split("/")):
+            written = f"{written}/{name}" if number else name
+            known = self._spelled.get(written)
+            if known is not None:
+                out = known
                 continue
-            stored = name if name == ".." else self._stored(out or "/", name)
-            if stored is None:
-                raise Unspellable(f"{out}/{name}", name)
-            out = f"{out}/{stored}"
+            if name not in ("", "."):
+                stored = name if name == ".." else self._stored(out or "/", name)
+                if stored is None:
+                    raise Unspellable(f"{out}/{name}", name)
+                out = f"{out}/{stored}"
+            self._spelled[written] = out
         return out or "/"
 
     def key(self, path: str) -> Inode | None:

@@ -35,7 +35,7 @@ from poll import load_all, make_torrents  # noqa: E402
 from rtorrentd.config.load import parse_config  # noqa: E402
 from rtorrentd.config.model import Config  # noqa: E402
 from rtorrentd.deletion import executor  # noqa: E402
-from rtorrentd.deletion.carry_out import carry_out  # noqa: E402
+from rtorrentd.deletion.carry_out import Dispose, carry_out  # noqa: E402
 from rtorrentd.deletion.model import Deletion, Outcome  # noqa: E402
 from rtorrentd.engine.memory import Memory  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient  # noqa: E402
@@ -103,10 +103,10 @@ async def one_poll(socket: Path, root: Path, *, dry_run: bool) -> tuple[float, T
 UNLINKS: list[float] = []
 
 
-def timed_carry_out(deletion: Deletion) -> Outcome:
+def timed_carry_out(deletion: Deletion, dispose: Dispose | None = None) -> Outcome:
     started = time.perf_counter()
     try:
-        return carry_out(deletion)
+        return carry_out(deletion, dispose)
     finally:
         UNLINKS.append((time.perf_counter() - started) * 1000)
 

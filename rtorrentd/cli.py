@@ -1,4 +1,4 @@
-"""`rtorrentd run | check | plan | list | orphans | version`.
+"""`rtorrentd run | check | plan | list | orphans | trash | version`.
 
 Exit codes: 0 success, 1 rtorrent unreachable or answering nonsense, 2 bad usage or
 an invalid configuration.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 from rtorrentd import __version__
 from rtorrentd.errors import ConfigError, RpcError, RtorrentdError, TransportError
@@ -126,9 +126,12 @@ def _cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         deleting = sum(1 for rule in config.rules if rule.action.value == "delete")
         rules = _count(len(config.rules), "rule")
         policies = _count(len(config.space), "space policy", "space policies")
+        trashing = sum(1 for rule in config.rules if rule.action.value == "trash")
+        deletes = f"{deleting} delete" + (f", {trashing} trash" if trashing else "")
+        bin_dir = "" if config.trash is None else f", recycle bin {config.trash.path}"
         print(
-            f"{config.source}: valid; {rules} ({deleting} delete), {policies}, "
-            f"rtorrent at {redact_url(config.rtorrent.url)}",
+            f"{config.source}: valid; {rules} ({deletes}), {policies}, "
+            f"rtorrent at {redact_url(config.rtorrent.url)}{bin_dir}",
             file=out,
         )
     if instances.directory:
@@ -423,6 +426,85 @@ def _cmd_orphans(args: argparse.Namespace, out: TextIO) -> int:
     return code
 
 
+def _with_bins(path: str) -> list[tuple[str, Config]]:
+    """(instance name, config) of every instance of `-c FILE|DIR` with a recycle bin;
+    a configuration without one is an error (exit 2)."""
+    from rtorrentd.config.instances import load_instances
+
+    instances = load_instances(path)
+    found = [(name, c) for name, c in instances.configs.items() if c.trash is not None]
+    if not found:
+        raise ConfigError(f'{path}: no [trash] section: write [trash] with path = "/data/.trash"')
+    return found
+
+
+def _cmd_trash(args: argparse.Namespace, out: TextIO) -> int:
+    from rtorrentd.deletion import trash
+    from rtorrentd.service.trash_report import format_trash_table
+
+    configs = _with_bins(args.config)
+    if args.trash_command == "restore":
+        return _trash_restore(configs, args.entry, out)
+    seen: dict[str, object] = {}
+    found = []
+    for _, config in configs:
+        settings = config.trash
+        if settings is None or settings.path in seen:
+            continue
+        seen[settings.path] = settings
+        trash.recover(settings.path)  # an entry a crash left half made is rolled back
+        found += [(e, settings) for e in trash.entries(settings.path)]
+    if args.trash_command == "list":
+        print(format_trash_table(found), file=out)
+        return EXIT_OK
+    return _trash_empty(found, args.older_than, out)
+
+
+def _trash_empty(found: Sequence[tuple[Any, Any]], older_than: str | None, out: TextIO) -> int:
+    import time
+
+    from rtorrentd.conditions.parse import parse_duration
+    from rtorrentd.deletion import trash
+    from rtorrentd.errors import ExprError
+    from rtorrentd.service.report import human_bytes
+
+    try:
+        age = None if older_than is None else parse_duration(older_than)
+    except ExprError as exc:
+        raise ConfigError(f"--older-than {older_than!r}: {exc}; write a duration like 7d") from exc
+    now = time.time()
+    freed, count = 0, 0
+    for entry, _ in found:
+        if age is not None and now - entry.manifest.created < age:
+            continue
+        if trash.discard(entry):
+            freed, count = freed + entry.manifest.frees, count + 1
+    print(f"emptied {count} entries, {human_bytes(freed)} freed", file=out)
+    return EXIT_OK
+
+
+def _trash_restore(configs: Sequence[tuple[str, Config]], key: str, out: TextIO) -> int:
+    import anyio
+
+    from rtorrentd.deletion import trash
+    from rtorrentd.deletion.trash_restore import restore_torrent
+    from rtorrentd.errors import TrashError
+    from rtorrentd.service.trash_report import restored_text
+
+    problems = []
+    for _, config in configs:
+        assert config.trash is not None
+        try:
+            entry = trash.find(config.trash.path, key)
+        except TrashError as exc:
+            problems.append(str(exc))
+            continue
+        restored = anyio.run(restore_torrent, client_for(config), entry)
+        print(restored_text(restored), file=out)
+        return EXIT_OK
+    raise TrashError("; ".join(dict.fromkeys(problems)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each sub-command sets `handler`."""
     parser = argparse.ArgumentParser(prog="rtorrentd", description=__doc__.splitlines()[0])
@@ -434,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list": _cmd_list,
         "run": _cmd_run,
         "orphans": _cmd_orphans,
+        "trash": _cmd_trash,
     }
     for name, handler in handlers.items():
         p = sub.add_parser(name)
@@ -449,6 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-format", choices=("journal", "console", "json"), default=None)
     run.add_argument("--log-level", default="info")
+    bin_commands = sub.choices["trash"].add_subparsers(dest="trash_command", required=True)
+    listing = bin_commands.add_parser("list", help="the recycle bin's entries")
+    restore = bin_commands.add_parser("restore", help="put an entry back")
+    restore.add_argument("entry", metavar="HASH|NAME")
+    empty = bin_commands.add_parser("empty", help="empty the bin")
+    empty.add_argument("--older-than", metavar="DURATION", help="only entries older, like 7d")
+    # `trash list -c FILE` as well as `trash -c FILE list`
+    for command in (listing, restore, empty):
+        command.add_argument("-c", "--config", default=argparse.SUPPRESS)
     return parser
 
 

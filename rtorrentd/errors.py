@@ -122,6 +122,11 @@ class OrphanScanRefused(RtorrentdError):
     incomplete without its files). Nothing is moved; the next scan tries again."""
 
 
+class TrashError(RtorrentdError):
+    """The recycle bin cannot do what was asked: it cannot be read or written, an
+    entry is not there, or a restore would overwrite something; nothing was lost."""
+
+
 class StepRefused(RtorrentdError):
     """A relabel or throttle step was refused: it would not do what the rule says
     (a throttle group rtorrent does not have)."""

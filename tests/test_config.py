@@ -284,14 +284,14 @@ rtorrentd.toml:3: invalid TOML: Expected '=' after a key in a key/value pair
         MINIMAL + '[deamon]\ninterval = "5m"\n',
         """\
 rtorrentd.toml:11: unknown section [deamon]
-  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans].""",  # noqa: E501
+  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash].""",  # noqa: E501
     ),
     (
         "key outside a section",
         "verbose = true\n" + MINIMAL,
         """\
 rtorrentd.toml:1: unknown key "verbose" outside any section
-  The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans].""",
+  The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash].""",  # noqa: E501
     ),
     (
         "section that is not a table",
@@ -451,7 +451,7 @@ rtorrentd.toml:8: rule " ": name = " " is empty
         replace('action = "delete"', 'action = "nuke"'),
         """\
 rtorrentd.toml:10: rule "seeded": action = "nuke" is not an action
-  write keep, stop, remove, delete, relabel or throttle""",
+  write keep, stop, remove, delete, trash, relabel or throttle""",
     ),
     (
         "relabel without a label",

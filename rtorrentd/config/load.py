@@ -26,7 +26,8 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     [[rule]]                         # zero or more, tried in order
     name = "..."                     # required, unique
     when = "complete and ratio >= 2" # required, the condition language (conditions/)
-    action = "delete"                # required: keep | stop | remove | delete | relabel | throttle
+    action = "delete"                # required: keep | stop | remove | delete | trash |
+                                     # relabel | throttle
     label = "seeded"                 # relabel only, required: the label to set ("" clears it)
     throttle = "slow"                # throttle only, required: a throttle.up/down group
                                      # ("" puts it back under the global limits)
@@ -43,6 +44,11 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     max_files = 100                  # moved per scan, at most (0 to 1000000)
     max_bytes = "10GiB"              # moved per scan, at most
     interval = "1h"                  # between scans (1m to 30d)
+    [trash]                          # optional: the recycle bin (off without it)
+    path = "/data/.trash"            # required, absolute, on the allowed roots' filesystem
+    keep_for = "7d"                  # optional: entries older go (the daemon empties them)
+    max_size = "100GiB"              # optional: beyond this the oldest entries go
+    replace_delete = false           # true: rules' action = "delete" trashes instead
     [metrics]                        # optional, daemon-wide; listen, textfile or both
     listen = "127.0.0.1:9721"        # Prometheus scrapes http://HOST:PORT/metrics
     textfile = "/path/rtorrentd.prom"  # for node_exporter's textfile collector
@@ -64,13 +70,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
 from rtorrentd.config.files import MAX_CONFIG_BYTES, Refused, read_regular_file
 from rtorrentd.config.model import (
+    DELETING,
     SETTING,
     Action,
     Config,
@@ -82,6 +89,7 @@ from rtorrentd.config.model import (
     Rule,
     Safety,
     SpacePolicy,
+    TrashSettings,
 )
 from rtorrentd.config.source import LineIndex, Where, close_match, excerpt, load_toml
 from rtorrentd.config.values import (
@@ -133,7 +141,9 @@ def parse_config(text: str, source: str) -> Config:
     safety = Safety(**_section(source, lines, data, "safety"))
     metrics = _metrics(source, lines, data)
     orphans = _orphans(source, lines, data, safety)
+    trash = _trash(source, lines, data, safety)
     rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
+    rules = [_trashing(rule, where, trash) for rule, where in rules]
     space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
     _check_unique(rules, "name", "rule")
     _check_unique(space, "path", "space policy")
@@ -147,6 +157,7 @@ def parse_config(text: str, source: str) -> Config:
         tuple(policy for policy, _ in space),
         metrics,
         orphans,
+        trash,
     )
 
 
@@ -202,7 +213,7 @@ def _to_action(value: object) -> Action:
     try:
         return Action(to_text(value))
     except ValueError:
-        hint = "write keep, stop, remove, delete, relabel or throttle"
+        hint = "write keep, stop, remove, delete, trash, relabel or throttle"
         raise Invalid("is not an action", hint) from None
 
 
@@ -361,6 +372,17 @@ _TABLES: Mapping[str, _Table] = {
             "interval": _to_scan_interval,
         },
     ),
+    "trash": _Table(
+        "[trash]",
+        {
+            "path": to_directory,
+            "keep_for": duration_up_to("3650d", "7d"),
+            "max_size": size_up_to("1024TiB", "100GiB"),
+            "replace_delete": to_flag,
+        },
+        ("path",),
+        'write where the bin is, on the allowed roots\' filesystem, like path = "/data/.trash"',
+    ),
 }
 _ARRAYS = ("rule", "space")
 
@@ -436,6 +458,52 @@ def _orphans(
         hint = 'orphans are looked for under them: write allowed_roots = ["/home/you/dl"]'
         raise where.error("needs [safety] allowed_roots", hint)
     return OrphanSettings(**values)
+
+
+def _trash(
+    source: str, lines: LineIndex, data: dict[str, Any], safety: Safety
+) -> TrashSettings | None:
+    """`[trash]`, or None without the table; refuses a bin on another filesystem
+    than an allowed root (entries are made by rename: it would be a copy). Roots or
+    a bin that do not exist on this machine are not compared (`config_warnings`)."""
+    if "trash" not in data:
+        return None
+    where = Where(source, lines, ("trash", 0), "[trash]")
+    settings = TrashSettings(**_convert(where, data["trash"], _TABLES["trash"]))
+    for root in safety.allowed_roots:
+        problem = bin_filesystem_problem(settings.path, root)
+        if problem:
+            hint = f'write a directory on the filesystem of "{root}", like path = '
+            hint += f'"{os.path.join(root, ".rtorrentd-trash")}"'
+            raise where.error(f'path = "{settings.path}": {problem}', hint, "path")
+    return settings
+
+
+def bin_filesystem_problem(bin_dir: str, root: str) -> str:
+    """Why the bin cannot take data from allowed root `root`: another filesystem
+    (st_dev of the bin, or its parent while it is not made, against the root's);
+    "" when they agree or either is not on this machine."""
+    probe = bin_dir if os.path.exists(bin_dir) else os.path.dirname(bin_dir)
+    try:
+        here, there = os.stat(probe).st_dev, os.stat(root).st_dev
+    except OSError:
+        return ""
+    if here == there:
+        return ""
+    return (
+        f'on another filesystem (device {here}) than allowed root "{root}" (device {there}):'
+        " the bin takes files by rename, and across filesystems that would be a copy"
+    )
+
+
+def _trashing(rule: Rule, where: Where, trash: TrashSettings | None) -> tuple[Rule, Where]:
+    """`trash` needs a bin; with `replace_delete`, a rule's `delete` trashes."""
+    if rule.action is Action.TRASH and trash is None:
+        hint = 'add [trash] with path = "/data/.trash" (the bin), or write action = "delete"'
+        raise where.error('action = "trash" needs a [trash] section', hint, "action")
+    if rule.action is Action.DELETE and trash is not None and trash.replace_delete:
+        return replace(rule, action=Action.TRASH), where
+    return rule, where
 
 
 def _items(
@@ -525,6 +593,7 @@ def _check_deletions(safety: Safety, items: list[tuple[Rule | SpacePolicy, Where
     if safety.allowed_roots:
         return
     for item, where in items:
-        if item.action is Action.DELETE:
+        if item.action in DELETING:
             hint = 'list the directories it may delete in, like allowed_roots = ["/home/you/dl"]'
-            raise where.error('action = "delete" needs [safety] allowed_roots', hint, "action")
+            problem = f'action = "{item.action.value}" needs [safety] allowed_roots'
+            raise where.error(problem, hint, "action")

@@ -20,13 +20,18 @@ class Action(Enum):
     STOP = "stop"  # d.stop + d.close; stays loaded, data kept
     REMOVE = "remove"  # d.erase; data kept
     DELETE = "delete"  # stop, close, delete the torrent's own files, erase
+    TRASH = "trash"  # as delete, but the files are renamed into the recycle bin ([trash])
     RELABEL = "relabel"  # d.custom1.set to the rule's `label`; state and data untouched
     THROTTLE = "throttle"  # d.throttle_name.set to the rule's `throttle` group
 
 
 # The actions that take a torrent out of rtorrent (d.erase): the safety valves
 # limit them, and they fire rtorrent's event.download.erased handlers.
-LEAVING = frozenset({Action.REMOVE, Action.DELETE})
+LEAVING = frozenset({Action.REMOVE, Action.DELETE, Action.TRASH})
+
+# The actions that take a torrent's files away (into the bin, or for good): every
+# check of a deletion applies to both, and `max_deletes_per_poll` counts both.
+DELETING = frozenset({Action.DELETE, Action.TRASH})
 
 # The actions that set one value of a torrent to the rule's `target`, and the
 # field that reads it back: a rule with such an action reads that field, so the
@@ -77,6 +82,17 @@ class OrphanSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrashSettings:
+    """`[trash]`: the recycle bin. `path` must be on the filesystem of every allowed
+    root (entries are made by rename, never by copy)."""
+
+    path: str
+    keep_for: float | None = None  # seconds an entry is kept; None: no limit
+    max_size: int | None = None  # bytes the bin may hold; the oldest go first
+    replace_delete: bool = False  # rules' `delete` trashes instead
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     """`[metrics]`, daemon-wide: where Prometheus reads the metrics (either or both)."""
 
@@ -121,6 +137,7 @@ class Config:
     # Daemon-wide: in one instance's file of a directory (see `config.instances`).
     metrics: MetricsSettings | None = None
     orphans: OrphanSettings | None = None  # None: no orphan cleanup
+    trash: TrashSettings | None = None  # the recycle bin; None: off
 
     def names(self) -> frozenset[str]:
         """Every field or derived name some rule or space policy reads."""

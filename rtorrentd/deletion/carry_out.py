@@ -11,6 +11,9 @@ Strategy:
   else it is left alone and the outcome says why.
 - Only `os.unlink` and `os.rmdir`: never rmtree, never a followed link. A directory
   is removed only if it is empty, so anything a user added keeps it.
+- The recycle bin changes one call: with a `Dispose` (`trash.EntryWriter.take`),
+  each checked file is renamed into the bin entry instead of unlinked. Every check
+  before it, and the pruning after, are the same.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rtorrentd.deletion.model import (
@@ -32,6 +35,10 @@ from rtorrentd.deletion.model import (
     PlannedFile,
 )
 
+# Instead of unlinking: (the entry's parts below its allowed root, the parent's
+# descriptor, its name) -> None, raising OSError. `trash.EntryWriter.take`.
+Dispose = Callable[[Sequence[str], int, str], None]
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -43,12 +50,13 @@ class _Skip(Exception):
     """The entry is not what was planned, or cannot be removed: leave it, say why."""
 
 
-def carry_out(deletion: Deletion) -> Outcome:
+def carry_out(deletion: Deletion, dispose: Dispose | None = None) -> Outcome:
     """Unlink the planned files, then remove the planned directories that are empty.
 
     Each entry is re-checked just before it is touched and left alone (listed in
     `skipped`) if it changed; one that vanished counts as already gone, so running
-    a plan twice, or after a crash, is harmless.
+    a plan twice, or after a crash, is harmless. With `dispose` (the recycle bin)
+    each file is handed to it instead of unlinked, and frees nothing yet.
     """
     deleted: list[str] = []
     gone: list[str] = []
@@ -58,7 +66,7 @@ def carry_out(deletion: Deletion) -> Outcome:
         if planned.fate is not Fate.UNLINK:
             continue
         try:
-            freed += _unlink(planned)
+            freed += _unlink(planned, dispose)
             deleted.append(planned.path)
         except _Gone:
             gone.append(planned.path)
@@ -82,19 +90,25 @@ def _prune(dirs: Sequence[PlannedDir]) -> tuple[tuple[str, ...], tuple[Note, ...
     return tuple(removed), tuple(kept)
 
 
-def _unlink(planned: PlannedFile) -> int:
-    """Unlink one file if it is still the planned entry; the bytes that freed."""
+def _unlink(planned: PlannedFile, dispose: Dispose | None = None) -> int:
+    """Unlink one file if it is still the planned entry (or hand it to `dispose`);
+    the bytes that freed."""
     name = planned.location.parts[-1]
     with _parent_of(planned.location) as fd:
         st = _lstat_at(name, fd)
         if planned.identity is None or Identity.of(st) != planned.identity:
             raise _Skip("it changed since it was planned (another file or type): left alone")
         try:
-            os.unlink(name, dir_fd=fd)
+            if dispose is None:
+                os.unlink(name, dir_fd=fd)
+            else:
+                dispose(planned.location.parts, fd, name)
+                return 0  # in the bin: freed when the bin is emptied
         except FileNotFoundError as exc:
             raise _Gone from exc
         except OSError as exc:
-            raise _Skip(f"unlink failed ({exc.strerror})") from exc
+            verb = "unlink" if dispose is None else "the move into the recycle bin"
+            raise _Skip(f"{verb} failed ({exc.strerror or exc})") from exc
     # Space held open by a process (rtorrent before d.close) is freed only on close.
     return st.st_size if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else 0
 

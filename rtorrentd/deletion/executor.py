@@ -1,7 +1,9 @@
 """Carry out a `Plan` in a crash-safe order, one torrent at a time.
 
 `delete` is: re-read the torrent, work out its files (refusing on any doubt), stop,
-close, delete the files, prune empty directories, erase. Each step is idempotent
+close, delete the files, prune empty directories, erase. `trash` is the same
+step for step, but its files are renamed into a recycle-bin entry instead of
+unlinked (`trashing.move_files`, the one place the two differ). Each step is idempotent
 and the erase comes last, so a crash anywhere leaves a torrent that the next poll
 finishes (its rule still matches; files already gone count as gone) and never an
 erased torrent whose files were silently left behind. `stop` is re-read + stop +
@@ -17,16 +19,24 @@ the loop (watchdog pings, signals).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
 import structlog
 
-from rtorrentd.config.model import LEAVING, Action
-from rtorrentd.deletion import erase_handlers, exact, hashcheck, preflight, settings, tied
+from rtorrentd.config.model import DELETING, LEAVING, Action
+from rtorrentd.deletion import (
+    erase_handlers,
+    exact,
+    hashcheck,
+    preflight,
+    settings,
+    tied,
+    trashing,
+)
 from rtorrentd.deletion.carry_out import carry_out
 from rtorrentd.deletion.content import DEFAULT_VERIFY_BUDGET, Verified
 from rtorrentd.deletion.erase_handlers import ErasePolicy
@@ -43,6 +53,7 @@ from rtorrentd.errors import (
     RpcFault,
     StepRefused,
     TransportError,
+    TrashError,
     UnknownTorrent,
     UnsafeDeletion,
 )
@@ -76,6 +87,8 @@ class Context:
     verify_budget: int = DEFAULT_VERIFY_BUDGET  # bytes hashed at most per deleted torrent
     journal: Journal | None = None
     resumed: frozenset[str] = frozenset()  # hashes whose recorded deletion is finished now
+    trash_dir: str = ""  # the recycle bin ([trash] path); "" when there is none
+    pending: Mapping[str, Intent] = field(default_factory=dict)  # recorded, by hash
 
 
 # Read with the torrent's fresh values (`_reread`), for `_check_settled`.
@@ -208,10 +221,10 @@ async def _do_set(ctx: Context, step: Step) -> StepResult:
 
 
 async def _plan_files(
-    ctx: Context, torrent: Torrent, shares: PollSharing, *, last: bool
+    ctx: Context, torrent: Torrent, shares: PollSharing, action: Action, *, last: bool
 ) -> exact.ExactDeletion:
     """The fresh file list by exact names (from the torrent's metainfo), checked
-    against the disk; raises `UnsafeDeletion`.
+    against the disk (and, to trash, the bin against it); raises `UnsafeDeletion`.
 
     `last`: the plan that is carried out. Only it asks every rtorrent for the
     torrents loaded since (`neighbours.Sharing.refresh`, a scan of rtorrent's
@@ -231,6 +244,8 @@ async def _plan_files(
         if ctx.filesystems is not None:
             preflight.check_filesystem(deletion.root, ctx.filesystems)
         preflight.check_writable(deletion)
+        if action is Action.TRASH:
+            trashing.check_bin(ctx.trash_dir, deletion)
 
     return await exact.plan_exact(
         ctx.client,
@@ -244,10 +259,16 @@ async def _plan_files(
 
 
 async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSharing) -> StepResult:
+    """`delete` or `trash`: the same checks and order; only the last step differs."""
+    to_bin = step.action is Action.TRASH
+    if to_bin and not ctx.trash_dir:
+        why = "there is no recycle bin ([trash] path) to trash it into; add [trash] again"
+        return StepResult(step, Result.REFUSED, why + ", or finish it by hand")
+    started = _started_before(ctx, torrent)
     try:
         # Planned again after the close when it is needed: only that plan refreshes.
         closing = not ctx.dry_run and _needs_closing(torrent)
-        planned = await _plan_files(ctx, torrent, shares, last=not closing)
+        planned = await _plan_files(ctx, torrent, shares, step.action, last=not closing)
         if step.hash not in ctx.resumed:  # its files may be gone by our own hand
             _check_not_vanished(torrent, planned.deletion)
         # Before the stop: a torrent whose files are not its own keeps seeding.
@@ -255,24 +276,78 @@ async def _do_delete(ctx: Context, step: Step, torrent: Torrent, shares: PollSha
         if ctx.dry_run:
             deletion = planned.deletion
             left, kept = summary(deletion), deletion.kept_shared
+            if to_bin:
+                moving = f"would move {len(deletion.to_unlink)} file(s) into the recycle bin"
+                return StepResult(step, Result.DRY_RUN, join(moving, left), 0, kept)
             return StepResult(step, Result.DRY_RUN, left, deletion.freed_bytes, kept)
-        _record(ctx, step)
+        _record(ctx, step, started)
         if await _stop_and_close(ctx.client, torrent):
             # rtorrent may have written (mtime) or flushed until the close: plan
             # again from the closed files, or carry_out would find them "changed";
             # hash again if any file is not the one hashed (carry_out unlinks only
             # the planned identities, so what was hashed is what goes).
-            replanned = await _plan_files(ctx, torrent, shares, last=True)
+            replanned = await _plan_files(ctx, torrent, shares, step.action, last=True)
             if not exact.unchanged(planned, replanned):
                 checked = await exact.verify(ctx.client, replanned, ctx.verify_budget)
             planned = replanned
         await _save_session(ctx.client, step.hash)
+        if to_bin:
+            files = await anyio.to_thread.run_sync(
+                trashing.session_files, planned.session_dir, step.hash
+            )
     except UnsafeDeletion as exc:
         return StepResult(step, Result.REFUSED, str(exc))
     except JournalError as exc:
         return StepResult(step, Result.FAILED, f"{exc}; nothing was stopped or deleted")
     with ctx.unlinking():
+        if to_bin:
+            record = trashing.torrent_record(
+                step.hash,
+                torrent.name,
+                planned.deletion,
+                files[1],
+                multi_file=planned.meta.multi_file,
+                started=started,
+            )
+            job = trashing.Job(ctx.trash_dir, record, files[0], step.rule)
+            return await _trash_and_erase(ctx, step, planned.deletion, checked, job)
         return await _delete_and_erase(ctx, step, planned.deletion, checked)
+
+
+def _started_before(ctx: Context, torrent: Torrent) -> bool:
+    """Whether the torrent ran before rtorrentd stopped it: as recorded when its
+    deletion began (a resumed one is stopped by our own hand), else as it is now."""
+    intent = ctx.pending.get(torrent.hash)
+    if intent is not None and intent.started is not None:
+        return intent.started
+    return torrent.started is not False
+
+
+async def _trash_and_erase(
+    ctx: Context, step: Step, deletion: Deletion, checked: Verified, job: trashing.Job
+) -> StepResult:
+    intent = ctx.pending.get(step.hash)
+    began = None if intent is None else intent.began
+    if began is not None and not deletion.to_unlink:
+        in_bin = trashing.in_bin_since
+        if await anyio.to_thread.run_sync(in_bin, ctx.trash_dir, step.hash, began):
+            # A crash after the entry was made, before the erase: it is in the bin.
+            outcome = await delete_files(deletion)
+            return await _erase_deleted(ctx, step, deletion, outcome, "in the recycle bin already")
+    _log_deleting(step, deletion, checked, into=ctx.trash_dir)
+    try:
+        trashed = await trashing.move(job, deletion)
+    except TrashError as exc:
+        why = f"{exc}; the files that moved were put back, the torrent stays stopped"
+        return StepResult(step, Result.FAILED, why, 0, deletion.kept_shared)
+    if trashed.entry is None:
+        skipped = "; ".join(f"{n.path}: {n.reason}" for n in trashed.outcome.skipped)
+        reason = f"not erased, files changed under us: {skipped}; the files moved were put back"
+        return StepResult(step, Result.FAILED, reason, 0, deletion.kept_shared)
+    manifest = trashed.entry.manifest
+    note = f"moved {len(manifest.items)} file(s), {manifest.size} bytes, into the recycle bin"
+    note += f" as {trashed.entry.name}"
+    return await _erase_deleted(ctx, step, deletion, trashed.outcome, note)
 
 
 async def delete_files(deletion: Deletion) -> Outcome:
@@ -285,23 +360,30 @@ async def delete_files(deletion: Deletion) -> Outcome:
 async def _delete_and_erase(
     ctx: Context, step: Step, deletion: Deletion, checked: Verified
 ) -> StepResult:
-    # Written before the first unlink: if we die now, the log says what was going on.
-    log.info(
-        "action.deleting",
-        hash=step.hash,
-        name=step.name,
-        files=len(deletion.to_unlink),
-        kept_shared=list(deletion.kept_shared),
-        freed_bytes=deletion.freed_bytes,
-        checked_pieces=checked.pieces,
-        checked_bytes=checked.bytes_read,
-    )
+    _log_deleting(step, deletion, checked)
     outcome = await delete_files(deletion)
     if not outcome.complete:
         skipped = "; ".join(f"{n.path}: {n.reason}" for n in outcome.skipped)
         reason = f"not erased, files changed under us: {skipped}"
         return StepResult(step, Result.FAILED, reason, outcome.freed_bytes, deletion.kept_shared)
     return await _erase_deleted(ctx, step, deletion, outcome)
+
+
+def _log_deleting(step: Step, deletion: Deletion, checked: Verified, into: str = "") -> None:
+    """Written before the first unlink or move: if we die now, the log says what was
+    going on."""
+    log.info(
+        "action.deleting",
+        action=step.action.value,
+        hash=step.hash,
+        name=step.name,
+        files=len(deletion.to_unlink),
+        kept_shared=list(deletion.kept_shared),
+        freed_bytes=0 if into else deletion.freed_bytes,
+        checked_pieces=checked.pieces,
+        checked_bytes=checked.bytes_read,
+        bin=into or None,
+    )
 
 
 def _check_not_vanished(torrent: Torrent, deletion: Deletion) -> None:
@@ -324,32 +406,36 @@ def _check_not_vanished(torrent: Torrent, deletion: Deletion) -> None:
 
 
 async def _erase_deleted(
-    ctx: Context, step: Step, deletion: Deletion, outcome: Outcome
+    ctx: Context, step: Step, deletion: Deletion, outcome: Outcome, moved: str = ""
 ) -> StepResult:
-    """The last step: the files are gone, so a failure here must say so."""
+    """The last step: the files are gone (or in the bin: `moved` says so), so a
+    failure here must say so."""
     freed, kept = outcome.freed_bytes, deletion.kept_shared
+    gone = "files moved into the recycle bin" if moved else "files deleted"
     try:
         await _untie_if_needed(ctx, step.hash)
         await ctx.client.erase(step.hash)
     except UnknownTorrent:
         _forget(ctx, step.hash)
-        note = "files deleted; the torrent was erased by someone else meanwhile"
-        return StepResult(step, Result.DONE, join(note, summary(deletion, outcome)), freed, kept)
+        note = f"{gone}; the torrent was erased by someone else meanwhile"
+        reason = join(note, moved, summary(deletion, outcome))
+        return StepResult(step, Result.DONE, reason, freed, kept)
     except (RpcError, TransportError) as exc:
-        reason = f"files deleted ({freed} bytes freed) but d.erase failed ({exc}); "
+        reason = f"{gone} ({freed} bytes freed) but d.erase failed ({exc}); "
         result = StepResult(step, Result.FAILED, reason + "the next poll erases it", freed, kept)
         if isinstance(exc, TransportError):
             raise _PollAborted(result, exc) from exc
         return result
     _forget(ctx, step.hash)
-    return StepResult(step, Result.DONE, summary(deletion, outcome), freed, kept)
+    return StepResult(step, Result.DONE, join(moved, summary(deletion, outcome)), freed, kept)
 
 
-def _record(ctx: Context, step: Step) -> None:
+def _record(ctx: Context, step: Step, started: bool) -> None:
     """Write the deletion ahead, before `d.stop`: from here on it is finished by a
     later poll whatever happens (`journal`). Raises `JournalError`."""
-    if ctx.journal is not None:
-        ctx.journal.begin(Intent(step.hash, step.name, step.rule, time.time()))
+    if ctx.journal is not None and step.hash not in ctx.pending:
+        intent = Intent(step.hash, step.name, step.rule, time.time(), step.action.value, started)
+        ctx.journal.begin(intent)
 
 
 def _forget(ctx: Context, info_hash: str) -> None:
@@ -366,9 +452,13 @@ def _forget(ctx: Context, info_hash: str) -> None:
 def with_resumed(steps: Sequence[Step], pending: Sequence[Intent]) -> tuple[Step, ...]:
     """Recorded deletions first, as `delete` steps; the plan's own step for such a
     torrent (whatever its action now) gives way to it."""
-    resumed = tuple(Step(i.hash, i.name, Action.DELETE, i.rule, (), None) for i in pending)
+    resumed = tuple(Step(i.hash, i.name, _resumed_action(i), i.rule, (), None) for i in pending)
     hashes = {i.hash for i in pending}
     return (*resumed, *(s for s in steps if s.hash not in hashes))
+
+
+def _resumed_action(intent: Intent) -> Action:
+    return Action.TRASH if intent.action == Action.TRASH.value else Action.DELETE
 
 
 async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResult:
@@ -385,7 +475,7 @@ async def apply_step(ctx: Context, step: Step, shares: PollSharing) -> StepResul
         unsettled = _check_settled(ctx, step, fresh, settled)
         if unsettled is not None:
             return unsettled
-        if step.action is Action.DELETE:
+        if step.action in DELETING:
             return await _do_delete(ctx, step, fresh, shares)
         if step.action is Action.STOP:
             return await _do_stop(ctx, step, fresh)
@@ -418,6 +508,7 @@ async def apply(
     journal: Journal | None = None,
     other_rtorrents: Sequence[tuple[str, RtorrentClient]] = (),
     member: Membership | None = None,
+    trash_dir: str = "",
 ) -> tuple[StepResult, ...]:
     """Carry out every step of `plan`, logging one event per step.
 
@@ -437,6 +528,7 @@ async def apply(
     `member`: this instance's place among the daemon's instances (`peers`): those
     whose data can share a victim's filesystem count too, within `peers.PEER_TIMEOUT`
     in all (a torrent one of them erased since it published lists no file now).
+    `trash_dir` is the recycle bin that `trash` steps move files into.
     """
     pending = journal.pending() if journal is not None else ()
     steps = with_resumed(plan.steps, pending)
@@ -456,6 +548,8 @@ async def apply(
         verify_budget,
         journal,
         frozenset(i.hash for i in pending),
+        trash_dir,
+        {i.hash: i for i in pending},
     )
     sources = (Source("", client), *(Source(url, c) for url, c in other_rtorrents))
     neighbours = tuple if member is None else member.others

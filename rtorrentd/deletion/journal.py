@@ -38,6 +38,8 @@ class Intent:
     name: str
     rule: str
     began: float
+    action: str = "delete"  # or "trash": a resumed deletion ends as it began
+    started: bool | None = None  # d.state before the stop (trash restores it)
 
 
 def default_directory(env: Mapping[str, str]) -> str:
@@ -67,6 +69,8 @@ class Journal:
                     "name": intent.name,
                     "rule": intent.rule,
                     "began": intent.began,
+                    "action": intent.action,
+                    "started": intent.started,
                 }
             ).encode()
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -106,8 +110,14 @@ class Journal:
         try:
             with open(path, "rb") as record:
                 data = json.loads(record.read())
+            started = data.get("started")
             intent = Intent(
-                str(data["hash"]), str(data["name"]), str(data["rule"]), float(data["began"])
+                str(data["hash"]),
+                str(data["name"]),
+                str(data["rule"]),
+                float(data["began"]),
+                str(data.get("action", "delete")),
+                None if started is None else bool(started),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise JournalError(f"cannot read the deletion record {path} ({exc})") from exc

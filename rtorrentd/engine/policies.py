@@ -35,6 +35,7 @@ def plan_space(
     freeings: dict[int, facts.Freeing] = {}
     gained: dict[int, int] = {}
     taken: set[int] = set()
+    emptied: set[str] = set()
     steps: list[Step] = []
     outcomes: list[SpaceOutcome] = []
     missing: list[str] = []
@@ -43,7 +44,8 @@ def plan_space(
         first = fs.device not in freeings
         freeing = freeings.setdefault(fs.device, facts.Freeing(ctx.inputs.files, by_path))
         start = fs.free + gained.get(fs.device, 0)
-        walk = space.Walk(policy, start, ctx.inputs.files, freeing, ctx.limit)
+        binned = [b for b in ctx.disk.bin if b.device == fs.device and b.name not in emptied]
+        walk = space.Walk(policy, start, ctx.inputs.files, freeing, ctx.limit, binned)
         on_fs = [i for i in ctx.decided.undecided if i not in taken and _on(ctx, i, fs.device)]
         # An unsure candidate (its files unread) joins the walk like any other: the
         # projection needs a candidate's files anyway, and reads them in order.
@@ -58,6 +60,7 @@ def plan_space(
         picked = _space_steps(ctx, policy, candidates, dict(projection.picks))
         picked_hashes = {step.hash for step in picked}
         taken.update(i for i in candidates if ctx.torrents[i].hash in picked_hashes)
+        emptied.update(projection.outcome.emptied)
         steps += picked
         outcomes.append(projection.outcome)
         missing += projection.missing

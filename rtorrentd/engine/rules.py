@@ -75,6 +75,7 @@ _ALREADY_DONE: Mapping[Action, Callable[[Torrent, str], bool] | None] = {
     Action.STOP: _already_stopped,
     Action.REMOVE: None,
     Action.DELETE: None,
+    Action.TRASH: None,
     Action.RELABEL: _already_labelled,
     Action.THROTTLE: _already_throttled,
 }

@@ -13,7 +13,7 @@ the projected free space reaches `target_free`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rtorrentd.config.model import OrderKey, SpacePolicy
 from rtorrentd.engine.facts import Files, Freeing
@@ -29,15 +29,27 @@ class Filesystem:
 
 
 @dataclass(frozen=True, slots=True)
+class Binned:
+    """One recycle-bin entry as the edge read it: its name, its filesystem, and the
+    bytes emptying it frees."""
+
+    name: str
+    device: int
+    frees: int
+
+
+@dataclass(frozen=True, slots=True)
 class Disk:
     """What the edge measured for one poll.
 
     `filesystems` by policy path (a path that could not be measured is absent);
-    `devices` by info-hash: the device of the directory holding the torrent's data.
+    `devices` by info-hash: the device of the directory holding the torrent's data;
+    `bin`: the recycle bin's entries, oldest first (emptied before any deletion).
     """
 
     filesystems: Mapping[str, Filesystem]
     devices: Mapping[str, int]
+    bin: tuple[Binned, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,8 @@ class SpaceOutcome:
     deletions: int
     projected: int
     passed_over: int
+    bin_freed: int = 0  # of it, by emptying the recycle bin's `emptied` entries
+    emptied: tuple[str, ...] = ()
 
     @property
     def short(self) -> bool:
@@ -110,13 +124,23 @@ class Walk:
     files: Files
     freeing: Freeing  # shared by the policies of one filesystem
     limit: int | None = None  # stop after this many missing (None: never)
+    bin: Sequence[Binned] = ()  # the bin's entries on this filesystem, oldest first
 
 
 def project(walk: Walk, rule_deleted: Sequence[str], candidates: Sequence[str]) -> Projection:
-    """Count the rule deletions as freed, then pick candidates until the target."""
+    """Count the rule deletions as freed, then empty the bin's entries, oldest
+    first, then pick candidates, each only while the target is not reached: data
+    already given up goes before any torrent that still seeds."""
     missing = [h for h in rule_deleted if h not in walk.files]
     rule_freed = sum(walk.freeing.add(h) for h in rule_deleted if h in walk.files)
     free = walk.free + rule_freed
+    emptied: list[str] = []
+    for entry in walk.bin:
+        if free >= walk.policy.target_free:
+            break
+        emptied.append(entry.name)
+        free += entry.frees
+    bin_freed = free - walk.free - rule_freed
     picks: list[tuple[str, int]] = []
     passed = 0
     for info_hash in candidates:
@@ -132,6 +156,7 @@ def project(walk: Walk, rule_deleted: Sequence[str], candidates: Sequence[str]) 
         picks.append((info_hash, freed))
         free += freed
     outcome = _outcome(walk, rule_freed, len(picks), free, passed)
+    outcome = replace(outcome, bin_freed=bin_freed, emptied=tuple(emptied))
     return Projection(tuple(picks), outcome, tuple(missing))
 
 

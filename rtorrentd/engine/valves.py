@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtorrentd.config.model import LEAVING, Action, Safety
+from rtorrentd.config.model import DELETING, LEAVING, Safety
 from rtorrentd.engine.model import Step
 
 
@@ -14,7 +14,7 @@ def apply_safety(
     if len(leaving) > safety.max_delete_fraction * total:
         note = _fraction_note(len(leaving), total, safety.max_delete_fraction)
         return _split(steps, set(map(id, leaving)), note)
-    deletes = [s for s in steps if s.action is Action.DELETE]
+    deletes = [s for s in steps if s.action in DELETING]
     limit = max(safety.max_deletes_per_poll, 0)
     if len(deletes) > limit:
         note = _per_poll_note(len(deletes), limit)

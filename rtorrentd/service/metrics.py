@@ -70,7 +70,7 @@ class Metrics:
         )
         self.freed = Counter(
             "rtorrentd_freed_bytes",
-            "Bytes freed on disk by deletions",
+            "Bytes freed on disk by deletions and by emptying the recycle bin",
             by_instance,
             registry=registry,
         )
@@ -103,6 +103,19 @@ class Metrics:
             "rtorrentd_free_bytes",
             "Free bytes on the filesystem of each space policy's path, at the last poll",
             [*by_instance, "path"],
+            registry=registry,
+        )
+
+        self.trash_bytes = Gauge(
+            "rtorrentd_trash_bytes",
+            "Bytes of the files in the recycle bin ([trash]) after the last poll",
+            by_instance,
+            registry=registry,
+        )
+        self.trash_entries = Gauge(
+            "rtorrentd_trash_entries",
+            "Entries in the recycle bin ([trash]) after the last poll",
+            by_instance,
             registry=registry,
         )
 
@@ -142,6 +155,11 @@ class Metrics:
                 self.freed.labels(name).inc(outcome.freed_bytes)
         for path, free in result.free:
             self.free.labels(name, path).set(free)
+        if result.bin is not None:
+            self.trash_bytes.labels(name).set(result.bin.bytes)
+            self.trash_entries.labels(name).set(result.bin.entries)
+            if result.bin.freed:
+                self.freed.labels(name).inc(result.bin.freed)
 
     def write_textfile(self) -> None:
         """The textfile, replaced whole (a temporary file renamed over it)."""

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 import structlog
 
 from rtorrentd.config.model import Config, OrphanSettings
-from rtorrentd.deletion import preflight
+from rtorrentd.deletion import preflight, trash
 from rtorrentd.deletion.journal import default_directory
+from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Source
-from rtorrentd.deletion.orphans import Cleaned, Move, Scan, clean, scan
+from rtorrentd.deletion.orphans import Cleaned, Move, Moved, Scan, clean, scan
 from rtorrentd.engine.orphans import Kind
 from rtorrentd.errors import OrphanScanRefused
 from rtorrentd.redact import redact_url
@@ -56,8 +57,20 @@ NO_BIN = "[orphans] moves orphans into the recycle bin, and there is none ([tras
 
 
 def bin_mover(config: Config) -> Move | None:
-    """What moves orphans into the configuration's recycle bin; None without one."""
-    return None
+    """What moves orphans into the configuration's recycle bin; None without one.
+
+    Each call is one bin entry of kind "orphan" (`trash.trash_paths`): the files of
+    one allowed root, renamed, each only if it is still the identity re-checked."""
+    if config.trash is None:
+        return None
+    bin_dir = config.trash.path
+
+    def move(root: str, found: Sequence[tuple[str, Identity]]) -> Moved:
+        paths = [path for path, _ in found]
+        out = trash.trash_paths(bin_dir, root, paths, "orphan cleanup", identities=dict(found))
+        return out.moved, [(note.path, note.reason) for note in out.skipped]
+
+    return move
 
 
 def owned_paths(
@@ -69,6 +82,8 @@ def owned_paths(
     paths = [config.daemon.state_dir or default_directory(env), os.path.abspath(config.source)]
     if config.metrics is not None and config.metrics.textfile:
         paths.append(config.metrics.textfile)
+    if config.trash is not None:  # the bin may lie inside an allowed root
+        paths.append(config.trash.path)
     return [*paths, *extra]
 
 

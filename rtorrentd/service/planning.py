@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio.to_thread
 
 from rtorrentd.config.model import Config
-from rtorrentd.deletion import disk
+from rtorrentd.deletion import disk, trash_upkeep
 from rtorrentd.deletion.neighbours import PATH_NAMES
 from rtorrentd.deletion.peers import Membership, publication, read_clock
 from rtorrentd.engine import facts
@@ -61,6 +61,9 @@ async def observe(
     if config.space:
         probe = measure or (lambda ts: disk.measure(config.space, ts))
         measured: Disk | None = await anyio.to_thread.run_sync(probe, torrents)
+        if measured is not None and config.trash is not None:
+            binned = await anyio.to_thread.run_sync(trash_upkeep.binned, config.trash)
+            measured = replace(measured, bin=binned)
     else:
         measured = None
     files = await _read_rounds(client, config, torrents, now, memory, measured=measured)

@@ -7,10 +7,11 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
+import anyio.to_thread
 import structlog
 
-from rtorrentd.config.model import Action, Config
-from rtorrentd.deletion import executor, preflight
+from rtorrentd.config.model import DELETING, Config
+from rtorrentd.deletion import executor, preflight, trash_upkeep
 from rtorrentd.deletion.journal import Journal
 from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import Result, StepResult
@@ -20,7 +21,7 @@ from rtorrentd.engine.facts import Files
 from rtorrentd.engine.memory import Memory, saved, unsaved
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
-from rtorrentd.errors import RpcFault
+from rtorrentd.errors import RpcFault, TrashError
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service.planning import (
@@ -87,12 +88,13 @@ class PollResult:
     # for each space policy measured: for the metrics.
     states: tuple[tuple[str, int, int], ...] = ()
     free: tuple[tuple[str, int], ...] = ()
+    bin: trash_upkeep.BinState | None = None  # the recycle bin after the poll
 
     @property
     def deleted(self) -> tuple[StepResult, ...]:
-        """Torrents whose data was deleted in this poll."""
+        """Torrents whose data was deleted (or trashed) in this poll."""
         return tuple(
-            r for r in self.results if r.result is Result.DONE and r.step.action is Action.DELETE
+            r for r in self.results if r.result is Result.DONE and r.step.action in DELETING
         )
 
 
@@ -195,9 +197,11 @@ async def poll_once(
             deletions=outcome.deletions,
             projected=outcome.projected,
             short=outcome.short,
+            bin_freed=outcome.bin_freed,
         )
     for note in plan.notes:
         log.warning("plan.held", note=note)
+    bin_state = await _bin_upkeep(config, torrents, now, plan, dry_run=dry_run)
     results = await executor.apply(
         plan,
         client,
@@ -212,6 +216,7 @@ async def poll_once(
         journal=journal,
         other_rtorrents=other_clients(config) if others is None else others,
         member=member,
+        trash_dir="" if config.trash is None else config.trash.path,
     )
     memory = await save_times(client, memory)
     duration = time.monotonic() - started
@@ -232,4 +237,28 @@ async def poll_once(
         duration,
         count_states(torrents),
         tuple((path, fs.free) for path, fs in free),
+        bin_state,
     )
+
+
+async def _bin_upkeep(
+    config: Config, torrents: Sequence[Torrent], now: float, plan: Plan, *, dry_run: bool
+) -> trash_upkeep.BinState | None:
+    """The recycle bin's upkeep before any step: a crash's leftovers finished (a
+    resumed `trash` needs its files back in place first), the entries the space
+    policies counted on emptied, the expired ones too. A bin that cannot be read is
+    logged; the steps go on (a `trash` step then fails on its own)."""
+    if config.trash is None:
+        return None
+    emptying = [name for outcome in plan.space for name in outcome.emptied]
+    loaded = frozenset(t.hash for t in torrents)
+    settings = config.trash
+
+    def run() -> trash_upkeep.BinState:
+        return trash_upkeep.upkeep(settings, loaded, now, emptying, dry_run=dry_run)
+
+    try:
+        return await anyio.to_thread.run_sync(run)
+    except (TrashError, OSError) as exc:
+        log.error("trash.unreadable", path=settings.path, error=str(exc))
+        return None

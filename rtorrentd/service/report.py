@@ -94,6 +94,7 @@ def format_totals(plan: Plan) -> str:
     freed = sum(step.size or 0 for step in plan.steps if step.action is Action.DELETE)
     parts = (
         (counts[Action.DELETE], f"to delete ({human_bytes(freed)})"),
+        (counts[Action.TRASH], "to trash"),
         (counts[Action.REMOVE], "to remove"),
         (counts[Action.STOP], "to stop"),
         (counts[Action.RELABEL], "to relabel"),

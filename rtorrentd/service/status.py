@@ -16,6 +16,7 @@ from rtorrentd.service.report import human_bytes, human_duration
 _REASON_CHARS = 100
 _DONE_WORDS: Mapping[Action, str] = {
     Action.DELETE: "deleted",
+    Action.TRASH: "trashed",
     Action.REMOVE: "removed",
     Action.STOP: "stopped",
     Action.RELABEL: "relabelled",

@@ -31,7 +31,7 @@ from rtorrentd.deletion.trash_entry import (
     set_state,
     take_back,
 )
-from rtorrentd.errors import TrashError, UnknownTorrent
+from rtorrentd.errors import RpcError, TrashError, UnknownTorrent
 from rtorrentd.rtorrent.client import RtorrentClient
 
 log = structlog.get_logger("rtorrentd.deletion.trash")
@@ -194,6 +194,9 @@ async def _settle(client: RtorrentClient, record: trash.TorrentRecord) -> tuple[
     (complete,) = await client.values(record.hash, ("d.complete",))
     if record.started:
         await client.call("d.start", record.hash)
-    await client.save_session(record.hash)
+    try:  # the restore is done; a slow session disk only delays rtorrent's own save
+        await client.save_session(record.hash)
+    except RpcError as exc:
+        log.warning("session.not_saved", hash=record.hash, reason=str(exc))
     (state,) = await client.values(record.hash, ("d.state",))
     return bool(complete), bool(state)

@@ -245,10 +245,6 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         # Exit 2, which the units name in RestartPreventExitStatus=.
         structlog.get_logger("rtorrentd").error("config.invalid", path=args.config, error=str(exc))
         return EXIT_USAGE
-    binless = _orphans_without_bin(instances, args.dry_run)
-    if binless:
-        structlog.get_logger("rtorrentd").error("config.invalid", path=args.config, error=binless)
-        return EXIT_USAGE
     if not args.once:
         # The flag, not the combination: a reload may change `[daemon] dry_run`.
         transport_for = lambda c: client_for(c).transport  # noqa: E731
@@ -271,19 +267,6 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         metrics = Metrics(MetricsSettings(textfile=instances.metrics.textfile))
     anyio.run(_poll_each_once, instances, args.dry_run, metrics)
     return EXIT_OK
-
-
-def _orphans_without_bin(instances: Instances, dry_run: bool) -> str:
-    """Why `run` cannot clean orphans: `[orphans]` moves them into the recycle bin
-    only, never unlinks them; "" when it can (or only logs: a dry run)."""
-    from rtorrentd.service.orphans import NO_BIN, bin_mover
-
-    for config in instances.configs.values():
-        if config.orphans is None or dry_run or config.daemon.dry_run:
-            continue
-        if bin_mover(config) is None:
-            return f"{config.source}: {NO_BIN}; remove [orphans], or run with dry_run"
-    return ""
 
 
 def _metrics(settings: MetricsSettings | None) -> Metrics | Literal[False] | None:

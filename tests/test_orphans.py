@@ -25,6 +25,7 @@ from trees import Canaries
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import OrphanSettings
+from rtorrentd.deletion import trash, trash_restore
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Source
 from rtorrentd.deletion.orphans import Cleaned, Moved, Scan, clean, scan
@@ -52,27 +53,24 @@ def old(path: Path, data: bytes = b"orphan data") -> Path:
 
 
 class Bin:
-    """A stand-in for the recycle bin: renames each path (if still the entry the
-    re-check saw) to the same place below `directory`."""
+    """The recycle bin at `directory` (`trash.trash_paths`, as the daemon moves
+    orphans), recording what it moved."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.moved: list[str] = []
 
     def __call__(self, root: str, items: Sequence[tuple[str, Identity]]) -> Moved:
-        moved, left = [], []
-        for path, identity in items:
-            if Identity.of(os.lstat(path)) != identity:
-                left.append((path, "changed"))
-                continue
-            target = os.path.join(
-                os.fsencode(self.directory), os.fsencode(path)[len(os.fsencode(root)) + 1 :]
-            )
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.rename(path, target)
-            moved.append(path)
-        self.moved += moved
-        return moved, left
+        paths = [path for path, _ in items]
+        out = trash.trash_paths(str(self.directory), root, paths, "test", identities=dict(items))
+        self.moved += out.moved
+        return out.moved, [(note.path, note.reason) for note in out.skipped]
+
+    def data(self) -> Path:
+        """The data directory of the one entry in the bin."""
+        (entry,) = trash.entries(str(self.directory))
+        assert "orphan" == entry.manifest.kind
+        return Path(entry.path) / "data"
 
 
 def source(rt: RtorrentProcess, label: str = "this") -> Source:
@@ -149,8 +147,8 @@ async def test_only_unlisted_old_files_links_and_empty_directories_go(
     assert expected == paths(found)
     assert {p: "moved" for p in expected - {str(empty)}} | {str(empty): "removed"} == results(done)
     assert all(not Path(p).exists() and not Path(p).is_symlink() for p in expected)
-    assert (tmp_path / "bin" / "removed-torrent" / "movie.mkv").read_bytes() == b"orphan data"
-    assert (tmp_path / "bin" / "dir-link-out").is_symlink()
+    assert (bin_.data() / "removed-torrent" / "movie.mkv").read_bytes() == b"orphan data"
+    assert (bin_.data() / "dir-link-out").is_symlink()
     assert all(p.exists() for p in kept)
     canaries.check()
     reasons = {o.seen.path: o.reason for o in found.orphans}
@@ -421,7 +419,12 @@ def test_a_disk_or_bind_mount_inside_a_root_is_never_walked(
 def config_text(
     rt: RtorrentProcess, root: Path, orphans: str = '[orphans]\nmin_age = "1s"\n'
 ) -> str:
-    return f'[rtorrent]\nurl = "{rt.scgi_url}"\n[safety]\nallowed_roots = ["{root}"]\n{orphans}'
+    """One instance's configuration; its recycle bin beside the allowed root."""
+    bin_dir = root.parent / "trash"
+    return (
+        f'[rtorrent]\nurl = "{rt.scgi_url}"\n[safety]\nallowed_roots = ["{root}"]\n'
+        f'[trash]\npath = "{bin_dir}"\n{orphans}'
+    )
 
 
 def test_the_command_says_what_would_move_and_why_for_every_instance(
@@ -487,18 +490,45 @@ async def test_the_daemon_scans_after_a_poll_at_most_every_interval(
     assert orphan.exists()  # a dry run moves nothing
 
 
-def test_run_refuses_orphan_cleanup_without_a_recycle_bin(
-    rtorrent: RtorrentProcess, tmp_path: Path
-) -> None:
+def test_orphans_need_a_recycle_bin(tmp_path: Path) -> None:
     config = tmp_path / "x.toml"
-    config.write_text(config_text(rtorrent, rtorrent.download_dir))
+    config.write_text(
+        f'[rtorrent]\nurl = "scgi:///x.socket"\n[safety]\nallowed_roots = ["{tmp_path}"]\n'
+        "[orphans]\n"
+    )
 
-    result = rtorrentd("run", "-c", str(config), "--once", "--log-format", "json")
+    result = rtorrentd("check", "-c", str(config))
 
     assert 2 == result.returncode
-    (line,) = result.stderr.splitlines()
-    event = json.loads(line)
-    assert "config.invalid" == event["event"] and "recycle bin" in event["error"]
+    assert f"error: {config}:5: [orphans]: needs [trash]" in result.stderr
+    assert "moved into the recycle bin, never unlinked" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_the_daemon_moves_orphans_into_the_bin_and_they_can_be_put_back(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    orphan = old(dl / "sub" / "old.mkv")
+    created = os.lstat(orphan).st_ctime
+    config = parse_config(config_text(rtorrent, dl), str(tmp_path / "x.toml"))
+    instance = Instance(
+        "x", config, client_for(rtorrent), lifecycle=Lifecycle(), force_dry_run=False, base=0.2
+    )
+    poll_until(lambda: time.time() - created > 1.5, timeout=10, what="min_age 1s to pass")
+
+    with capture_logs() as logs:
+        await instance.poll()
+
+    (moved,) = [e for e in logs if e["event"] == "orphans.moved"]
+    assert str(orphan) == moved["path"] and not orphan.exists()
+    (entry,) = trash.entries(str(dl.parent / "trash"))
+    assert ("orphan", ("sub/old.mkv",)) == (
+        entry.manifest.kind,
+        tuple(item.path for item in entry.manifest.items),
+    )
+    trash_restore.restore_paths(entry)
+    assert b"orphan data" == orphan.read_bytes()
 
 
 def test_every_orphan_event_is_in_the_readme() -> None:

@@ -140,8 +140,8 @@ def parse_config(text: str, source: str) -> Config:
     daemon = DaemonSettings(**_section(source, lines, data, "daemon"))
     safety = Safety(**_section(source, lines, data, "safety"))
     metrics = _metrics(source, lines, data)
-    orphans = _orphans(source, lines, data, safety)
     trash = _trash(source, lines, data, safety)
+    orphans = _orphans(source, lines, data, safety, trash)
     rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
     rules = [_trashing(rule, where, trash) for rule, where in rules]
     space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
@@ -447,16 +447,27 @@ def _metrics(source: str, lines: LineIndex, data: dict[str, Any]) -> MetricsSett
 
 
 def _orphans(
-    source: str, lines: LineIndex, data: dict[str, Any], safety: Safety
+    source: str,
+    lines: LineIndex,
+    data: dict[str, Any],
+    safety: Safety,
+    trash: TrashSettings | None,
 ) -> OrphanSettings | None:
-    """`[orphans]`, or None when the file has no such table; it needs allowed roots."""
+    """`[orphans]`, or None when the file has no such table; it needs allowed roots
+    and a recycle bin (orphans are moved into it, never unlinked)."""
     if "orphans" not in data:
         return None
     values = _section(source, lines, data, "orphans")
+    where = Where(source, lines, ("orphans", 0), "[orphans]")
     if not safety.allowed_roots:
-        where = Where(source, lines, ("orphans", 0), "[orphans]")
         hint = 'orphans are looked for under them: write allowed_roots = ["/home/you/dl"]'
         raise where.error("needs [safety] allowed_roots", hint)
+    if trash is None:
+        hint = (
+            'orphans are moved into the recycle bin, never unlinked: add [trash] with path = "..."'
+            " on the allowed roots' filesystem"
+        )
+        raise where.error("needs [trash]", hint)
     return OrphanSettings(**values)
 
 

@@ -260,6 +260,10 @@ def _to_globs(value: object) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not item.strip("/") or "\0" in item:
             raise Invalid(f"has {show(item)}, which is not a glob", hint)
+        parts = {part for part in item.split("/") if part}
+        if ".." in parts or parts <= {"."}:
+            # Paths under a root hold no "..": such a glob would exclude nothing.
+            raise Invalid(f"has {show(item)}, which names no path under an allowed root", hint)
         globs.append(item)
     return tuple(dict.fromkeys(globs))
 

@@ -127,7 +127,8 @@ def normalise(path: str) -> str:
 class Exclude:
     """The `exclude` globs. A glob matches a path relative to the allowed root, and
     everything under what it matches; one without a leading "/" matches at any
-    depth (`*.part` anywhere, `.stfolder/**` in any directory). `*` and `?` stay
+    depth (`*.part` anywhere, `.stfolder/**` in any directory), one with a leading
+    "/" or "./" only at the root. `*` and `?` stay
     within one name, `**` spans any number of directories, `[abc]`/`[!abc]` as in
     the shell."""
 
@@ -147,8 +148,10 @@ def compile_excludes(globs: Sequence[str]) -> Exclude:
 
 
 def _translate(glob: str) -> str:
-    anchored = glob.startswith("/")
-    parts = [p for p in glob.strip("/").split("/") if p]
+    # "./x" is written to mean the root's x; a "." component names the directory
+    # it is in (a glob keeping them would never match: rel has none).
+    anchored = glob.startswith(("/", "./"))
+    parts = [p for p in glob.strip("/").split("/") if p not in ("", ".")]
     body = ""
     for number, part in enumerate(parts):
         last = number == len(parts) - 1

@@ -8,25 +8,34 @@ cannot be set, so scans that must find orphans run three days ahead (`later`).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import xmlrpc.client
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from flow import album, client_for
 from harness import RtorrentProcess, TorrentFactory, poll_until
+from test_guards import fast_resumed, hashing
 
+from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Source
 from rtorrentd.deletion.orphans import Cleaned, Moved, Scan, clean, scan
+from rtorrentd.errors import ConfigError
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 
 DAY = 86400.0
+REPO = Path(__file__).resolve().parent.parent
 SETTINGS = OrphanSettings(min_age=DAY)
 
 
@@ -490,3 +499,295 @@ async def test_an_instance_answering_garbage_refuses_the_whole_scan(
 
     assert found.refused.startswith("fake "), found.refused
     assert [] == done and orphan.exists()
+
+
+# --- torrents busy or loaded meanwhile ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_torrent_being_hash_checked_refuses_the_scan(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    info_hash, data = fast_resumed(dl / "checked")
+    rtorrent.call(
+        "load.raw_start", "", xmlrpc.client.Binary(data), f"d.directory.set={dl / 'checked'}"
+    )
+    poll_until(lambda: info_hash in rtorrent.hashes(), timeout=15, what="listed")
+    poll_until(lambda: rtorrent.session_saved(info_hash), timeout=15, what="its session files")
+    orphan = old(dl / "old.mkv")
+    rtorrent.call("d.check_hash", info_hash)
+    poll_until(lambda: hashing(rtorrent, info_hash) != 0, timeout=15, what="the check to start")
+
+    found, done = await scan_and_clean([source(rtorrent)], [dl], Bin(tmp_path / "bin"))
+
+    assert hashing(rtorrent, info_hash) != 0, "the check ended before the scan: make BIG larger"
+    assert "is being hash-checked" in found.refused and info_hash in found.refused
+    assert [] == done and orphan.exists() and (dl / "checked" / "big.bin").exists()
+    rtorrent.call("d.erase", info_hash)  # no need to wait for the check
+
+
+@pytest.mark.anyio
+async def test_torrents_loaded_stopped_between_scan_and_move_keep_their_files(
+    rtorrent: RtorrentProcess,
+    make_rtorrent: Callable[..., RtorrentProcess],
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+) -> None:
+    # A torrent added stopped (not hash-checked, d.complete 0) onto data already
+    # there, by this rtorrent or another one, while the scan ran.
+    dl = rtorrent.download_dir
+    ours = album(torrent_factory, dl, name="ours-later", seed=10)
+    theirs = album(torrent_factory, dl, name="theirs-later", seed=20)
+    files = [*album_files(dl / "ours-later"), *album_files(dl / "theirs-later")]
+    untouched = old(dl / "untouched.mkv")
+    with make_rtorrent(tmp_path / "other", clean_exit=False) as other:
+
+        def meanwhile() -> None:
+            rtorrent.load(ours, start=False)
+            other.load(theirs, start=False)
+
+        bin_ = Bin(tmp_path / "bin")
+        found, done = await scan_and_clean(
+            [source(rtorrent), source(other, "other")], [dl], bin_, between=meanwhile
+        )
+
+    assert {str(p) for p in files} <= paths(found)  # orphans when the scan ran
+    outcome = {c.orphan.seen.path: (c.result, c.detail) for c in done}
+    assert ("moved", "") == outcome.pop(str(untouched))
+    assert {"kept"} == {result for result, _ in outcome.values()}
+    assert [str(untouched)] == bin_.moved
+    assert all(p.exists() for p in files)
+
+
+@pytest.mark.anyio
+async def test_an_old_file_chmodded_or_renamed_into_place_just_now_is_young(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    chmodded = old(dl / "chmodded.mkv")  # touch -d: old mtime ...
+    chmodded.chmod(0o600)  # ... but a new ctime
+    staged = old(tmp_path / "staging" / "renamed.mkv")
+    os.rename(staged, dl / "renamed.mkv")  # mv keeps the mtime; the ctime is new
+    linked = old(tmp_path / "staging" / "linked.mkv")
+    os.link(linked, dl / "linked.mkv")
+
+    found, done = await scan_and_clean(
+        [source(rtorrent)], [dl], Bin(tmp_path / "bin"), clock=time.time
+    )
+
+    assert "" == found.refused and set() == paths(found) and [] == done
+    assert all((dl / n).exists() for n in ("chmodded.mkv", "renamed.mkv", "linked.mkv"))
+
+
+# --- what rtorrent and rtorrentd own, under an allowed root --------------------------------
+
+
+@pytest.mark.anyio
+async def test_sessions_sockets_state_and_bin_under_a_root_stay(
+    make_rtorrent: Callable[..., RtorrentProcess],
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "srv"
+    home = make_rtorrent(tmp_path / "home", clean_exit=False)
+    home.session_dir = root / ".session"  # rtorrent's session under the root
+    seeded = album(torrent_factory, root / "dl", name="Album")
+    state = old(root / "state" / "deleting" / "ABC.json", b"{}")
+    in_bin = old(root / "trash" / "2024-01-01" / "movie.mkv")
+    stray = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    short = tempfile.mkdtemp(prefix="rtd-sock-")
+    os.symlink(root, os.path.join(short, "r"))  # a socket path has at most 107 bytes
+    stray.bind(os.path.join(short, "r", "rpc.socket"))
+    orphan = old(root / "dl" / "old.mkv")
+    try:
+        with home:
+            info_hash = home.load(seeded, complete=True)
+            session_files = list((root / ".session").iterdir())
+            for path in session_files:
+                old(path, b"")
+            bin_ = Bin(tmp_path / "bin")
+
+            found, _done = await scan_and_clean(
+                [source(home)],
+                [root],
+                bin_,
+                owned=[str(root / "state"), str(root / "trash")],
+            )
+    finally:
+        stray.close()
+        os.unlink(os.path.join(short, "r"))
+        os.rmdir(short)
+
+    assert "" == found.refused, found.refused
+    assert {str(orphan)} == paths(found)
+    assert [str(orphan)] == bin_.moved
+    assert f"{info_hash}.torrent" in {p.name for p in session_files}
+    assert all(p.exists() for p in (*session_files, state, in_bin))
+    assert (root / "rpc.socket").exists()
+
+
+# --- mounts ----------------------------------------------------------------------------
+
+_IN_NAMESPACE = r"""
+import json, os, subprocess, sys, time
+import anyio
+from rtorrentd.config.model import OrphanSettings
+from rtorrentd.deletion import preflight
+from rtorrentd.deletion.orphan_listing import Source
+from rtorrentd.deletion.orphans import scan
+from rtorrentd.rtorrent.client import RtorrentClient
+from rtorrentd.rtorrent.transport import open_transport
+
+args = json.loads(sys.argv[1])
+root = args["root"]
+for command in args["before"]:
+    subprocess.run(command, check=True)
+filesystems = preflight.remember([root])
+for command in args["after"]:
+    subprocess.run(command, check=True)
+then = time.time() - 10 * 86400
+for path in args["orphans"]:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"old")
+    os.utime(path, (then, then))
+source = Source("this", args["url"], RtorrentClient(open_transport(args["url"])))
+later = time.time() + 3 * 86400
+found, _ = anyio.run(
+    lambda: scan([source], [root], OrphanSettings(), now=later, filesystems=filesystems)
+)
+print(json.dumps({"refused": found.refused, "orphans": sorted(o.seen.path for o in found.orphans)}))
+"""
+
+
+def scan_in_namespace(rt: RtorrentProcess, root: Path, **args: object) -> dict[str, object]:
+    payload = {"before": [], "after": [], "orphans": [], **args, "root": str(root)}
+    payload["url"] = rt.scgi_url
+    command = ["unshare", "-m", "--propagation", "private", sys.executable, "-c", _IN_NAMESPACE]
+    done = subprocess.run(
+        [*command, json.dumps(payload)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.usefixtures("mount_namespace")
+def test_a_listed_file_seen_again_through_a_bind_mount_is_never_walked_there(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    dl = rtorrent.download_dir
+    seeded = album(torrent_factory, dl, name="Album")
+    rtorrent.load(seeded, complete=True)
+    (dl / "view").mkdir()
+
+    result = scan_in_namespace(
+        rtorrent,
+        dl,
+        before=[["mount", "--bind", str(dl / "Album"), str(dl / "view")]],
+        orphans=[str(dl / "old.mkv")],
+    )
+
+    assert "" == result["refused"]
+    assert [str(dl / "old.mkv")] == result["orphans"]
+
+
+@pytest.mark.usefixtures("mount_namespace")
+def test_a_disk_unmounted_before_the_daemon_started_leaves_its_torrents_refusing(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    # The daemon remembers the root's filesystem at start: if the disk was already
+    # gone then, the empty mount point is what it remembers. The stopped, complete
+    # torrents whose data is on the disk still say something is wrong.
+    disk = tmp_path / "disk"
+    seeded = album(torrent_factory, disk, name="Album")
+    info_hash = rtorrent.load(seeded, complete=True)
+    stop_and_close(rtorrent, info_hash)
+    for path in album_files(disk / "Album"):
+        path.unlink()  # what is left of an unmounted disk: its mount point
+    result = scan_in_namespace(rtorrent, disk, orphans=[str(disk / "under-the-mount-point.mkv")])
+
+    assert info_hash in str(result["refused"])
+    assert [] == result["orphans"]
+
+
+# --- caps and globs ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_max_files_and_max_bytes_hold_the_rest_for_later_scans(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    for number in range(5):
+        old(dl / f"f{number}.bin", b"x" * 60)
+    settings = OrphanSettings(min_age=DAY, max_files=3, max_bytes=150)
+    bin_ = Bin(tmp_path / "bin")
+
+    found, _done = await scan_and_clean([source(rtorrent)], [dl], bin_, settings=settings)
+
+    assert 2 == len(found.orphans) and 120 == found.bytes  # a third would exceed 150 bytes
+    assert (3, 180) == (found.held, found.held_bytes)
+    assert 2 == len(bin_.moved) and 3 == len(list(dl.iterdir()))
+    settings = OrphanSettings(min_age=DAY, max_files=1, max_bytes=10**9)
+    found, _done = await scan_and_clean([source(rtorrent)], [dl], bin_, settings=settings)
+    assert 1 == len(found.orphans) and 2 == found.held and 3 == len(bin_.moved)
+
+
+GLOBS = (
+    "./kept-by-dot/**",  # "./" as a user writes it: from the root
+    "cache/./inner",
+    "**/deep-cache",
+    "[[]brackets]/**",
+    "name (1).mkv",
+    ".*",
+    "/top-only.mkv",
+    "a/**/b",
+)
+
+
+@pytest.mark.anyio
+async def test_exclude_globs_keep_what_they_name_and_nothing_else(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    kept = [
+        old(dl / "kept-by-dot" / "x.bin"),
+        old(dl / "cache" / "inner"),
+        old(dl / "deep-cache"),
+        old(dl / "p" / "q" / "deep-cache" / "file"),
+        old(dl / "[brackets]" / "x"),
+        old(dl / "d" / "name (1).mkv"),
+        old(dl / ".hidden"),
+        old(dl / "d" / ".stfolder" / "marker"),
+        old(dl / "top-only.mkv"),
+        old(dl / "a" / "b"),
+        old(dl / "a" / "x" / "y" / "b"),
+    ]
+    gone = [
+        old(dl / "d" / "kept-by-dot" / "x.bin"),  # "./" anchors at the root
+        old(dl / "b" / "x"),  # not [brackets]
+        old(dl / "d" / "name 1.mkv"),
+        old(dl / "d" / "top-only.mkv"),
+        old(dl / "a" / "bb"),
+    ]
+    settings = OrphanSettings(min_age=DAY, exclude=GLOBS)
+    bin_ = Bin(tmp_path / "bin")
+
+    found, _done = await scan_and_clean([source(rtorrent)], [dl], bin_, settings=settings)
+
+    assert {str(p) for p in gone} == paths(found)
+    assert all(p.exists() for p in kept)
+
+
+@pytest.mark.parametrize("glob", ["../elsewhere/**", "a/../b", ".", "./", "/./"])
+def test_a_glob_that_names_no_path_under_a_root_is_a_config_error(glob: str) -> None:
+    text = f'[rtorrent]\nurl = "scgi:///x"\n[orphans]\nexclude = ["{glob}"]\n'
+    with pytest.raises(ConfigError, match="names no path under an allowed root"):
+        parse_config(text, "x.toml")

@@ -791,3 +791,80 @@ def test_a_glob_that_names_no_path_under_a_root_is_a_config_error(glob: str) -> 
     text = f'[rtorrent]\nurl = "scgi:///x"\n[orphans]\nexclude = ["{glob}"]\n'
     with pytest.raises(ConfigError, match="names no path under an allowed root"):
         parse_config(text, "x.toml")
+
+
+# --- directories as rtorrent keeps them -------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_torrent_directory_with_dotdot_keeps_its_files_a_relative_one_refuses(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    seeded = album(torrent_factory, dl, name="Album")
+    (dl / "sub").mkdir()
+    old(dl / "sub", b"")
+    rtorrent.load(seeded, complete=True, directory=dl / "sub" / "..")  # kept as given
+    assert "/sub/../" in rtorrent.call("d.base_path", seeded.info_hash) + "/"
+    orphan = old(dl / "old.mkv")
+    bin_ = Bin(tmp_path / "bin")
+
+    found, _done = await scan_and_clean([source(rtorrent)], [dl], bin_)
+
+    assert "" == found.refused
+    assert {str(orphan)} == paths(found)  # "sub" is on the way to the listed files
+    assert all(p.exists() for p in album_files(dl / "Album"))
+
+    relative = torrent_factory("rel.bin", b"a relative directory", dest_dir=dl)
+    rtorrent.load(relative, start=False, directory=Path("relative/dir"))
+    old(dl / "old2.mkv")
+
+    found, done = await scan_and_clean([source(rtorrent)], [dl], bin_)
+
+    assert "which is not absolute" in found.refused and relative.info_hash in found.refused
+    assert [] == done and (dl / "old2.mkv").exists()
+
+
+@pytest.mark.anyio
+async def test_a_tied_torrent_file_under_the_root_is_listed(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    seeded = torrent_factory("tied.bin", b"loaded from a file under the root", dest_dir=dl)
+    watch = dl / "watch"
+    watch.mkdir()
+    tied = old(watch / "tied.torrent", seeded.data)
+    rtorrent.call("load.start", "", str(tied), f"d.directory.set={dl}")
+    poll_until(lambda: seeded.info_hash in rtorrent.hashes(), timeout=15, what="listed")
+    poll_until(
+        lambda: 1 == rtorrent.call("d.complete", seeded.info_hash), timeout=15, what="checked"
+    )
+    assert str(tied) == rtorrent.call("d.tied_to_file", seeded.info_hash)
+    stray = old(watch / "never-loaded.torrent", b"d4:infode")
+    bin_ = Bin(tmp_path / "bin")
+
+    found, _done = await scan_and_clean([source(rtorrent)], [dl], bin_)
+
+    assert "" == found.refused
+    assert {str(stray)} == paths(found)
+    assert tied.exists() and (dl / "tied.bin").exists()
+
+
+@pytest.mark.anyio
+async def test_an_unlisted_rtorrent_seeding_from_the_root_refuses_the_scan(
+    rtorrent: RtorrentProcess,
+    make_rtorrent: Callable[..., RtorrentProcess],
+    torrent_factory: TorrentFactory,
+    tmp_path: Path,
+) -> None:
+    # Its session and working directory are elsewhere; only its open files tell.
+    dl = rtorrent.download_dir
+    theirs = album(torrent_factory, dl, name="theirs")
+    with make_rtorrent(tmp_path / "unlisted-home", clean_exit=False) as unlisted:
+        unlisted.load(theirs, complete=True)
+        bin_ = Bin(tmp_path / "bin")
+
+        found, done = await scan_and_clean([source(rtorrent)], [dl], bin_)
+
+        assert f"pid {unlisted.pid}" in found.refused, found.refused
+        assert [] == done and all(p.exists() for p in album_files(dl / "theirs"))

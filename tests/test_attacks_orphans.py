@@ -584,7 +584,7 @@ async def test_an_old_file_chmodded_or_renamed_into_place_just_now_is_young(
 
 
 @pytest.mark.anyio
-async def test_sessions_sockets_state_and_bin_under_a_root_stay(
+async def test_sessions_sockets_configuration_state_and_bin_under_a_root_stay(
     make_rtorrent: Callable[..., RtorrentProcess],
     torrent_factory: TorrentFactory,
     tmp_path: Path,
@@ -595,6 +595,7 @@ async def test_sessions_sockets_state_and_bin_under_a_root_stay(
     seeded = album(torrent_factory, root / "dl", name="Album")
     state = old(root / "state" / "deleting" / "ABC.json", b"{}")
     in_bin = old(root / "trash" / "2024-01-01" / "movie.mkv")
+    config = old(root / "etc" / "rtorrentd.toml", b"[rtorrent]\n")
     stray = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     short = tempfile.mkdtemp(prefix="rtd-sock-")
     os.symlink(root, os.path.join(short, "r"))  # a socket path has at most 107 bytes
@@ -612,7 +613,7 @@ async def test_sessions_sockets_state_and_bin_under_a_root_stay(
                 [source(home)],
                 [root],
                 bin_,
-                owned=[str(root / "state"), str(root / "trash")],
+                owned=[str(config), str(root / "state"), str(root / "trash")],
             )
     finally:
         stray.close()
@@ -623,7 +624,7 @@ async def test_sessions_sockets_state_and_bin_under_a_root_stay(
     assert {str(orphan)} == paths(found)
     assert [str(orphan)] == bin_.moved
     assert f"{info_hash}.torrent" in {p.name for p in session_files}
-    assert all(p.exists() for p in (*session_files, state, in_bin))
+    assert all(p.exists() for p in (*session_files, config, state, in_bin))
     assert (root / "rpc.socket").exists()
 
 

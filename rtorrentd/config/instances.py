@@ -2,8 +2,8 @@
 
 A directory holds one instance per `*.toml` file, each in the single-file format,
 named by the file's stem (`/etc/rtorrentd/roger.toml` is `roger`). Daemon-wide
-tables (`[metrics]`) may stand in one of the files; in two, both are wrong, since
-neither can be said to win. A single file is one instance named by its stem too.
+tables (`[metrics]`, `[notify]`) may stand in one of the files; in two, both are
+wrong, since neither can be said to win. A single file is one instance named by its stem too.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtorrentd.config.load import load_config
-from rtorrentd.config.model import Config, MetricsSettings
+from rtorrentd.config.model import Config, MetricsSettings, NotifySettings
 from rtorrentd.errors import ConfigError
 
 SUFFIX = ".toml"
+# The tables that are the daemon's, not an instance's: the `Config` fields so named.
+DAEMON_WIDE = ("metrics", "notify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class Instances:
     directory: bool
     configs: Mapping[str, Config]
     metrics: MetricsSettings | None
+    notify: NotifySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ def instance_files(path: str) -> dict[str, str]:
 def read_each(path: str) -> Loaded:
     """Read every instance's file; a broken one is an error of its own, the others
     are still read (a reload keeps every valid one). Two files with `[metrics]`
-    are errors both."""
+    (or `[notify]`) are errors both."""
     configs: dict[str, Config] = {}
     errors: dict[str, ConfigError] = {}
     for name, file in instance_files(path).items():
@@ -69,13 +72,15 @@ def read_each(path: str) -> Loaded:
             configs[name] = load_config(file)
         except ConfigError as exc:
             errors[name] = exc
-    owners = {name: c.source for name, c in configs.items() if c.metrics is not None}
-    if len(owners) > 1:
-        for name, source in owners.items():
-            others = ", ".join(other for other in owners.values() if other != source)
-            problem = f"{source}: [metrics] is also in {others}"
-            errors[name] = ConfigError(f"{problem}\n  write daemon-wide tables in one file only")
-            del configs[name]
+    for table in DAEMON_WIDE:
+        owners = {n: c.source for n, c in configs.items() if getattr(c, table) is not None}
+        if len(owners) > 1:
+            for name, source in owners.items():
+                others = ", ".join(other for other in owners.values() if other != source)
+                problem = f"{source}: [{table}] is also in {others}"
+                hint = "write daemon-wide tables in one file only"
+                errors[name] = ConfigError(f"{problem}\n  {hint}")
+                configs.pop(name, None)
     return Loaded(configs, errors)
 
 
@@ -85,9 +90,16 @@ def load_instances(path: str | os.PathLike[str]) -> Instances:
     loaded = read_each(source)
     if loaded.errors:
         raise ConfigError("\n".join(str(error) for error in loaded.errors.values()))
-    return Instances(source, os.path.isdir(source), loaded.configs, daemon_metrics(loaded.configs))
+    configs = loaded.configs
+    directory = os.path.isdir(source)
+    return Instances(source, directory, configs, daemon_metrics(configs), daemon_notify(configs))
 
 
 def daemon_metrics(configs: Mapping[str, Config]) -> MetricsSettings | None:
     """The one `[metrics]` among the instances' files, if any."""
     return next((c.metrics for c in configs.values() if c.metrics is not None), None)
+
+
+def daemon_notify(configs: Mapping[str, Config]) -> NotifySettings | None:
+    """The one `[notify]` among the instances' files, if any."""
+    return next((c.notify for c in configs.values() if c.notify is not None), None)

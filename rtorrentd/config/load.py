@@ -52,6 +52,11 @@ Keys and defaults (durations: "30s", "1d12h" or a number of seconds; sizes:
     [metrics]                        # optional, daemon-wide; listen, textfile or both
     listen = "127.0.0.1:9721"        # Prometheus scrapes http://HOST:PORT/metrics
     textfile = "/path/rtorrentd.prom"  # for node_exporter's textfile collector
+    [notify]                         # optional, daemon-wide (config/notify.py)
+    urls = ["ntfy://ntfy.sh/topic"]  # required: Apprise URLs, each checked by Apprise
+    events = [...]                   # default: deleted refused failed unreachable
+                                     # recovered space_low (also: removed, stopped)
+    title = "rtorrentd"              # what every title starts with
 
 Durations and sizes are more than zero. The file is read only if it is a
 regular file of at most 1 MiB.
@@ -75,6 +80,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from rtorrentd.conditions.parse import FIELDS_HINT, Condition, parse_condition
+from rtorrentd.config import notify
 from rtorrentd.config.files import MAX_CONFIG_BYTES, Refused, read_regular_file
 from rtorrentd.config.model import (
     DELETING,
@@ -83,6 +89,7 @@ from rtorrentd.config.model import (
     Config,
     DaemonSettings,
     MetricsSettings,
+    NotifySettings,
     OrderKey,
     OrphanSettings,
     RtorrentSettings,
@@ -142,6 +149,7 @@ def parse_config(text: str, source: str) -> Config:
     metrics = _metrics(source, lines, data)
     trash = _trash(source, lines, data, safety)
     orphans = _orphans(source, lines, data, safety, trash)
+    notifications = _notify(source, lines, data, text)
     rules = [_rule(where, item) for where, item in _items(source, lines, data, "rule")]
     rules = [_trashing(rule, where, trash) for rule, where in rules]
     space = [_space(where, item) for where, item in _items(source, lines, data, "space")]
@@ -158,6 +166,7 @@ def parse_config(text: str, source: str) -> Config:
         metrics,
         orphans,
         trash,
+        notifications,
     )
 
 
@@ -387,6 +396,13 @@ _TABLES: Mapping[str, _Table] = {
         ("path",),
         'write where the bin is, on the allowed roots\' filesystem, like path = "/data/.trash"',
     ),
+    # `urls` is checked apart (`_notify`): a message must not show it.
+    "notify": _Table(
+        "[notify]",
+        {"urls": lambda value: value, "events": notify.to_events, "title": notify.to_title},
+        ("urls",),
+        notify.URLS_HINT,
+    ),
 }
 _ARRAYS = ("rule", "space")
 
@@ -519,6 +535,17 @@ def _trashing(rule: Rule, where: Where, trash: TrashSettings | None) -> tuple[Ru
     if rule.action is Action.DELETE and trash is not None and trash.replace_delete:
         return replace(rule, action=Action.TRASH), where
     return rule, where
+
+
+def _notify(
+    source: str, lines: LineIndex, data: dict[str, Any], text: str
+) -> NotifySettings | None:
+    """`[notify]`, or None when the file has no such table."""
+    if "notify" not in data:
+        return None
+    values = _section(source, lines, data, "notify")
+    where = Where(source, lines, ("notify", 0), "[notify]")
+    return notify.notify_settings(values, notify.check_urls(where, values["urls"], text))
 
 
 def _items(

@@ -100,6 +100,29 @@ class MetricsSettings:
     textfile: str | None = None  # a .prom file for node_exporter's textfile collector
 
 
+# What `[notify]` can send a message about (`events`), and what it sends unless told.
+EVENTS = (
+    "deleted",
+    "removed",
+    "stopped",
+    "refused",
+    "failed",
+    "unreachable",
+    "recovered",
+    "space_low",
+)
+DEFAULT_EVENTS = ("deleted", "refused", "failed", "unreachable", "recovered", "space_low")
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """`[notify]`, daemon-wide: Apprise URLs, the events sent, the titles' start."""
+
+    urls: tuple[str, ...]
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    title: str = "rtorrentd"
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
@@ -138,6 +161,7 @@ class Config:
     metrics: MetricsSettings | None = None
     orphans: OrphanSettings | None = None  # None: no orphan cleanup
     trash: TrashSettings | None = None  # the recycle bin; None: off
+    notify: NotifySettings | None = None  # daemon-wide, like metrics
 
     def names(self) -> frozenset[str]:
         """Every field or derived name some rule or space policy reads."""

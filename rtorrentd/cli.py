@@ -21,12 +21,14 @@ if TYPE_CHECKING:
     from rtorrentd.engine.plan import Plan
     from rtorrentd.rtorrent.client import RtorrentClient
     from rtorrentd.service.metrics import Metrics
+    from rtorrentd.service.notify import Notifications
     from rtorrentd.torrent import Torrent
 
 # Start-up is most of a one-shot command's time: each command imports what it
 # needs inside its handler (`version` nothing, `plan` no daemon machinery, SCGI
 # no httpx), which is why this module imports only the standard library and errors.
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
+ONCE_FLUSH = 60.0  # seconds `run --once` waits for its `[notify]` messages to go
 
 T = TypeVar("T")
 
@@ -252,7 +254,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         if observer is False:
             return EXIT_UNREACHABLE
         try:
-            run = functools.partial(serve, observer=observer)
+            outbox = _notifications(instances)
+            run = functools.partial(serve, observer=observer, outbox=outbox)
             code: int = anyio.run(run, instances, args.dry_run, transport_for)
         finally:
             if observer is not None:
@@ -265,8 +268,20 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
         # The textfile only: nothing would be there to scrape an endpoint.
         metrics = Metrics(MetricsSettings(textfile=instances.metrics.textfile))
-    anyio.run(_poll_each_once, instances, args.dry_run, metrics)
+    anyio.run(_poll_each_once, instances, args.dry_run, metrics, _notifications(instances))
     return EXIT_OK
+
+
+def _notifications(instances: Instances) -> Notifications | None:
+    """The sender `[notify]` asks for, None without; Apprise is imported only then."""
+    if instances.notify is None:
+        return None
+    import os
+
+    from rtorrentd.service.instance import retry_base
+    from rtorrentd.service.notify import Notifications
+
+    return Notifications(instances.notify, base=retry_base(os.environ))
 
 
 def _metrics(settings: MetricsSettings | None) -> Metrics | Literal[False] | None:
@@ -288,19 +303,49 @@ def _metrics(settings: MetricsSettings | None) -> Metrics | Literal[False] | Non
 
 
 async def _poll_each_once(
-    instances: Instances, force_dry_run: bool, metrics: Metrics | None
+    instances: Instances,
+    force_dry_run: bool,
+    metrics: Metrics | None,
+    outbox: Notifications | None = None,
 ) -> None:
     """`run --once`: one poll of every instance, one after the other; the first
     that cannot reach its rtorrent ends the command. Each with the same record of
     deletions under way as the daemon's: a cron job finishes what an interrupted
-    run began. The textfile, if any, is written after each."""
+    run began. The textfile, if any, is written after each; `[notify]`'s messages
+    are sent before the command ends (`ONCE_FLUSH` seconds at most)."""
+    import anyio
+
+    if outbox is None:
+        await _poll_each(instances, force_dry_run, metrics, None)
+        return
+    failure: RtorrentdError | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(outbox.run)
+        try:
+            await _poll_each(instances, force_dry_run, metrics, outbox)
+        except RtorrentdError as exc:  # raised below, once the messages went
+            failure = exc
+        await outbox.flush(ONCE_FLUSH)
+        tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+async def _poll_each(
+    instances: Instances,
+    force_dry_run: bool,
+    metrics: Metrics | None,
+    outbox: Notifications | None,
+) -> None:
     import time
 
     import structlog
 
     from rtorrentd.deletion.peers import Membership, Peers
     from rtorrentd.engine.memory import Memory
+    from rtorrentd.redact import redact_url
     from rtorrentd.service.instance import journal_for
+    from rtorrentd.service.notices import Notices
     from rtorrentd.service.poll import poll_once
 
     clients = {name: client_for(config) for name, config in instances.configs.items()}
@@ -316,6 +361,9 @@ async def _poll_each_once(
             journal = journal_for(config, name if instances.directory else None)
             member = None if peers is None else Membership(peers, name)
             started = time.monotonic()
+            notices = None
+            if outbox is not None and instances.notify is not None:
+                notices = Notices(name if instances.directory else None, instances.notify, outbox)
             try:
                 result = await poll_once(
                     client,
@@ -326,12 +374,16 @@ async def _poll_each_once(
                     journal=journal,
                     member=member,
                 )
-            except (TransportError, RpcError):
+            except (TransportError, RpcError) as exc:
                 if metrics is not None:
                     metrics.polled(name, None, time.monotonic() - started, up=False)
+                if notices is not None:
+                    notices.unreachable(redact_url(config.rtorrent.url), str(exc))
                 raise
             if metrics is not None:
                 metrics.polled(name, result, time.monotonic() - started, up=True)
+            if notices is not None:
+                notices.polled(result, dry_run)
 
 
 async def _publish_each(

@@ -42,10 +42,13 @@ from rtorrentd.redact import redact_url
 from rtorrentd.service.fleet import Fleet, TransportFor
 from rtorrentd.service.instance import Observer, retry_base
 from rtorrentd.service.lifecycle import EXIT_OK, Lifecycle
+from rtorrentd.service.notices import Sender
 from rtorrentd.service.reaper import is_init, reap
 from rtorrentd.service.systemd import Notifier
 
 log = structlog.get_logger("rtorrentd.service.daemon")
+
+FLUSH_WAIT = 1.5  # seconds, at a stop, for the last messages to go (exit within 10 s)
 
 SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -55,8 +58,15 @@ INIT_SIGNALS = (signal.SIGCHLD,)  # as PID 1 only: orphans to reap
 class Daemon:
     """The process around the fleet: signals in, sd_notify out."""
 
-    def __init__(self, fleet: Fleet, notifier: Notifier, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        notifier: Notifier,
+        lifecycle: Lifecycle,
+        outbox: Sender | None = None,
+    ) -> None:
         self.fleet, self.notifier, self.lifecycle = fleet, notifier, lifecycle
+        self.outbox = outbox
         self.tasks: TaskGroup | None = None
 
     async def receive_signals(self, signals: AsyncIterator[signal.Signals]) -> None:
@@ -117,7 +127,11 @@ class Daemon:
             tasks.start_soon(self.receive_signals, signals)
             tasks.start_soon(self.ping_watchdog)
             tasks.start_soon(self.announce_ready)
+            if self.outbox is not None:
+                tasks.start_soon(self.outbox.run)
             await self.fleet.run()
+            if self.outbox is not None and not self.lifecycle.forced:
+                await self.outbox.flush(FLUSH_WAIT)
             tasks.cancel_scope.cancel()
 
 
@@ -129,6 +143,7 @@ async def serve(
     notifier: Notifier | None = None,
     base: float | None = None,
     observer: Observer | None = None,
+    outbox: Sender | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT: poll every interval, reload on SIGHUP, poll now on SIGUSR1.
 
@@ -136,7 +151,8 @@ async def serve(
     too. `transport_for` opens the transport a configuration names (at start and on
     each reload; a `ConfigError` from it rejects a reload). `notifier` defaults to
     the environment's, `base` (the first retry delay) to `retry_base(os.environ)`;
-    `observer` hears of every poll (the metrics). Returns the exit status.
+    `observer` hears of every poll (the metrics); `outbox` sends `[notify]`'s
+    messages (`service.notify`), in a task of its own. Returns the exit status.
     """
     notifier = notifier or Notifier.from_env()
     lifecycle = Lifecycle()
@@ -148,8 +164,9 @@ async def serve(
         lifecycle=lifecycle,
         base=base or retry_base(os.environ),
         observer=observer,
+        outbox=outbox,
     )
-    daemon = Daemon(fleet, notifier, lifecycle)
+    daemon = Daemon(fleet, notifier, lifecycle, outbox)
     configs = list(instances.configs.values())
     init = is_init()
     # Entered before READY and held until exit: leaving it restores the default

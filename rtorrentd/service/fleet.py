@@ -19,7 +19,13 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from rtorrentd.config.instances import Instances, Loaded, daemon_metrics, read_each
+from rtorrentd.config.instances import (
+    Instances,
+    Loaded,
+    daemon_metrics,
+    daemon_notify,
+    read_each,
+)
 from rtorrentd.config.model import Config
 from rtorrentd.deletion.peers import Peers, peer_config
 from rtorrentd.errors import RtorrentdError
@@ -27,6 +33,7 @@ from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.service.instance import Instance, Observer
 from rtorrentd.service.lifecycle import Lifecycle
+from rtorrentd.service.notices import Notices, Outbox
 from rtorrentd.service.status import fleet_status
 from rtorrentd.service.systemd import Notifier, monotonic_usec
 
@@ -49,9 +56,10 @@ class Fleet:
         lifecycle: Lifecycle,
         base: float,
         observer: Observer | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.path, self.directory = instances.path, instances.directory
-        self.metrics = instances.metrics
+        self.metrics, self.notify, self.outbox = instances.metrics, instances.notify, outbox
         self.force_dry_run, self.transport_for = force_dry_run, transport_for
         self.notifier, self.lifecycle, self.base = notifier, lifecycle, base
         self.observer = observer
@@ -87,7 +95,15 @@ class Fleet:
             client_for=self.client,
             neighbours=self.neighbours,
             neighbour_client=self.neighbour_client,
+            notices=self.notices(name),
         )
+
+    def notices(self, name: str) -> Notices | None:
+        """What instance `name` tells through `[notify]`; titles name the instance
+        of a directory (a single file's needs no name)."""
+        if self.notify is None or self.outbox is None:
+            return None
+        return Notices(name if self.directory else None, self.notify, self.outbox)
 
     def neighbour_client(self, config: Config) -> RtorrentClient:
         """A client for `config`'s rtorrent with short timeouts: the one the other
@@ -171,7 +187,7 @@ class Fleet:
         for name in [n for n in self.members if n not in {**loaded.configs, **loaded.errors}]:
             log.info("instance.removed", instance=name)
             self.members.pop(name).retire()
-        self.warn_metrics(loaded.configs)
+        self.warn_daemon_wide(loaded.configs)
 
     def add(self, name: str, config: Config, client: RtorrentClient) -> None:
         """Start an instance for a new file."""
@@ -180,8 +196,10 @@ class Fleet:
         if self.tasks is not None:
             self.tasks.start_soon(instance.run, name=f"instance {name}")
 
-    def warn_metrics(self, configs: Mapping[str, Config]) -> None:
-        """`[metrics]` is read at start only: say so when a reload changed it."""
-        metrics = daemon_metrics(configs)
-        if metrics != self.metrics:
+    def warn_daemon_wide(self, configs: Mapping[str, Config]) -> None:
+        """`[metrics]` and `[notify]` are read at start only: say so when a reload
+        changed them."""
+        if daemon_metrics(configs) != self.metrics:
             log.warning("metrics.unchanged", hint="[metrics] takes effect on a restart")
+        if daemon_notify(configs) != self.notify:
+            log.warning("notify.unchanged", hint="[notify] takes effect on a restart")

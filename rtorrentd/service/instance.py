@@ -38,8 +38,10 @@ from rtorrentd.deletion.journal import Journal, default_directory
 from rtorrentd.deletion.peers import Membership, Peers, root_devices
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
+from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.service.lifecycle import Lifecycle
+from rtorrentd.service.notices import Notices
 from rtorrentd.service.orphans import (
     NO_BIN,
     ClientFor,
@@ -126,8 +128,10 @@ class Instance:
         client_for: ClientFor | None = None,
         neighbours: Peers | None = None,
         neighbour_client: Callable[[Config], RtorrentClient] | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.name, self.config, self.client = name, config, client
+        self.notices = notices  # `[notify]`: what to tell people, if anything
         self.lifecycle, self.force_dry_run, self.retry_base = lifecycle, force_dry_run, base
         self.reported, self.observer = reported, observer
         # The other instances of the daemon (name -> config), and how to reach one.
@@ -324,6 +328,8 @@ class Instance:
             return None
         self.recovered(now)
         self.memory = result.memory
+        if self.notices is not None:
+            self.notices.polled(result, self.dry_run)
         return result
 
     def unreachable(self, exc: RtorrentdError, now: float) -> None:
@@ -339,6 +345,9 @@ class Instance:
                 error_type=type(exc).__name__,
                 retry_in=self.retry_in,
             )
+            if self.notices is not None:
+                url = redact_url(self.config.rtorrent.url)
+                self.notices.unreachable(url, self.outage.reason)
             return
         self.outage = replace(self.outage, reason=short_reason(exc))
         self.retry_in = next(self.outage.delays)
@@ -350,6 +359,8 @@ class Instance:
             down = human_duration(now - self.outage.since)
             log.info("rtorrent.recovered", url=self.config.rtorrent.url, down_for=down)
             self.outage = None
+            if self.notices is not None:
+                self.notices.recovered(redact_url(self.config.rtorrent.url), down)
 
     def schedule(self, started: float) -> None:
         """When the next poll is due: a retry after the backoff, else one interval on."""

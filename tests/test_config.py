@@ -284,14 +284,14 @@ rtorrentd.toml:3: invalid TOML: Expected '=' after a key in a key/value pair
         MINIMAL + '[deamon]\ninterval = "5m"\n',
         """\
 rtorrentd.toml:11: unknown section [deamon]
-  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash].""",  # noqa: E501
+  did you mean [daemon]? The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash], [notify].""",  # noqa: E501
     ),
     (
         "key outside a section",
         "verbose = true\n" + MINIMAL,
         """\
 rtorrentd.toml:1: unknown key "verbose" outside any section
-  The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash].""",  # noqa: E501
+  The sections are [rtorrent], [daemon], [safety], [[rule]], [[space]], [metrics], [orphans], [trash], [notify].""",  # noqa: E501
     ),
     (
         "section that is not a table",

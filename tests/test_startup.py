@@ -86,3 +86,15 @@ def test_a_command_does_not_format_its_result_on_the_way_out() -> None:
     result = run_async(work)
 
     assert (Costly, 0) == (type(result), Costly.reprs)
+
+
+@pytest.mark.parametrize("notify", [False, True])
+def test_run_imports_apprise_only_with_notify(tmp_path: Path, notify: bool) -> None:
+    config = tmp_path / "config.toml"
+    text = '[rtorrent]\nurl = "scgi:///nonexistent/rpc.socket"\ntimeout = "2s"\n'
+    # No event to send: the command ends at once, with nothing to deliver.
+    text += '[notify]\nurls = ["json://127.0.0.1:9/hook"]\nevents = []\n' if notify else ""
+    config.write_text(text)
+    code, modules = imported_by("run", "--once", "-c", str(config))
+    assert 1 == code  # nothing listens there: the command got as far as connecting
+    assert notify == ("apprise" in modules)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rtorrentd.deletion.peers import Peers
     from rtorrentd.engine.plan import Plan
     from rtorrentd.rtorrent.client import RtorrentClient
+    from rtorrentd.rtorrent.transport import Transport
     from rtorrentd.service.metrics import Metrics
     from rtorrentd.service.notify import Notifications
     from rtorrentd.torrent import Torrent
@@ -229,13 +230,10 @@ def format_torrent_table(torrents: Sequence[Torrent]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    import functools
-
     import anyio
     import structlog
 
     from rtorrentd.config.instances import load_instances
-    from rtorrentd.service.daemon import serve
     from rtorrentd.service.logs import configure_logging, default_format
 
     configure_logging(args.log_format or default_format(), args.log_level)
@@ -254,9 +252,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         if observer is False:
             return EXIT_UNREACHABLE
         try:
-            outbox = _notifications(instances)
-            run = functools.partial(serve, observer=observer, outbox=outbox)
-            code: int = anyio.run(run, instances, args.dry_run, transport_for)
+            code: int = anyio.run(_serve, instances, args.dry_run, transport_for, observer)
         finally:
             if observer is not None:
                 observer.shutdown()
@@ -268,8 +264,21 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
         # The textfile only: nothing would be there to scrape an endpoint.
         metrics = Metrics(MetricsSettings(textfile=instances.metrics.textfile))
-    anyio.run(_poll_each_once, instances, args.dry_run, metrics, _notifications(instances))
+    anyio.run(_poll_each_once, instances, args.dry_run, metrics)
     return EXIT_OK
+
+
+async def _serve(
+    instances: Instances,
+    force_dry_run: bool,
+    transport_for: Callable[[Config], Transport],
+    observer: Metrics | None,
+) -> int:
+    """`serve`, with `[notify]`'s sender made in the event loop it belongs to."""
+    from rtorrentd.service.daemon import serve
+
+    outbox = _notifications(instances)
+    return await serve(instances, force_dry_run, transport_for, observer=observer, outbox=outbox)
 
 
 def _notifications(instances: Instances) -> Notifications | None:
@@ -306,7 +315,6 @@ async def _poll_each_once(
     instances: Instances,
     force_dry_run: bool,
     metrics: Metrics | None,
-    outbox: Notifications | None = None,
 ) -> None:
     """`run --once`: one poll of every instance, one after the other; the first
     that cannot reach its rtorrent ends the command. Each with the same record of
@@ -315,6 +323,7 @@ async def _poll_each_once(
     are sent before the command ends (`ONCE_FLUSH` seconds at most)."""
     import anyio
 
+    outbox = _notifications(instances)
     if outbox is None:
         await _poll_each(instances, force_dry_run, metrics, None)
         return

@@ -5,6 +5,7 @@ from a daemon that deletes for real against a real rtorrent."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from structlog.testing import capture_logs
 from structlog.typing import EventDict
 from test_daemon import WAIT, Feed, RunningDaemon, config_text, gone, load, rule
 
-from rtorrentd.config.instances import load_instances, read_each
+from rtorrentd.config.instances import Instances, load_instances, read_each
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import DEFAULT_EVENTS, Action, NotifySettings
 from rtorrentd.deletion.results import Result, StepResult
@@ -35,9 +36,13 @@ from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import SpaceOutcome
 from rtorrentd.errors import ConfigError
 from rtorrentd.redact import hide, url_secrets
+from rtorrentd.rtorrent.transport import open_transport
+from rtorrentd.service.fleet import Fleet
+from rtorrentd.service.lifecycle import Lifecycle
 from rtorrentd.service.notices import MAX_LINES, Message, Notices
 from rtorrentd.service.notify import Notifications
 from rtorrentd.service.poll import PollResult
+from rtorrentd.service.systemd import Notifier
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PASSWORD, TOKEN = "S3cretPassw0rd", "T0kenSecretXYZ"  # must never reach a log line
@@ -519,3 +524,51 @@ def test_the_readme_lists_every_notify_event() -> None:
     listed = set(re.findall(r"`(notify\.\w+)`", section))
     assert {"notify.sent", "notify.failed", "notify.dropped", "notify.unchanged"} <= emitted
     assert emitted == listed
+
+
+@pytest.mark.anyio
+async def test_a_reload_that_changes_notify_says_it_takes_effect_on_a_restart(
+    tmp_path: Path,
+) -> None:
+    notify = '[notify]\nurls = ["json://127.0.0.1:9/hook"]\nevents = []\n'
+    config = parse_config(config_text(root=str(tmp_path)) + notify, "x")
+    fleet = Fleet(
+        Instances("x", False, {"x": config}, None, config.notify),
+        False,
+        lambda c: open_transport(c.rtorrent.url),
+        notifier=Notifier(),
+        lifecycle=Lifecycle(),
+        base=0.2,
+        outbox=Posted(),
+    )
+    assert fleet.members["x"].notices is not None
+    with capture_logs() as logs:
+        fleet.warn_daemon_wide({"x": config})
+        fleet.warn_daemon_wide({"x": parse_config(config_text(root=str(tmp_path)), "x")})
+    assert ["notify.unchanged"] == [e["event"] for e in logs]
+
+
+@pytest.mark.integration
+def test_run_once_sends_its_messages_before_it_exits(
+    tmp_path: Path,
+    rtorrent: RtorrentProcess,
+    torrent_factory: TorrentFactory,
+    endpoint: Endpoint,
+) -> None:
+    (doomed,) = load(rtorrent, torrent_factory, "a-1")
+    text = config_text(rule("old", "^a-"), url=rtorrent.scgi_url, root=str(rtorrent.download_dir))
+    config = tmp_path / "roger.toml"
+    config.write_text(text + f'[notify]\nurls = ["{secret_url(endpoint.port)}"]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "rtorrentd", "run", "--once", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "STATE_DIRECTORY": str(tmp_path / "state")},
+    )
+    assert 0 == done.returncode, done.stderr
+    assert gone(rtorrent, doomed)
+    [payload] = endpoint.received.values()  # there already: the command waited for it
+    assert "rtorrentd: 1 torrent deleted, 2.0 KiB freed" == payload["title"]
+    assert PASSWORD not in done.stderr and TOKEN not in done.stderr

@@ -73,12 +73,13 @@ class Endpoint:
                 how = endpoint.plan.popleft() if endpoint.plan else "ok"
                 if how == "hang":
                     endpoint.release.wait(WAIT)
-                self.send_response(200 if how == "ok" else 500)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                # Recorded before the answer: once the sender has it, the test may look.
                 endpoint.answered += 1
                 if how == "ok":
                     endpoint.received.put(payload)
+                self.send_response(200 if how == "ok" else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *_args: Any) -> None:
                 pass

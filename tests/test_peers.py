@@ -165,6 +165,20 @@ def test_a_reload_keeps_a_publication_only_for_the_same_rtorrent() -> None:
     assert (None, 0) == (peers.get("bob"), len(peers))
 
 
+def test_an_instance_publishes_only_when_another_may_delete(tmp_path: Path) -> None:
+    # Nothing to read its list for, nothing fetched: the 100 x 1,000 benchmark's
+    # instances delete nothing, and pay nothing for one another.
+    peers = Peers()
+    peers.join("alice", config(), client(), ())
+    peers.join("bob", config(), client(), ())
+    assert not Membership(peers, "alice").read_by_others()
+
+    text = f'[rtorrent]\nurl = "scgi:///run/b.socket"\n[safety]\nallowed_roots = ["{tmp_path}"]\n'
+    peers.join("bob", parse_config(text, "bob.toml"), client(), {tmp_path.stat().st_dev})
+    assert Membership(peers, "alice").read_by_others()
+    assert not Membership(peers, "bob").read_by_others()
+
+
 def test_the_client_for_the_others_has_short_timeouts() -> None:
     limited = peer_config(config()).rtorrent
     assert (PEER_TIMEOUT, PEER_TIMEOUT) == (limited.timeout, limited.connect_timeout)

@@ -127,6 +127,7 @@ class Peer:
     client: RtorrentClient  # with timeouts of PEER_TIMEOUT at most
     roots: frozenset[int]  # the filesystems of its allowed roots
     stale_after: float  # seconds: an older publication is not trusted
+    deletes: bool = False  # it has allowed roots: it may delete, so it reads the others
     publication: Publication | None = None
     down: str = ""  # why its rtorrent cannot be read now; "" when it could last time
     # Set once it has published, or found its rtorrent down: a deletion at the
@@ -190,7 +191,14 @@ class Peers:
         """(Re)configure instance `name`; its publication stays if its rtorrent does."""
         old = self._peers.get(name)
         same = old is not None and old.url == config.rtorrent.url
-        peer = Peer(name, config.rtorrent.url, client, frozenset(roots), stale_after(config))
+        peer = Peer(
+            name,
+            config.rtorrent.url,
+            client,
+            frozenset(roots),
+            stale_after(config),
+            bool(config.safety.allowed_roots),
+        )
         if old is not None and same:
             peer = replace(peer, publication=old.publication, down=old.down, settled=old.settled)
         self._peers[name] = peer
@@ -236,6 +244,11 @@ class Membership:
     def others(self) -> tuple[Peer, ...]:
         """The other instances, as they are now."""
         return self.peers.others(self.name)
+
+    def read_by_others(self) -> bool:
+        """Whether another instance may delete, and so read what this one publishes:
+        with none, nothing is published (its path fields are not even fetched)."""
+        return any(p.deletes for p in self.others())
 
 
 def root_devices(filesystems: Filesystems) -> frozenset[int]:

@@ -130,9 +130,10 @@ async def snapshot_and_plan(
     member: Membership | None = None,
 ) -> Planned:
     """Snapshot, remember, observe (disk, files), plan: everything but acting. An
-    instance of a daemon (`member`) publishes its snapshot for the others."""
+    instance of a daemon (`member`) publishes its snapshot for the others, when one
+    of them may delete."""
     names = engine.fetch_names(config)
-    if member is not None:
+    if member is not None and member.read_by_others():
         torrents = await publish(client, member, names)
     else:
         torrents = await client.snapshot(names)

@@ -8,11 +8,8 @@ cannot be set, so scans that must find orphans run three days ahead (`later`).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +21,7 @@ import pytest
 from flow import album, client_for
 from harness import RtorrentProcess, TorrentFactory, poll_until
 from test_guards import fast_resumed, hashing
+from test_orphans import scan_in_namespace
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import OrphanSettings
@@ -35,7 +33,6 @@ from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 
 DAY = 86400.0
-REPO = Path(__file__).resolve().parent.parent
 SETTINGS = OrphanSettings(min_age=DAY)
 
 
@@ -630,53 +627,7 @@ async def test_sessions_sockets_configuration_state_and_bin_under_a_root_stay(
 
 # --- mounts ----------------------------------------------------------------------------
 
-_IN_NAMESPACE = r"""
-import json, os, subprocess, sys, time
-import anyio
-from rtorrentd.config.model import OrphanSettings
-from rtorrentd.deletion import preflight
-from rtorrentd.deletion.orphan_listing import Source
-from rtorrentd.deletion.orphans import scan
-from rtorrentd.rtorrent.client import RtorrentClient
-from rtorrentd.rtorrent.transport import open_transport
-
-args = json.loads(sys.argv[1])
-root = args["root"]
-for command in args["before"]:
-    subprocess.run(command, check=True)
-filesystems = preflight.remember([root])
-for command in args["after"]:
-    subprocess.run(command, check=True)
-then = time.time() - 10 * 86400
-for path in args["orphans"]:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(b"old")
-    os.utime(path, (then, then))
-source = Source("this", args["url"], RtorrentClient(open_transport(args["url"])))
-later = time.time() + 3 * 86400
-found, _ = anyio.run(
-    lambda: scan([source], [root], OrphanSettings(), now=later, filesystems=filesystems)
-)
-print(json.dumps({"refused": found.refused, "orphans": sorted(o.seen.path for o in found.orphans)}))
-"""
-
-
-def scan_in_namespace(rt: RtorrentProcess, root: Path, **args: object) -> dict[str, object]:
-    payload = {"before": [], "after": [], "orphans": [], **args, "root": str(root)}
-    payload["url"] = rt.scgi_url
-    command = ["unshare", "-m", "--propagation", "private", sys.executable, "-c", _IN_NAMESPACE]
-    done = subprocess.run(
-        [*command, json.dumps(payload)],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
-    assert 0 == done.returncode, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+# scan_in_namespace: tests/test_orphans.py (one script for both files).
 
 
 @pytest.mark.usefixtures("mount_namespace")

@@ -7,6 +7,7 @@ an invalid configuration.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
@@ -94,9 +95,9 @@ def read_password(path: str) -> str:
     if mode & 0o044:
         import stat
 
-        import structlog
+        from rtorrentd.logger import get_logger
 
-        structlog.get_logger("rtorrentd.cli").warning(
+        get_logger("rtorrentd.cli").warning(
             "config.password_file_readable",
             path=path,
             mode=f"{stat.S_IMODE(mode):04o}",
@@ -591,11 +592,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     """Entry point of the `rtorrentd` command."""
     args = build_parser().parse_args(argv)
-    if args.command not in ("run", "version"):
-        from rtorrentd.service.logs import configure_logging, default_format
+    with contextlib.ExitStack() as scope:
+        if args.command not in ("run", "version"):
+            from rtorrentd.logger import configure_on_first_event
 
-        # Warnings go to stderr, never into `plan --format json` on stdout.
-        configure_logging(default_format(), "warning")
+            # Warnings go to stderr, never into `plan --format json` on stdout; set
+            # up only if one is logged (structlog's import is a tenth of a plan).
+            scope.enter_context(configure_on_first_event(_warnings_to_stderr))
+        return _handle(args, out)
+
+
+def _warnings_to_stderr() -> None:
+    from rtorrentd.service.logs import configure_logging, default_format
+
+    configure_logging(default_format(), "warning")
+
+
+def _handle(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the command; its errors become a line on stderr and an exit code."""
     try:
         code: int = args.handler(args, out)
     except ConfigError as exc:

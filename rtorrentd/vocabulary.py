@@ -410,6 +410,10 @@ EXPENSIVE: frozenset[str] = frozenset(n for n, e in DERIVED.items() if e.expensi
 # whether an action is already done (a stopped torrent gets no `stop`).
 IDENTITY: tuple[str, ...] = ("hash", "name", "complete", "started", "open", "size")
 
+# Where a torrent's data is: what the sharing check needs of every loaded torrent
+# (deletion.neighbours), and what an instance publishes for the others (peers).
+PATH_NAMES: frozenset[str] = frozenset({"path", "directory", "multi_file"})
+
 
 def name_kinds() -> dict[str, Kind]:
     """Every name a condition may use, with its kind."""

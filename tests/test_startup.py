@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from harness import RtorrentProcess, TorrentFactory, random_bytes
 
 PROBE = """
 import contextlib, io, json, sys
@@ -98,3 +100,72 @@ def test_run_imports_apprise_only_with_notify(tmp_path: Path, notify: bool) -> N
     code, modules = imported_by("run", "--once", "-c", str(config))
     assert 1 == code  # nothing listens there: the command got as far as connecting
     assert notify == ("apprise" in modules)
+
+
+CAPTURE = """
+import contextlib, io, json, sys
+from rtorrentd.cli import main
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(sys.argv[1:], out)
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "out": out.getvalue(),
+                  "err": err.getvalue()}))
+"""
+
+
+def captured(*args: str) -> dict[str, Any]:
+    """`rtorrentd ARGS` in a fresh interpreter: exit code, modules, stdout, stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", CAPTURE, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "" == result.stderr
+    reply: dict[str, Any] = json.loads(result.stdout)
+    return reply
+
+
+@pytest.mark.integration
+def test_a_plan_that_logs_nothing_imports_no_structlog(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory, tmp_path: Path
+) -> None:
+    seeded = torrent_factory("seeded.bin", random_bytes(20_000, 1), dest_dir=rtorrent.download_dir)
+    rtorrent.load(seeded)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[rtorrent]\nurl = "{rtorrent.scgi_url}"\n[safety]\n'
+        f'allowed_roots = ["{rtorrent.download_dir}"]\nmax_delete_fraction = 1.0\n'
+        '[[rule]]\nname = "all"\nwhen = "complete"\naction = "delete"\n'
+    )
+
+    reply = captured("plan", "-c", str(config), "--format", "json")
+
+    steps = json.loads(reply["out"])
+    assert (0, "", [seeded.info_hash]) == (reply["code"], reply["err"], [s["hash"] for s in steps])
+    # structlog (a tenth of a plan's start-up) and the deleting machinery stay out.
+    unwanted = {"structlog", "rtorrentd.deletion.trash", "rtorrentd.deletion.peers"}
+    assert set() == unwanted & set(reply["modules"])
+
+
+@pytest.mark.integration
+def test_a_plan_that_warns_sets_logging_up_first_and_keeps_stdout_json(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[rtorrent]\nurl = "{rtorrent.scgi_url}"\n[safety]\n'
+        f'allowed_roots = ["{tmp_path}"]\nmax_delete_fraction = 1.0\n'
+        f'[[space]]\npath = "{tmp_path}/unmounted"\nmin_free = "1GiB"\ncandidates = "complete"\n'
+        'action = "delete"\n'
+    )
+
+    reply = captured("plan", "-c", str(config), "--format", "json")
+
+    assert (0, []) == (reply["code"], json.loads(reply["out"]))
+    # Set up on the first event: one JSON line on stderr (not a terminal), at warning.
+    (line,) = reply["err"].splitlines()
+    event = json.loads(line)
+    assert ("space.unmeasured", "warning") == (event["event"], event["level"])
+    assert f"{tmp_path}/unmounted" == event["path"]

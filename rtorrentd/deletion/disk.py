@@ -13,15 +13,15 @@ import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import anyio.to_thread
-import structlog
 
 from rtorrentd.config.model import SpacePolicy
 from rtorrentd.engine.facts import FileFact, file_path
 from rtorrentd.engine.space import Disk, Filesystem
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import FileEntry, Torrent
 
-log = structlog.get_logger("rtorrentd.deletion.disk")
+log = get_logger("rtorrentd.deletion.disk")
 
 StatVfs = Callable[[str], os.statvfs_result]
 

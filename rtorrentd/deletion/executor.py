@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
-import structlog
 
 from rtorrentd.config.model import DELETING, LEAVING, Action
 from rtorrentd.deletion import (
@@ -43,7 +42,7 @@ from rtorrentd.deletion.erase_handlers import ErasePolicy
 from rtorrentd.deletion.erase_hooks import erase_policy
 from rtorrentd.deletion.journal import Intent, Journal, JournalError
 from rtorrentd.deletion.model import Deletion, Outcome
-from rtorrentd.deletion.neighbours import PATH_NAMES, PollSharing, Source
+from rtorrentd.deletion.neighbours import PollSharing, Source
 from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import CUT_SHORT, Result, StepResult, join, log_result, summary
 from rtorrentd.deletion.spelling import Spellings
@@ -57,10 +56,12 @@ from rtorrentd.errors import (
     UnknownTorrent,
     UnsafeDeletion,
 )
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import Torrent
+from rtorrentd.vocabulary import PATH_NAMES
 
-log = structlog.get_logger("rtorrentd.deletion.executor")
+log = get_logger("rtorrentd.deletion.executor")
 
 # What the executor re-reads for each torrent besides what the rules need.
 RECHECK_NAMES = PATH_NAMES

@@ -32,21 +32,20 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio.to_thread
-import structlog
 
 from rtorrentd.deletion.peers import CLOCK_MARGIN, PEER_TIMEOUT, Peer, devices_of
 from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
 from rtorrentd.deletion.spelling import Spellings
 from rtorrentd.deletion.unlisted import unlisted_rtorrents
 from rtorrentd.errors import RpcError, TransportError, UnsafeDeletion
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import FileEntry, Torrent
+from rtorrentd.vocabulary import PATH_NAMES
 
 T = TypeVar("T")
-log = structlog.get_logger("rtorrentd.deletion.neighbours")
+log = get_logger("rtorrentd.deletion.neighbours")
 
-# The fields the sharing check needs of every loaded torrent.
-PATH_NAMES = frozenset({"path", "directory", "multi_file"})
 Neighbours = Callable[[], Sequence[Peer]]
 
 # Kept across polls: a directory whose mtime and ctime are unchanged is not listed again.

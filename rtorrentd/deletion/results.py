@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-import structlog
-
 from rtorrentd.deletion.model import Deletion, Outcome
 from rtorrentd.engine.plan import Step
+from rtorrentd.logger import get_logger
 
-log = structlog.get_logger("rtorrentd.deletion.executor")
+log = get_logger("rtorrentd.deletion.executor")
 
 
 class Result(Enum):

@@ -36,8 +36,6 @@ import os
 import time
 from collections.abc import Collection, Mapping, Sequence
 
-import structlog
-
 from rtorrentd.deletion.model import Identity, Note
 from rtorrentd.deletion.renames import open_walk, plain
 from rtorrentd.deletion.trash_entry import (
@@ -66,6 +64,7 @@ from rtorrentd.deletion.trash_model import (
     TrashOutcome,
 )
 from rtorrentd.errors import TrashError
+from rtorrentd.logger import get_logger
 
 __all__ = [
     "COMPLETE",
@@ -91,7 +90,7 @@ __all__ = [
     "trash_paths",
 ]
 
-log = structlog.get_logger("rtorrentd.deletion.trash")
+log = get_logger("rtorrentd.deletion.trash")
 
 
 # --- the bin --------------------------------------------------------------------------------

@@ -17,8 +17,6 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 
-import structlog
-
 from rtorrentd.deletion.model import Note
 from rtorrentd.deletion.renames import open_walk, plain, rename_noreplace
 from rtorrentd.deletion.trash_model import (
@@ -34,8 +32,9 @@ from rtorrentd.deletion.trash_model import (
     manifest_to_json,
 )
 from rtorrentd.errors import TrashError
+from rtorrentd.logger import get_logger
 
-log = structlog.get_logger("rtorrentd.deletion.trash")
+log = get_logger("rtorrentd.deletion.trash")
 
 NEW, EMPTYING = ".new-", ".emptying-"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

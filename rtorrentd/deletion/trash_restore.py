@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
-import structlog
 
 from rtorrentd.deletion import trash_model as trash
 from rtorrentd.deletion.trash_entry import (
@@ -32,9 +31,10 @@ from rtorrentd.deletion.trash_entry import (
     take_back,
 )
 from rtorrentd.errors import RpcError, TrashError, UnknownTorrent
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 
-log = structlog.get_logger("rtorrentd.deletion.trash")
+log = get_logger("rtorrentd.deletion.trash")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 

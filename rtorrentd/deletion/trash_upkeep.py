@@ -12,14 +12,13 @@ import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-import structlog
-
 from rtorrentd.config.model import TrashSettings
 from rtorrentd.deletion import trash
 from rtorrentd.engine.space import Binned
 from rtorrentd.errors import TrashError
+from rtorrentd.logger import get_logger
 
-log = structlog.get_logger("rtorrentd.deletion.trash")
+log = get_logger("rtorrentd.deletion.trash")
 
 
 @dataclass(frozen=True, slots=True)

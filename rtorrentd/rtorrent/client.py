@@ -16,7 +16,6 @@ from itertools import chain
 from typing import cast
 
 import anyio.to_thread
-import structlog
 
 from rtorrentd.errors import (
     JsonReplyNotUtf8,
@@ -27,6 +26,7 @@ from rtorrentd.errors import (
     UnknownTorrent,
     UntrustedCommand,
 )
+from rtorrentd.logger import get_logger
 from rtorrentd.protocol import xmlrpc as rpc
 from rtorrentd.rtorrent import session
 from rtorrentd.rtorrent.dialect import (
@@ -58,7 +58,7 @@ from rtorrentd.vocabulary import fields_for
 
 __all__ = ["Call", "RtorrentClient", "classify_fault", "command_call"]
 
-log = structlog.get_logger("rtorrentd.rtorrent.client")
+log = get_logger("rtorrentd.rtorrent.client")
 
 # A snapshot is decoded and converted this many bytes of reply at a time (some
 # 4,000 rows of XML, 15,000 of JSON): at 100,000 torrents the decoded rows of

@@ -26,7 +26,6 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import anyio
 import httpx
-import structlog
 
 from rtorrentd import __version__
 from rtorrentd.errors import (
@@ -38,6 +37,7 @@ from rtorrentd.errors import (
     TransportError,
     TransportTimeout,
 )
+from rtorrentd.logger import get_logger
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent import failures
 
@@ -46,7 +46,7 @@ from rtorrentd.rtorrent.limits import Access, Limits
 
 __all__ = ["HttpTransport", "open_http"]
 
-log = structlog.get_logger("rtorrentd.rtorrent.transport")
+log = get_logger("rtorrentd.rtorrent.transport")
 
 HTTP_HELP = "write the XML-RPC location, like https://seedbox.example/RPC2"
 

@@ -33,11 +33,11 @@ import signal
 from collections.abc import AsyncIterator
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 
 from rtorrentd import __version__
 from rtorrentd.config.instances import Instances
+from rtorrentd.logger import get_logger
 from rtorrentd.redact import redact_url
 from rtorrentd.service.fleet import Fleet, TransportFor
 from rtorrentd.service.instance import Observer, retry_base
@@ -46,7 +46,7 @@ from rtorrentd.service.notices import Sender
 from rtorrentd.service.reaper import is_init, reap
 from rtorrentd.service.systemd import Notifier
 
-log = structlog.get_logger("rtorrentd.service.daemon")
+log = get_logger("rtorrentd.service.daemon")
 
 FLUSH_WAIT = 1.5  # seconds, at a stop, for the last messages to go (exit within 10 s)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import anyio
-import structlog
 from anyio.abc import TaskGroup
 
 from rtorrentd.config.instances import (
@@ -29,6 +28,7 @@ from rtorrentd.config.instances import (
 from rtorrentd.config.model import Config
 from rtorrentd.deletion.peers import Peers, peer_config
 from rtorrentd.errors import RtorrentdError
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import Transport
 from rtorrentd.service.instance import Instance, Observer
@@ -37,7 +37,7 @@ from rtorrentd.service.notices import Notices, Outbox
 from rtorrentd.service.status import fleet_status
 from rtorrentd.service.systemd import Notifier, monotonic_usec
 
-log = structlog.get_logger("rtorrentd.service.fleet")
+log = get_logger("rtorrentd.service.fleet")
 
 TransportFor = Callable[[Config], Transport]
 READY_WAIT = 30.0  # READY=1 at the latest this long after start, slow instances or not

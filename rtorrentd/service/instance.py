@@ -38,6 +38,7 @@ from rtorrentd.deletion.journal import Journal, default_directory
 from rtorrentd.deletion.peers import Membership, Peers, root_devices
 from rtorrentd.engine.memory import Memory
 from rtorrentd.errors import RpcError, RtorrentdError, TransportError
+from rtorrentd.logger import get_logger
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.service.lifecycle import Lifecycle
@@ -59,7 +60,7 @@ from rtorrentd.service.status import (
     status_unreachable,
 )
 
-log = structlog.get_logger("rtorrentd.service.instance")
+log = get_logger("rtorrentd.service.instance")
 
 RETRY_BASE = 5.0  # seconds before the first retry once rtorrent is unreachable
 RETRY_BASE_ENV = "RTORRENTD_BACKOFF_BASE"  # overrides RETRY_BASE; for tests

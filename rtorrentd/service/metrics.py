@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -26,9 +25,10 @@ from prometheus_client import (
 
 from rtorrentd.config.model import MetricsSettings
 from rtorrentd.errors import RtorrentdError
+from rtorrentd.logger import get_logger
 from rtorrentd.service.poll import PollResult
 
-log = structlog.get_logger("rtorrentd.service.metrics")
+log = get_logger("rtorrentd.service.metrics")
 
 # Polls take from milliseconds (a few torrents) to minutes (a slow rtorrent).
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

@@ -32,15 +32,15 @@ from dataclasses import dataclass, replace
 import anyio
 import anyio.to_thread
 import apprise
-import structlog
 
 from rtorrentd.config.model import NotifySettings
 from rtorrentd.config.notify import QUIET_LOGGERS, label, quiet_library_logs
+from rtorrentd.logger import get_logger
 from rtorrentd.redact import hide, url_secrets
 from rtorrentd.service.instance import backoff_delays
 from rtorrentd.service.notices import Message
 
-log = structlog.get_logger("rtorrentd.service.notify")
+log = get_logger("rtorrentd.service.notify")
 
 CAPACITY = 100  # messages waiting per URL; beyond, the oldest goes
 TIMEOUT = 60.0  # seconds one send may take before it counts as failed

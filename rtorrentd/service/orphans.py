@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-import structlog
-
 from rtorrentd.config.model import Config, OrphanSettings
 from rtorrentd.deletion import preflight, trash
 from rtorrentd.deletion.journal import default_directory
@@ -22,12 +20,13 @@ from rtorrentd.deletion.orphan_listing import Source
 from rtorrentd.deletion.orphans import Cleaned, Move, Moved, Scan, clean, scan
 from rtorrentd.engine.orphans import Kind
 from rtorrentd.errors import OrphanScanRefused
+from rtorrentd.logger import get_logger
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.service.poll import other_clients
 from rtorrentd.service.report import human_bytes
 
-log = structlog.get_logger("rtorrentd.service.orphans")
+log = get_logger("rtorrentd.service.orphans")
 
 ClientFor = Callable[[Config], RtorrentClient]
 

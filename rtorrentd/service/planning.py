@@ -1,7 +1,8 @@
 """Everything a poll does before acting: snapshot, remember, observe, plan.
 
-Apart from `poll` so that `rtorrentd plan` imports no deletion machinery
-(start-up is most of a one-shot command's time; issue 15).
+Apart from `poll` so that `rtorrentd plan` imports no deletion machinery: start-up
+is most of a one-shot command's time (issue 15), so what only a disk measurement,
+a recycle bin or a published list needs is imported where it is used.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
 from rtorrentd.config.model import Config
-from rtorrentd.deletion import disk, trash_upkeep
-from rtorrentd.deletion.neighbours import PATH_NAMES
-from rtorrentd.deletion.peers import Membership, publication, read_clock
+from rtorrentd.deletion import disk
 from rtorrentd.engine import facts
 from rtorrentd.engine import plan as engine
 from rtorrentd.engine.derived import REMEMBERING
@@ -25,7 +25,10 @@ from rtorrentd.engine.plan import Plan
 from rtorrentd.engine.space import Disk
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.torrent import Torrent
-from rtorrentd.vocabulary import EXPENSIVE
+from rtorrentd.vocabulary import EXPENSIVE, PATH_NAMES
+
+if TYPE_CHECKING:
+    from rtorrentd.deletion.peers import Membership
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,8 @@ async def observe(
         probe = measure or (lambda ts: disk.measure(config.space, ts))
         measured: Disk | None = await anyio.to_thread.run_sync(probe, torrents)
         if measured is not None and config.trash is not None:
+            from rtorrentd.deletion import trash_upkeep
+
             binned = await anyio.to_thread.run_sync(trash_upkeep.binned, config.trash)
             measured = replace(measured, bin=binned)
     else:
@@ -112,6 +117,8 @@ async def publish(
 ) -> tuple[Torrent, ...]:
     """Read rtorrent's clock and list (`names` and the path fields), and publish the
     list for the daemon's other instances (`deletion.peers`); returns the list."""
+    from rtorrentd.deletion.peers import publication, read_clock
+
     at = time.monotonic()
     clock = await read_clock(client)
     torrents = await client.snapshot(names | PATH_NAMES)

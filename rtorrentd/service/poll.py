@@ -8,7 +8,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import anyio.to_thread
-import structlog
 
 from rtorrentd.config.model import DELETING, Config
 from rtorrentd.deletion import executor, preflight, trash_upkeep
@@ -22,6 +21,7 @@ from rtorrentd.engine.memory import Memory, saved, unsaved
 from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.engine.space import Disk
 from rtorrentd.errors import RpcFault, TrashError
+from rtorrentd.logger import get_logger
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service.planning import (
@@ -51,7 +51,7 @@ __all__ = [
     "time_cap",
 ]
 
-log = structlog.get_logger("rtorrentd.service.poll")
+log = get_logger("rtorrentd.service.poll")
 
 
 STATES = ("seeding", "downloading", "stopped_complete", "stopped_incomplete")

@@ -1,0 +1,68 @@
+"""Loggers that import structlog at their first event, not at import.
+
+Why: structlog pulls in most of the standard library's async and typing machinery
+(~30 ms, more with `rich` installed), a tenth of a one-shot `rtorrentd plan`; a plan
+that logs nothing should not pay for it (issue 15). Every module takes its logger
+here, never from structlog itself (an import contract enforces it).
+
+A one-shot command registers how logging is set up (`configure_on_first_event`):
+the first event runs it, so a warning still reaches stderr formatted, never stdout
+(structlog's unconfigured default) inside `plan --format json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+__all__ = ["configure_on_first_event", "get_logger"]
+
+# The set-up to run before the first event of a one-shot command, if any.
+_pending: list[Callable[[], None]] = []
+
+
+class _Lazy:
+    """Stands for `structlog.get_logger(name)` until an event is logged."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        logger = self._logger
+        if logger is None:
+            if _pending:
+                _pending.pop()()
+            import structlog
+
+            # structlog's own proxy: it follows any later reconfiguration (a reload,
+            # a test's capture_logs), as a module-level structlog logger would.
+            logger = self._logger = structlog.get_logger(self._name)
+        elif _pending:
+            _pending.pop()()
+        return getattr(logger, method)
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger for `name`, structlog's once the first event is logged."""
+    return cast("FilteringBoundLogger", _Lazy(name))  # duck-typed stand-in
+
+
+@contextmanager
+def configure_on_first_event(configure: Callable[[], None]) -> Iterator[None]:
+    """Run `configure` before the first event logged within the block, if any.
+
+    Scoped to the block, so that a command that logged nothing leaves no set-up
+    behind to fire later (in a test process, inside another test's capture).
+    """
+    _pending[:] = [configure]
+    try:
+        yield
+    finally:
+        _pending.clear()

@@ -12,6 +12,7 @@ the first event runs it, so a warning still reaches stderr formatted, never stdo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -23,6 +24,7 @@ __all__ = ["configure_on_first_event", "get_logger"]
 
 # The set-up to run before the first event of a one-shot command, if any.
 _pending: list[Callable[[], None]] = []
+_setting_up = threading.Lock()
 
 
 class _Lazy:
@@ -35,18 +37,24 @@ class _Lazy:
         self._logger: Any = None
 
     def __getattr__(self, method: str) -> Any:
+        if _pending:
+            _set_up()
         logger = self._logger
         if logger is None:
-            if _pending:
-                _pending.pop()()
             import structlog
 
             # structlog's own proxy: it follows any later reconfiguration (a reload,
             # a test's capture_logs), as a module-level structlog logger would.
             logger = self._logger = structlog.get_logger(self._name)
-        elif _pending:
-            _pending.pop()()
         return getattr(logger, method)
+
+
+def _set_up() -> None:
+    """Run the pending set-up once; an event logged meanwhile by another thread
+    (a worker measuring the disk) waits for it."""
+    with _setting_up:
+        while _pending:
+            _pending.pop()()
 
 
 def get_logger(name: str) -> FilteringBoundLogger:
@@ -61,8 +69,10 @@ def configure_on_first_event(configure: Callable[[], None]) -> Iterator[None]:
     Scoped to the block, so that a command that logged nothing leaves no set-up
     behind to fire later (in a test process, inside another test's capture).
     """
-    _pending[:] = [configure]
+    with _setting_up:
+        _pending[:] = [configure]
     try:
         yield
     finally:
-        _pending.clear()
+        with _setting_up:
+            _pending.clear()

@@ -8,11 +8,15 @@
    content, sharing, journal, stop, close, session save, erase). Best of 3.
 2. The last step alone (`carry_out`): one 2,000-file torrent's files unlinked,
    or renamed into a bin entry (manifest written ahead, committed after).
+3. Reading a full bin, as every poll does two or three times (`trash.entries`):
+   500 entries of 100 files each, the first read and then the median of 5 (the
+   manifests are parsed once while unchanged, `trash_manifests`). `--bin` alone.
 """
 
 from __future__ import annotations
 
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +32,7 @@ from harness import RtorrentProcess, TorrentFactory, random_bytes  # noqa: E402
 
 from rtorrentd.config.load import parse_config  # noqa: E402
 from rtorrentd.config.model import Config  # noqa: E402
-from rtorrentd.deletion import trash  # noqa: E402
+from rtorrentd.deletion import trash, trash_manifests  # noqa: E402
 from rtorrentd.deletion.carry_out import carry_out  # noqa: E402
 from rtorrentd.deletion.planning import plan_deletion  # noqa: E402
 from rtorrentd.engine.memory import Memory  # noqa: E402
@@ -126,8 +130,36 @@ def last_step() -> dict[str, float]:
     return found
 
 
+def bin_reads(entries: int = 500, files: int = 100) -> tuple[float, float]:
+    """ms of `trash.entries` over a bin of `entries` x `files`: first, then median."""
+    work = Path(tempfile.mkdtemp(prefix="rtorrentd-bench-bin-"))
+    try:
+        root, bin_dir = work / "data", str(work / "bin")
+        for number in range(entries):
+            paths = [root / f"t{number}" / f"f{k}.bin" for k in range(files)]
+            paths[0].parent.mkdir(parents=True)
+            for path in paths:
+                path.write_bytes(b"x")
+            trash.trash_paths(bin_dir, str(root), [str(p) for p in paths], "bench")
+        # A manifest changed in the last RACY_SECONDS is read again each time
+        # (its ctime cannot be set back): wait until the bin's have settled.
+        time.sleep(trash_manifests.RACY_SECONDS + 0.5)
+        took = []
+        for _ in range(6):
+            started = time.perf_counter()
+            assert len(trash.entries(bin_dir)) == entries
+            took.append((time.perf_counter() - started) * 1000)
+        return took[0], statistics.median(took[1:])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    if "--bin" in sys.argv:
+        first, then = bin_reads()
+        print(f"reading a bin of 500 entries x 100 files: {first:.0f} ms, then {then:.0f} ms")
+        return
     version = "0.16" if "--rtorrent=0.16" in sys.argv else "0.9.8"
     per_torrent = polls(version)
     print(f"rtorrent {version}: a poll acting on {PER_POLL} torrents of 3 files, per torrent")
@@ -139,6 +171,8 @@ def main() -> None:
     print(f"the last step alone, one torrent of {FILES:,} files:")
     for action, ms in step.items():
         print(f"  {action:<6} {ms:7.1f} ms ({ms * 1000 / FILES:.0f} us/file)")
+    first, then = bin_reads()
+    print(f"reading a bin of 500 entries x 100 files: {first:.0f} ms, then {then:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -46,11 +46,11 @@ from rtorrentd.deletion.trash_entry import (
     discard,
     ensure_bin,
     held,
-    read_manifest,
     recover_restoring,
     remove_tree,
     roll_back,
 )
+from rtorrentd.deletion.trash_manifests import keep_only, read_manifest
 from rtorrentd.deletion.trash_model import (
     COMPLETE,
     DATA,
@@ -124,6 +124,7 @@ def entries(bin_dir: str, *, states: Collection[str] = (COMPLETE,)) -> tuple[Ent
         return ()
     except OSError as exc:
         raise TrashError(f"cannot read the recycle bin {bin_dir!r} ({exc.strerror})") from exc
+    keep_only(bin_dir, names)
     found = []
     for name in names:
         if name.startswith(".") or not os.path.isdir(os.path.join(bin_dir, name)):

@@ -28,7 +28,6 @@ from rtorrentd.deletion.trash_model import (
     Entry,
     Item,
     Manifest,
-    manifest_from_json,
     manifest_to_json,
 )
 from rtorrentd.errors import TrashError
@@ -62,24 +61,6 @@ def _write_file(directory: int, name: str, payload: bytes, *, sync: bool = True)
 
 def _write_manifest(directory: int, name: str, manifest: Manifest) -> None:
     _write_file(directory, name, json.dumps(manifest_to_json(manifest)).encode())
-
-
-def read_manifest(entry_dir: str) -> tuple[str, Manifest] | None:
-    """The state file and manifest of an entry directory; None when it has none."""
-    for state in (COMPLETE, RESTORING, PARTIAL):
-        path = os.path.join(entry_dir, state)
-        try:
-            with open(path, "rb") as file:
-                data = json.loads(file.read())
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError) as exc:
-            raise TrashError(f"cannot read the bin entry's manifest {path} ({exc})") from exc
-        try:
-            return state, manifest_from_json(data)
-        except ValueError as exc:
-            raise TrashError(f"the bin entry's manifest {path} is not one ({exc!r})") from exc
-    return None
 
 
 def ensure_bin(bin_dir: str) -> None:

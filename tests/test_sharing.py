@@ -10,10 +10,12 @@ the poll runs, and a second rtorrent instance on the same disk.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +27,7 @@ from structlog.testing import capture_logs
 from trees import Canaries
 
 from rtorrentd.config.model import Config
-from rtorrentd.deletion import executor
+from rtorrentd.deletion import executor, spelling
 from rtorrentd.deletion.planning import plan_deletion
 from rtorrentd.deletion.results import Result
 from rtorrentd.deletion.sharing import Holder, LinkScanner, SharingIndex
@@ -65,6 +67,7 @@ def test_candidates_are_exactly_the_torrents_that_could_list_our_files(tmp_path:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere/movie-dir").symlink_to(dl / "Movie")  # d.directory is a link
     (tmp_path / "dotdot").symlink_to(tmp_path / "real/sub")
+    (dl / "Movie-link").symlink_to(dl / "Movie")
     write(tmp_path / "cross/Movie.links/keep.txt")
     (tmp_path / "cross/Movie.links/a.bin").symlink_to(dl / "Movie/a.bin")  # link mode
     ours = holder(dl / "Movie")
@@ -79,8 +82,15 @@ def test_candidates_are_exactly_the_torrents_that_could_list_our_files(tmp_path:
         "a name rtorrent mangled": holder(dl / "caf?.bin", dl),
         "a relative directory": holder("./x.bin", "."),
         "a directory changed under its base path": holder(dl / "Other", dl / "Movie"),
+        "written with '//', '.' and a trailing '/'": holder(f"{dl}/./Movie//"),
+        "a symlinked directory written with a trailing '/'": holder(
+            f"{tmp_path}/elsewhere/movie-dir/"
+        ),
+        "a link to ours in the same directory": holder(dl / "Movie-link", dl),
     }
     cannot = [holder(dl / "Other"), holder(dl / "single.bin", dl), holder(tmp_path / "real")]
+    cannot += [holder(f"{dl}//Other/./"), holder(dl / "movie")]  # another file on ext4/tmpfs
+    write(dl / "movie/a.bin")
 
     index = SharingIndex([ours, *could.values(), *cannot], LinkScanner())
     found = index.candidates([str(dl / "Movie")], ours.key)
@@ -185,6 +195,113 @@ def test_the_link_scan_does_not_follow_links_and_flags_them(tmp_path: Path) -> N
         scanner.holds_link(str(tmp_path / "file.bin")),
         scanner.holds_link(str(tmp_path / "missing")),
     )
+
+
+# --- unit: which directories are listed to tell a spelling ------------------------------
+
+
+def _mount_missing() -> str:
+    tools = ("mkfs.ext4", "losetup", "mount", "umount")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        return f"needs {', '.join(missing)}"
+    return "" if os.geteuid() == 0 else "needs root to mount a filesystem"
+
+
+@pytest.fixture(params=["tmpfs", "ext4"])
+def exact_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A fresh filesystem whose lookups compare names byte for byte: a tmpfs, or an
+    ext4 image (formatted with the casefold feature where the tools allow it: only
+    a directory with +F folds), mounted on a loop device; unmounted afterwards."""
+    if why := _mount_missing():
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
+    if request.param == "tmpfs":
+        run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)])
+        try:
+            yield mount
+        finally:
+            run(["umount", str(mount)])
+        return
+    image = tmp_path / "ext4.img"
+    with open(image, "wb") as f:
+        f.truncate(16 * 1024 * 1024)
+    run(["mkfs.ext4", "-q", str(image)])
+    loop = run(["losetup", "--find", "--show", str(image)], text=True).stdout.strip()
+    try:
+        run(["mount", loop, str(mount)])
+        try:
+            yield mount
+        finally:
+            run(["umount", str(mount)])
+    finally:
+        run(["losetup", "--detach", loop])
+
+
+def counting_listdir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every directory `spelling` lists from now on."""
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    def counting(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", counting)
+    return listed
+
+
+def test_lookups_are_exact_where_the_kernel_compares_names_byte_for_byte(
+    exact_fs: Path, exfat: Path
+) -> None:
+    (exact_fs / "dl").mkdir()
+    (exfat / "dl").mkdir()
+
+    assert spelling.exact_lookups(str(exact_fs / "dl"))
+    assert not spelling.exact_lookups(str(exfat / "dl"))  # FUSE: listed, whatever it is
+    assert not spelling.exact_lookups(str(exact_fs / "missing"))
+    assert not spelling.exact_lookups("/proc")  # no filesystem of the list
+
+
+def test_a_casefolded_directory_is_listed(exact_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(exact_fs / "dl/Movie/a.bin")
+    real_ioctl = fcntl.ioctl
+
+    def casefolded(fd: int, request: int, arg: bytearray) -> object:
+        # What ext4 or tmpfs answer for a directory with +F (this kernel may lack it).
+        real_ioctl(fd, request, arg)
+        arg[:] = (int.from_bytes(arg, sys.byteorder) | 0x40000000).to_bytes(4, sys.byteorder)
+        return 0
+
+    monkeypatch.setattr(fcntl, "ioctl", casefolded)
+    listed = counting_listdir(monkeypatch)
+
+    path = str(exact_fs / "dl/Movie/a.bin")
+    assert not spelling.exact_lookups(str(exact_fs / "dl"))
+    assert path == Spellings().canonical(path)
+    assert {str(exact_fs / "dl"), str(exact_fs / "dl/Movie")} <= set(listed)
+
+
+def test_where_lookups_are_exact_a_flat_directory_is_never_listed(
+    exact_fs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dl = exact_fs / "dl"
+    torrents = [holder(write(dl / f"t{i}.bin"), dl) for i in range(50)]
+    pack, other = holder(write(dl / "Pack/a.bin").parent), holder(write(dl / "pack/a.bin").parent)
+    (dl / "link.bin").symlink_to(dl / "t0.bin")
+    linked = holder(dl / "link.bin", dl)  # holds a link: a candidate of every look-up
+    listed = counting_listdir(monkeypatch)
+
+    index = SharingIndex([*torrents, pack, other, linked], LinkScanner())
+
+    assert [torrents[0], linked] == index.candidates([str(dl / "t0.bin")], ("", ""), Spellings())
+    assert [linked] == index.candidates([str(dl / "Pack")], pack.key)  # "pack": another one
+    assert [other, linked] == index.candidates([str(dl / "pack")], ("", ""))
+    assert [] == listed
 
 
 # --- integration ----------------------------------------------------------------------
@@ -585,6 +702,55 @@ def test_on_exfat_a_torrent_under_another_spelling_is_a_candidate(exfat: Path) -
     index = SharingIndex([ours, spelled, unrelated], LinkScanner())
 
     assert [spelled] == index.candidates([str(exfat / "dl/Movie")], ours.key)
+
+
+def test_on_exfat_a_rename_to_another_spelling_changes_no_timestamp_of_its_directory(
+    exfat: Path,
+) -> None:
+    # Why no listing is kept between look-up rounds: nothing would tell it stale.
+    write(exfat / "dl/Movie/a.bin")
+    old = time.time() - 60
+    os.utime(exfat / "dl", (old, old))
+    before = os.stat(exfat / "dl")
+
+    (exfat / "dl/Movie").rename(exfat / "dl/MOVIE")
+
+    after = os.stat(exfat / "dl")
+    assert (before.st_mtime_ns, before.st_ctime_ns) == (after.st_mtime_ns, after.st_ctime_ns)
+    assert ["MOVIE"] == os.listdir(exfat / "dl")
+
+
+def test_on_exfat_a_rename_to_another_spelling_between_look_ups_is_seen(exfat: Path) -> None:
+    write(exfat / "dl/Movie/a.bin")
+    write(exfat / "dl/Other/a.bin")
+    ours, spelled = holder(exfat / "dl/Movie"), holder(exfat / "DL/MOVIE")
+    index = SharingIndex([ours, spelled, holder(exfat / "dl/Other")], LinkScanner())
+    assert [spelled] == index.candidates([str(exfat / "dl/Movie")], ours.key, Spellings())
+
+    (exfat / "dl/Movie").rename(exfat / "dl/movie")  # the index has "Movie"'s identity
+
+    # Each round lists afresh: our path as written ("Movie") is spelled as stored now.
+    assert str(exfat / "dl/movie") == Spellings().canonical(str(exfat / "dl/Movie"))
+    assert [spelled] == index.candidates([str(exfat / "dl/Movie")], ours.key, Spellings())
+    assert [spelled] == index.candidates([str(exfat / "DL/MOVIE")], ours.key, Spellings())
+
+
+def test_on_exfat_data_recreated_under_another_spelling_between_plans_is_kept(
+    exfat: Path,
+) -> None:
+    movie = exfat / "dl/Movie"
+    files = [FileEntry("a.bin", len(CANARY_BYTES))]
+    write(movie / "a.bin", CANARY_BYTES)
+    shared = [str(exfat / "dl/MOVIE/A.BIN")]
+    first = plan_deletion(str(movie), files, [str(exfat / "dl")], shared, multi_file=True)
+    assert (str(movie / "a.bin"),) == first.kept_shared
+
+    shutil.rmtree(movie)
+    write(exfat / "dl/mOvIe/A.bin", CANARY_BYTES)  # recreated, spelled otherwise
+
+    again = plan_deletion(str(movie), files, [str(exfat / "dl")], shared, multi_file=True)
+    assert (str(movie / "a.bin"),) == again.kept_shared
+    assert () == again.to_unlink
 
 
 @pytest.mark.anyio

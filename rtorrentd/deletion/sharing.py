@@ -25,10 +25,10 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rtorrentd.deletion.spelling import Spellings, Unspellable
+from rtorrentd.deletion.spelling import Spellings, Unspellable, identity
 
 Inode = tuple[int, int]
 # Directories changed this recently may change again within their timestamp's
@@ -53,11 +53,25 @@ class Holder:
         return (self.source, self.hash)
 
 
-def _prefixes(path: str) -> Iterator[str]:
-    """ "/a", "/a/b", ... `path` itself (components kept as written, ".." included)."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    for depth in range(1, len(parts) + 1):
-        yield "/" + "/".join(parts[:depth])
+def _parts(path: str) -> list[str]:
+    """The components of `path` as written, ".." included ("" and "." dropped)."""
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def _normalised(path: str) -> str:
+    """`path` (absolute) without empty and "." components, ".." kept as written."""
+    return "/" + "/".join(_parts(path))
+
+
+def _split(path: str) -> tuple[str, str] | None:
+    """The directory (`_normalised`) and the last component of `path` (absolute);
+    None for "/" itself."""
+    if "//" in path or "/." in path or path.endswith("/"):
+        parts = _parts(path)
+        return ("/" + "/".join(parts[:-1]), parts[-1]) if parts else None
+    # No empty, "." or ".." component: as normalised already (the usual case).
+    directory, _, name = path.rpartition("/")
+    return directory or "/", name
 
 
 def _consistent(holder: Holder) -> bool:
@@ -111,11 +125,11 @@ class LinkScanner:
             if self._rounds == 0:
                 self._cache = {k: v for k, v in self._cache.items() if k in self._seen}
 
-    def holds_link(self, path: str) -> bool | None:
+    def holds_link(self, path: str, lstat: os.stat_result | None = None) -> bool | None:
         """Whether `path` is a symlink or a directory tree holding one (links are
-        not followed); None when it cannot be examined."""
+        not followed); None when it cannot be examined. `lstat`: `path`'s, just taken."""
         try:
-            st = os.lstat(path)
+            st = os.lstat(path) if lstat is None else lstat
         except (OSError, ValueError):
             return None
         if stat.S_ISLNK(st.st_mode):
@@ -173,20 +187,28 @@ class LinkScanner:
         return scan
 
 
+Chain = tuple[Inode, ...]
+# A path's identities so far and its spelling so far (`_chain`); None: unexaminable.
+_Known = tuple[Chain, str] | None
+
+
 class SharingIndex:
     """The loaded torrents of one poll, indexed by the identities on their data paths.
 
     Built once per poll before the first deletion (one `stat` per distinct
-    directory, one cached walk per torrent's data); `candidates` is then a few
-    dictionary look-ups per deletion.
+    directory, one `lstat` and one cached walk per torrent's data); `candidates`
+    is then a few dictionary look-ups per deletion. A torrent is found by its data
+    path's own identity, and by every directory on the way there: the chain of
+    its directory, which the torrents of one directory share.
     """
 
     def __init__(self, holders: Iterable[Holder], scanner: LinkScanner) -> None:
         self._holders: dict[tuple[str, str], Holder] = {}
         self._always: set[tuple[str, str]] = set()
         self._by_own: dict[Inode, set[tuple[str, str]]] = {}
-        self._by_chain: dict[Inode, set[tuple[str, str]]] = {}
-        self._keys: dict[str, Inode | None] = {}
+        self._in_dir: dict[Chain, set[tuple[str, str]]] = {}  # a directory's chain -> torrents
+        self._dirs_at: dict[Inode, set[Chain]] = {}  # identity -> chains holding it
+        self._known: dict[str, _Known] = {}  # a directory as written -> its chain
         self._spellings = Spellings()
         self._scanner = scanner
         scanner.begin()
@@ -196,7 +218,7 @@ class SharingIndex:
         finally:
             scanner.end()
         # Identities are cached while building only: later look-ups stat afresh.
-        self._keys, self._spellings = {}, Spellings()
+        self._known, self._spellings = {}, Spellings()
 
     def __len__(self) -> int:
         return len(self._holders)
@@ -208,13 +230,22 @@ class SharingIndex:
         """Index one torrent (also one added since the index was built)."""
         key = holder.key
         self._holders[key] = holder
-        chain = self._chain(holder.path) if _consistent(holder) else None
-        if chain is None or self._scanner.holds_link(holder.path) is not False:
+        placed = self._place(holder) if _consistent(holder) else None
+        if placed is None:
             self._always.add(key)  # cannot be ruled out
             return
-        self._by_own.setdefault(chain[-1], set()).add(key)
-        for inode in chain:
-            self._by_chain.setdefault(inode, set()).add(key)
+        directory, own = placed
+        at = self._by_own.get(own)
+        if at is None:
+            self._by_own[own] = {key}
+        else:
+            at.add(key)
+        members = self._in_dir.get(directory)
+        if members is None:
+            members = self._in_dir[directory] = set()
+            for inode in directory:
+                self._dirs_at.setdefault(inode, set()).add(directory)
+        members.add(key)
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop a torrent erased meanwhile (by us): its files protect nothing now."""
@@ -236,41 +267,76 @@ class SharingIndex:
         round, which then reads them once (by default a round of its own)."""
         found = set(self._always)
         for path in paths:
-            chain = self._chain(path, fresh=spellings or Spellings())
-            if chain is None:
+            absolute = path.startswith("/")
+            known = _chain(_normalised(path), spellings or Spellings(), {}) if absolute else None
+            chain = () if known is None else known[0]
+            if not chain:
                 found = set(self._holders)
                 break
-            found.update(self._by_chain.get(chain[-1], ()))  # at or inside ours
-            for key in chain:  # ours is at or inside theirs
+            for directory in self._dirs_at.get(chain[-1], ()):  # inside ours
+                found.update(self._in_dir[directory])
+            for key in chain:  # at ours, or ours is inside theirs
                 found.update(self._by_own.get(key, ()))
         found.discard(exclude)
         return [self._holders[k] for k in sorted(found) if k in self._holders]
 
-    def _chain(self, path: str, *, fresh: Spellings | None = None) -> list[Inode] | None:
-        """The identity of each directory on the way to `path`, and of `path`:
-        from the index's own listings, or with `fresh` ones, stat'ed afresh."""
-        if not path.startswith("/"):
+    def _place(self, holder: Holder) -> tuple[Chain, Inode] | None:
+        """The chain of the torrent's directory and its data path's identity; None
+        when it cannot be examined, or is or holds a symlink (`LinkScanner`)."""
+        path = holder.path
+        split = _split(path) if path.startswith("/") else None
+        if split is None:
             return None
-        cached = fresh is None
-        spellings = self._spellings if fresh is None else fresh
-        chain: list[Inode] = []
-        for prefix in _prefixes(path):
-            if not cached:
-                key = _key_of(spellings, prefix)
-            elif prefix in self._keys:
-                key = self._keys[prefix]
-            else:
-                key = self._keys[prefix] = _key_of(spellings, prefix)
-            if key is None:
+        known = _chain(split[0], self._spellings, self._known)
+        if known is None:
+            return None
+        directory, spelled = known
+        try:
+            own_spelled = self._spellings.joined(spelled, split[1])
+        except Unspellable:
+            return None
+        if own_spelled != path:  # another spelling, or not as normalised: stat apart
+            own = identity(own_spelled)
+            if own is None or self._scanner.holds_link(path) is not False:
                 return None
-            chain.append(key)
-        return chain or None
+            return directory, own
+        # The path as stored: one lstat answers both questions (a final component
+        # that is no symlink is what stat reaches; a symlink goes to `_always`).
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None
+        if self._scanner.holds_link(path, st) is not False:
+            return None
+        return directory, (st.st_dev, st.st_ino)
 
 
-def _key_of(spellings: Spellings, path: str) -> Inode | None:
-    """The identity of `path` on its stored spelling (`spelling`); None when it
-    cannot be reached, or spelled."""
+def _chain(written: str, spellings: Spellings, known: dict[str, _Known]) -> _Known:
+    """The identity of each directory on the way to `written` (`_normalised`) from
+    "/" (links followed, ".." resolved by the kernel), each on its stored spelling
+    (`spelling`), and the spelling of the last; None when one cannot be reached, or
+    spelled. `known` caches them by the path as written."""
+    if written in known:
+        return known[written]
+    parts = _parts(written)
+    found: _Known = ((), "/")
+    for depth in range(1, len(parts) + 1):
+        prefix = "/" + "/".join(parts[:depth])
+        if prefix in known:
+            found = known[prefix]
+        elif found is not None:
+            found = known[prefix] = _step(found, parts[depth - 1], spellings)
+        if found is None:
+            break
+    known[written] = found
+    return found
+
+
+def _step(above: tuple[Chain, str], name: str, spellings: Spellings) -> _Known:
+    chain, spelled = above
     try:
-        return spellings.key(path)
+        spelled = spellings.joined(spelled, name)
     except Unspellable:
         return None
+    key = identity(spelled)
+    return None if key is None else ((*chain, key), spelled)

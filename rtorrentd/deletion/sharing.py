@@ -318,16 +318,17 @@ def _chain(written: str, spellings: Spellings, known: dict[str, _Known]) -> _Kno
     spelled. `known` caches them by the path as written."""
     if written in known:
         return known[written]
+    found: tuple[Chain, str] = ((), "/")
     parts = _parts(written)
-    found: _Known = ((), "/")
     for depth in range(1, len(parts) + 1):
         prefix = "/" + "/".join(parts[:depth])
-        if prefix in known:
-            found = known[prefix]
-        elif found is not None:
-            found = known[prefix] = _step(found, parts[depth - 1], spellings)
-        if found is None:
-            break
+        if prefix not in known:
+            known[prefix] = _step(found, parts[depth - 1], spellings)
+        below = known[prefix]
+        if below is None:
+            known[written] = None
+            return None
+        found = below
     known[written] = found
     return found
 

@@ -146,6 +146,23 @@ def test_a_step_carries_the_values_its_rule_read_and_the_size() -> None:
     assert (expected,) == run([t], cfg).steps
 
 
+def test_steps_share_the_pairs_of_flags_and_texts_but_keep_their_values() -> None:
+    # A first poll may decide thousands: equal (name, value) pairs of flags and
+    # texts are one tuple, numbers keep their own (1 is not shown as True).
+    ts = [torrent(n, ratio=2.0 + n, label="tv" if n % 2 else "films") for n in range(8)]
+    rule = cond(
+        "complete and ratio >= 2 and label != 1",
+        {"complete", "ratio", "label"},
+        lambda f: f["complete"] is True and f["ratio"] >= 2,
+    )
+    steps = run(ts, config(("old", rule, DELETE))).steps
+    expected = [step(t, DELETE, "old", complete=True, label=t.label, ratio=t.ratio) for t in ts]
+    assert expected == list(steps)
+    assert steps[0].values[0] is steps[5].values[0]  # ("complete", True)
+    assert steps[1].values[1] is steps[3].values[1]  # ("label", "tv")
+    assert [type(s.values[2][1]) for s in steps] == [float] * 8
+
+
 def test_recheck_judges_one_torrent_without_the_safety_valves() -> None:
     cfg = config(
         ("ratio", at_least("ratio", 2), DELETE),

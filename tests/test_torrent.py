@@ -278,3 +278,18 @@ def test_an_empty_reply_has_no_torrents() -> None:
 def test_torrent_has_no_post_init_that_building_by_columns_would_skip() -> None:
     # torrents_from_rows fills the slots of object.__new__(Torrent) directly.
     assert not hasattr(Torrent, "__post_init__")
+
+
+def test_equal_directories_are_one_object() -> None:
+    # Decoders make a str per row; 100,000 torrents in a few directories keep a few.
+    plan = layout(fields_for(["directory", "message"]))
+    texts = [("/dl/", "tv", "gone"), ("/dl/", "tv", ""), ("/dl/", "films", "gone")] * 2
+    rows = [
+        _row(["directory", "message"], **{"d.directory=": d + p, "d.message=": "".join(m)})
+        for d, p, m in texts
+    ]
+    torrents = torrents_from_rows(plan, rows)
+    assert ["/dl/tv", "/dl/tv", "/dl/films"] * 2 == [t.directory for t in torrents]
+    assert ["gone", "", "gone"] * 2 == [t.message for t in torrents]
+    assert torrents[0].directory is torrents[1].directory is torrents[4].directory
+    assert torrents[0].message is torrents[2].message is torrents[5].message

@@ -194,7 +194,7 @@ def steps_for(
         hits = [i for i in hits if not done(torrents[i], rule.target)]
     names = sorted(rule.when.names)
     # Per name, its (name, value) pairs; zipped, each step's pairs in name order.
-    pairs = [list(zip(repeat(n), map(columns[n].__getitem__, hits))) for n in names]
+    pairs = [_pairs(n, list(map(columns[n].__getitem__, hits))) for n in names]
     picked = list(map(torrents.__getitem__, hits))
     fields = {
         "hash": map(_HASH, picked),
@@ -206,3 +206,20 @@ def steps_for(
         "target": repeat(rule.target),
     }
     return frozen_batch(Step, len(hits), fields)
+
+
+# The values whose (name, value) pairs steps may share: equal ones are the same
+# value (no 1 beside a True or a 1.0, which a dict would take for one key).
+_SHAREABLE = frozenset({bool, str, type(None)})
+
+
+def _pairs(name: str, values: list[object]) -> list[tuple[str, object]]:
+    """`(name, value)` for each value. Where a column holds a few distinct flags or
+    texts (`complete`, `label`), steps share one pair per value: a first poll may
+    decide tens of thousands of torrents, and a tuple each is 64 bytes and an
+    object more for the cyclic collector to walk."""
+    if set(map(type, values)) <= _SHAREABLE:
+        shared = {value: (name, value) for value in set(values)}
+        if 4 * len(shared) <= len(values):
+            return list(map(shared.__getitem__, values))
+    return list(zip(repeat(name), values))

@@ -61,7 +61,10 @@ def layout(fields: Sequence[Field]) -> Layout:
                 commands.append(command)
             slots.append(commands.index(command))
         positions.append(tuple(slots))
-    columns = tuple(_column_converter(field.convert) for field in fields)
+    columns = tuple(
+        _shared_strs if field.name in SHARED_TEXTS else _column_converter(field.convert)
+        for field in fields
+    )
     return Layout(tuple(fields), tuple(commands), tuple(positions), columns)
 
 
@@ -134,6 +137,19 @@ def _ints(column: Sequence[object]) -> Sequence[int]:
 def _strs(raw: Sequence[Sequence[object]]) -> Sequence[object]:
     column = raw[0]
     return column if set(map(type, column)) <= {str} else list(map(to_str, column))
+
+
+SHARED_TEXTS = frozenset({"directory", "throttle", "message"})
+"""Fields whose text most torrents share with many others (a few download
+directories, throttle groups, tracker messages): one str per distinct text."""
+
+
+def _shared_strs(raw: Sequence[Sequence[object]]) -> Sequence[object]:
+    """`_strs`, each distinct text one object: decoders make a str per row, and
+    100,000 torrents in four directories would hold 100,000 copies of them."""
+    column = cast(Sequence[str], _strs(raw))
+    one = {text: text for text in set(column)}
+    return list(map(one.__getitem__, column))
 
 
 def _ints_column(raw: Sequence[Sequence[object]]) -> Sequence[object]:

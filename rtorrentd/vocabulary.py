@@ -426,9 +426,11 @@ def needs(name: str) -> tuple[str, ...]:
     return (name,) if isinstance(entry, Field) else entry.needs
 
 
-def fields_for(names: Iterable[str]) -> tuple[Field, ...]:
-    """The fields to fetch for `names`, identity first, each once, in table order."""
-    wanted = set(IDENTITY) | set(names)
+def fields_for(names: Iterable[str], *, identity: bool = True) -> tuple[Field, ...]:
+    """The fields to fetch for `names`, identity first, each once, in table order.
+    Without `identity`, of it only what names a torrent (`hash`, `name`): for a list
+    read for the paths alone, which rtorrent answers a third faster."""
+    wanted = set(IDENTITY if identity else ("hash", "name")) | set(names)
     unknown = wanted - set(FIELDS)
     if unknown:
         raise KeyError(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -544,7 +544,7 @@ class StubClient:
     def __init__(self, torrents: Mapping[str, tuple[str, Sequence[FileEntry]]]) -> None:
         self.torrents = torrents
 
-    async def snapshot(self, names: object = ()) -> tuple[Torrent, ...]:
+    async def snapshot(self, names: object = (), *, identity: bool = True) -> tuple[Torrent, ...]:
         return tuple(Torrent(hash=h, name=h, directory=d) for h, (d, _) in self.torrents.items())
 
     async def all_files(self, hashes: Sequence[str]) -> dict[str, tuple[FileEntry, ...]]:
@@ -554,7 +554,9 @@ class StubClient:
         assert "system.time" == method
         return 1_700_000_000
 
-    async def loaded_since(self, since: int, names: object = ()) -> tuple[Torrent, ...]:
+    async def loaded_since(
+        self, since: int, names: object = (), *, identity: bool = True
+    ) -> tuple[Torrent, ...]:
         return ()
 
 

@@ -319,9 +319,11 @@ class CountingClient(RtorrentClient):
         self.files_read += hashes
         return await super().all_files(hashes)
 
-    async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+    async def snapshot(
+        self, names: Iterable[str] = (), *, identity: bool = True
+    ) -> tuple[Torrent, ...]:
         self.snapshots += 1
-        return await super().snapshot(names)
+        return await super().snapshot(names, identity=identity)
 
 
 def client_for_url(url: str) -> RtorrentClient:
@@ -485,9 +487,11 @@ class LoadingOnClose(RtorrentClient):
         if info_hash == self.victim:
             self.rtorrent.load(self.late, complete=True)
 
-    async def loaded_since(self, since: int, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+    async def loaded_since(
+        self, since: int, names: Iterable[str] = (), *, identity: bool = True
+    ) -> tuple[Torrent, ...]:
         self.scans += 1
-        return await super().loaded_since(since, names)
+        return await super().loaded_since(since, names, identity=identity)
 
 
 @pytest.mark.anyio

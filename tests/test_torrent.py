@@ -23,6 +23,11 @@ def test_identity_fields_are_always_fetched() -> None:
     assert set(names) == {*IDENTITY, "ratio"}
 
 
+def test_a_list_for_its_paths_alone_names_each_torrent_and_fetches_nothing_else() -> None:
+    names = [f.name for f in fields_for(["path", "directory"], identity=False)]
+    assert set(names) == {"hash", "name", "path", "directory"}
+
+
 def test_unknown_field_is_refused() -> None:
     with pytest.raises(KeyError, match="nonsense"):
         fields_for(["nonsense"])

@@ -95,8 +95,8 @@ def command_call(command: str, target: str) -> Call:
 
 
 @lru_cache(maxsize=32)
-def _layout_for(names: frozenset[str]) -> Layout:
-    return layout(fields_for(names))
+def _layout_for(names: frozenset[str], identity: bool = True) -> Layout:
+    return layout(fields_for(names, identity=identity))
 
 
 @contextmanager
@@ -282,14 +282,17 @@ class RtorrentClient:
             )
         return results
 
-    async def snapshot(self, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
-        """Every loaded torrent, with the fields `names` plus identity, in one call.
+    async def snapshot(
+        self, names: Iterable[str] = (), *, identity: bool = True
+    ) -> tuple[Torrent, ...]:
+        """Every loaded torrent, with the fields `names` plus identity (without
+        `identity`: plus `hash` and `name` only, the rest None), in one call.
 
         Over JSON-RPC where the dialect says so; taken again over XML-RPC when
         rtorrent cannot write the reply as JSON (a name that is not UTF-8), and
         over XML-RPC alone when JSON-RPC does not work on this connection (`wire`).
         """
-        plan = _layout_for(frozenset(names))
+        plan = _layout_for(frozenset(names), identity)
         dialect = await self.dialect()
         if not self._json.use_json(dialect):
             self._json = self._json.took_xml()
@@ -323,11 +326,13 @@ class RtorrentClient:
         except RpcFault as fault:
             raise classify_fault(fault) from None
 
-    async def loaded_since(self, since: int, names: Iterable[str] = ()) -> tuple[Torrent, ...]:
+    async def loaded_since(
+        self, since: int, names: Iterable[str] = (), *, identity: bool = True
+    ) -> tuple[Torrent, ...]:
         """The torrents whose `d.load_date` is `since` or later (rtorrent's clock,
         `system.time`), like `snapshot`: one `d.multicall.filtered` that rtorrent
         answers from a scan of its list, so only those rows cross the socket."""
-        plan = _layout_for(frozenset(names))
+        plan = _layout_for(frozenset(names), identity)
         dialect = await self.dialect()
         predicate = f"greater=d.load_date=,value={since - 1}"
         body = await self._request("d.multicall.filtered", ["", "main", predicate, *plan.commands])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from flow import LABEL_DOOMED, album, client_for, config_for, contents, one_result, state
-from harness import RtorrentProcess, TorrentFactory, TorrentFile
+from harness import RtorrentProcess, TorrentFactory, TorrentFile, random_bytes
 from structlog.testing import capture_logs
 from trees import Canaries
 
@@ -422,6 +422,46 @@ async def test_a_hard_link_in_another_torrent_is_not_ours_to_keep(
     assert {linked_hash: (1, 1)} == state(rtorrent)
     assert 1 == (library / "a.bin").stat().st_nlink
     assert doomed.size - 30_000 == one_result(logs, doomed_hash)["freed_bytes"]
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_in_one_flat_directory_a_symlinked_neighbour_keeps_our_file_a_hard_link_does_not(
+    rtorrent: RtorrentProcess, torrent_factory: TorrentFactory
+) -> None:
+    # Single-file torrents side by side, as most download directories hold them: the
+    # index takes one lstat each; a neighbour whose data path is itself a symlink to
+    # our file (cross-seed's link mode) must keep it, a hard link must not.
+    dl = rtorrent.download_dir
+    data = {name: random_bytes(40_000 + i) for i, name in enumerate(("kept.bin", "gone.bin"))}
+    doomed = {n: torrent_factory(n, b, dest_dir=dl) for n, b in data.items()}
+    hashes = {
+        n: rtorrent.load(t, commands=(LABEL_DOOMED,), complete=True) for n, t in doomed.items()
+    }
+    (dl / "kept-link.bin").symlink_to(dl / "kept.bin")
+    os.link(dl / "gone.bin", dl / "gone-link.bin")
+    neighbours = [
+        rtorrent.load(torrent_factory(n, data[d], dest_dir=dl, write_payload=False), complete=True)
+        for n, d in (("kept-link.bin", "kept.bin"), ("gone-link.bin", "gone.bin"))
+    ]
+    bystanders = [
+        rtorrent.load(torrent_factory(f"u{i}.bin", b"u" * (100 + i), dest_dir=dl), complete=True)
+        for i in range(6)
+    ]
+    canaries = Canaries()
+    canaries.keep({dl / "kept.bin": data["kept.bin"], dl / "gone-link.bin": data["gone.bin"]})
+    client = CountingClient(rtorrent.scgi_url)
+
+    with capture_logs() as logs:
+        await run_poll(client, config_for(rtorrent, [dl]))
+
+    canaries.check()
+    assert [str(dl / "kept.bin")] == one_result(logs, hashes["kept.bin"])["kept_shared"]
+    assert not one_result(logs, hashes["gone.bin"]).get("kept_shared")
+    assert not (dl / "gone.bin").exists()
+    assert {*neighbours, *bystanders} == set(state(rtorrent))
+    assert neighbours[0] in client.files_read
+    assert not set(bystanders) & set(client.files_read)
 
 
 @pytest.mark.anyio

@@ -64,7 +64,7 @@ log = get_logger("rtorrentd.rtorrent.client")
 # 400 rows of XML, 2,000 of JSON): at 100,000 torrents the decoded rows of the
 # whole reply at once would be some 100 MB beside the Torrents made of them, and
 # what one chunk leaves freed between the Torrents is what the next reuses:
-# with 2 MiB chunks a 100,000-torrent snapshot left 15–25 MiB more RSS, no faster.
+# with 2 MiB chunks a 100,000-torrent snapshot left 15 to 25 MiB more RSS, no faster.
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
 
 # What rtorrent answers when it will not count a torrent's files: `d.size_files`

@@ -20,7 +20,8 @@ XML-RPC in xmlrpc-c's layout, in tinyxml2's, and JSON-RPC), a driver process
   bench/poll.py): wall time, CPU time of the process (`time.process_time`,
   threads included), every rtorrent call timed at the transport: the longest
   and their sum (how long rtorrent served us: an upper bound on its lock);
-and prints the peak RSS (VmHWM) of the process. Medians of RUNS are shown. On a
+and prints the peak RSS (VmHWM) of the process, and how long the cyclic garbage
+collector ran inside the poll (`gc.callbacks`). Medians of RUNS are shown. On a
 machine shared with other work the poll's wall time counts the CPU it waited for:
 `(raw + CPU) / raw` is the ratio a poll would have with a core to itself.
 Then `rtorrentd run --once --dry-run` as a whole process: wall, CPU and
@@ -41,6 +42,7 @@ Goals: poll <= 1.5 x rtorrent's raw answer; peak RSS <= 120 MiB at 100,000.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -270,6 +272,22 @@ def proxy(listen: str, upstream: str, factor: int, tinyxml2: bool) -> None:
 # --- the driver: the daemon's poll in a process of its own ----------------------------
 
 
+class GcClock:
+    """Wall-clock ms the cyclic garbage collector took, from `gc.callbacks` (as
+    bench/poll.py): how much of a poll's CPU is the collector walking objects."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.started = 0.0
+        gc.callbacks.append(self.observe)
+
+    def observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.total += (time.perf_counter() - self.started) * 1000
+
+
 def status_kib(key: str) -> int:
     """A line of /proc/self/status, in KiB (VmRSS, VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -351,16 +369,20 @@ def drive(socket_path: str, wire: str, runs: int, polls: int) -> None:  # noqa: 
         request = scgi.encode_request(body, content_type=content_type)
         figures: dict[str, object] = {"torrents": result.torrents, "steps": len(result.plan.steps)}
         raws, firsts, walls, cpus, longest, total, counts = [], [], [], [], [], [], []
+        collecting: list[float] = []
+        collector = GcClock()
         size = 0
         for _ in range(runs):
             first, raw, size = raw_exchange(socket_path, request)
             firsts.append(first)
             raws.append(raw)
             timed.calls.clear()
+            collector.total = 0.0
             cpu, wall = time.process_time(), time.perf_counter()
             result = await poll_once(client, config, memory, dry_run=True, now=time.time())
             walls.append((time.perf_counter() - wall) * 1000)
             cpus.append((time.process_time() - cpu) * 1000)
+            collecting.append(collector.total)
             memory = result.memory
             longest.append(max(ms for _, ms in timed.calls))
             total.append(sum(ms for _, ms in timed.calls))
@@ -370,6 +392,7 @@ def drive(socket_path: str, wire: str, runs: int, polls: int) -> None:  # noqa: 
             first_byte=firsts,
             poll=walls,
             cpu=cpus,
+            gc=collecting,
             longest_call=longest,
             calls_total=total,
             calls=counts,
@@ -520,7 +543,8 @@ class Bench:
             f"{version:5s} {count:>7,} {what:8s} {scaled:5s} reply {megabytes:5.1f} MB:"
             f" poll {poll:6.0f} ms vs raw {raw:6.0f} ms = {poll / raw:.2f}x"
             f" (paired {paired:.2f}x, {verdict});"
-            f" CPU {median('cpu'):6.0f} ms ((raw + CPU) / raw {(raw + median('cpu')) / raw:.2f}x);"
+            f" CPU {median('cpu'):6.0f} ms, of which GC {median('gc'):4.0f} ms"
+            f" ((raw + CPU) / raw {(raw + median('cpu')) / raw:.2f}x);"
             f" peak RSS {hwm:5.1f} MiB ({rss});"
             f" rtorrent: first byte {median('first_byte'):5.0f} ms,"
             f" longest call {median('longest_call'):5.0f} ms,"

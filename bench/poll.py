@@ -48,6 +48,7 @@ import anyio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from gcclock import GcClock  # noqa: E402
 from harness import RtorrentProcess, TorrentFile, make_torrent, poll_until  # noqa: E402
 
 from rtorrentd.conditions.parse import parse_condition  # noqa: E402
@@ -175,21 +176,6 @@ async def async_times(run: Callable[[], Awaitable[object]], runs: int = RUNS) ->
         await run()
         result.append((time.perf_counter() - start) * 1000)
     return result
-
-
-class GcClock:
-    """Wall-clock time spent in the cyclic garbage collector, from gc.callbacks."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.started = 0.0
-        gc.callbacks.append(self.observe)
-
-    def observe(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self.started = time.perf_counter()
-        else:
-            self.total += (time.perf_counter() - self.started) * 1000
 
 
 class Poller:

@@ -42,7 +42,6 @@ Goals: poll <= 1.5 x rtorrent's raw answer; peak RSS <= 120 MiB at 100,000.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -64,6 +63,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from gcclock import GcClock  # noqa: E402
 from harness import RtorrentProcess, bencode, poll_until  # noqa: E402
 from harness.bencode import Bencodable  # noqa: E402
 
@@ -270,22 +270,6 @@ def proxy(listen: str, upstream: str, factor: int, tinyxml2: bool) -> None:
 
 
 # --- the driver: the daemon's poll in a process of its own ----------------------------
-
-
-class GcClock:
-    """Wall-clock ms the cyclic garbage collector took, from `gc.callbacks` (as
-    bench/poll.py): how much of a poll's CPU is the collector walking objects."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.started = 0.0
-        gc.callbacks.append(self.observe)
-
-    def observe(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self.started = time.perf_counter()
-        else:
-            self.total += (time.perf_counter() - self.started) * 1000
 
 
 def status_kib(key: str) -> int:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -208,38 +209,59 @@ def _mount_missing() -> str:
     return "" if os.geteuid() == 0 else "needs root to mount a filesystem"
 
 
-@pytest.fixture(params=["tmpfs", "ext4"])
-def exact_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A fresh filesystem whose lookups compare names byte for byte: a tmpfs, or an
-    ext4 image (formatted with the casefold feature where the tools allow it: only
-    a directory with +F folds), mounted on a loop device; unmounted afterwards."""
-    if why := _mount_missing():
+RUN = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
+
+
+def _unless_missing(why: str) -> None:
+    """Skip a test whose filesystem cannot be mounted here; never in CI, which runs
+    as root with the packages `make test` installs: there it fails."""
+    if why:
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)
+
+
+@contextmanager
+def _mounted(command: Sequence[str], mount: Path) -> Iterator[Path]:
+    """`command` + `mount` mounts a filesystem there; unmounted afterwards."""
+    RUN([*command, str(mount)])
+    try:
+        yield mount
+    finally:
+        RUN(["umount", str(mount)])
+
+
+@contextmanager
+def _loop_image(image: Path, size: int, mkfs: Sequence[str]) -> Iterator[str]:
+    """A fresh image of `size` bytes formatted by `mkfs`, on a loop device (its
+    path); detached afterwards."""
+    with open(image, "wb") as f:
+        f.truncate(size)
+    RUN([*mkfs, str(image)])
+    loop = RUN(["losetup", "--find", "--show", str(image)], text=True).stdout.strip()
+    try:
+        yield loop
+    finally:
+        RUN(["losetup", "--detach", loop])
+
+
+@pytest.fixture(params=["tmpfs", "ext4"])
+def exact_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A fresh filesystem whose lookups compare names byte for byte: a tmpfs, or an
+    ext4 image on a loop device (no directory of it has the casefold attribute);
+    unmounted afterwards."""
+    _unless_missing(_mount_missing())
     mount = tmp_path / "mnt"
     mount.mkdir()
-    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
     if request.param == "tmpfs":
-        run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)])
-        try:
+        with _mounted(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs"], mount):
             yield mount
-        finally:
-            run(["umount", str(mount)])
         return
-    image = tmp_path / "ext4.img"
-    with open(image, "wb") as f:
-        f.truncate(16 * 1024 * 1024)
-    run(["mkfs.ext4", "-q", str(image)])
-    loop = run(["losetup", "--find", "--show", str(image)], text=True).stdout.strip()
-    try:
-        run(["mount", loop, str(mount)])
-        try:
-            yield mount
-        finally:
-            run(["umount", str(mount)])
-    finally:
-        run(["losetup", "--detach", loop])
+    with (
+        _loop_image(tmp_path / "ext4.img", 16 * 1024 * 1024, ["mkfs.ext4", "-q"]) as loop,
+        _mounted(["mount", loop], mount),
+    ):
+        yield mount
 
 
 def counting_listdir(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -692,26 +714,14 @@ def _exfat_missing() -> str:
 def exfat(tmp_path: Path) -> Iterator[Path]:
     """A fresh exFAT filesystem mounted through FUSE (case-insensitive, like the USB
     disks and NAS shares that carry downloads), unmounted afterwards."""
-    if why := _exfat_missing():
-        # CI runs as root with the packages `make test` installs: never untested there.
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    image, mount = tmp_path / "exfat.img", tmp_path / "ex"
-    with open(image, "wb") as f:
-        f.truncate(64 * 1024 * 1024)
+    _unless_missing(_exfat_missing())
+    mount = tmp_path / "ex"
     mount.mkdir()
-    run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=60)
-    run(["mkfs.exfat", str(image)])
-    loop = run(["losetup", "--find", "--show", str(image)], text=True).stdout.strip()
-    try:
-        run(["mount.exfat-fuse", loop, str(mount)])
-        try:
-            yield mount
-        finally:
-            run(["umount", str(mount)])
-    finally:
-        run(["losetup", "--detach", loop])
+    with (
+        _loop_image(tmp_path / "exfat.img", 64 * 1024 * 1024, ["mkfs.exfat"]) as loop,
+        _mounted(["mount.exfat-fuse", loop], mount),
+    ):
+        yield mount
 
 
 def test_exfat_is_case_insensitive_and_numbers_each_spelling_apart(exfat: Path) -> None:

@@ -11,10 +11,15 @@ rtorrent own (session directories, the recycle bin, the state directory), known
 by path and by identity. What they own is never yielded either (the
 configuration file, files an rtorrent holds open). A directory that cannot be
 listed is counted and left.
+
+Each directory is opened with O_NOFOLLOW and listed through that descriptor, and
+only if it is still the directory its parent's listing showed (device, inode): a
+directory swapped for a symlink meanwhile is skipped, never walked through.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Collection, Iterator
@@ -23,9 +28,11 @@ from dataclasses import dataclass, field
 from rtorrentd.deletion.mounts import mount_points
 from rtorrentd.engine.orphans import Exclude, Inode, Kind, Seen
 
-MAX_DEPTH = 256  # open directories at once, at most (each holds a descriptor)
-# An open directory: its entries, path, path relative to the root, lstat, entries seen.
-_Level = tuple[Iterator[os.DirEntry[str]], str, str, os.stat_result, int]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_DEPTH = 256  # open directories at once, at most (each holds two descriptors)
+# An open directory: its descriptor and entries, path, path relative to the root,
+# lstat, entries seen.
+_Level = tuple["_Dir", str, str, os.stat_result, int]
 
 
 @dataclass(slots=True)
@@ -101,7 +108,7 @@ def walk(root: str, exclude: Exclude, owned: Owned, stats: WalkStats) -> Iterato
     mounts = mount_points() - {root}
     device = top.st_dev
     levels: list[_Level] = []
-    opened = _open(root, stats)
+    opened = _open(None, root, root, top, stats)
     if opened is None:
         return
     levels.append((opened, root, "", top, 0))
@@ -109,7 +116,7 @@ def walk(root: str, exclude: Exclude, owned: Owned, stats: WalkStats) -> Iterato
         yield from _descend(levels, _Bounds(device, mounts, exclude, owned), stats)
     finally:  # a walk abandoned half-way closes every directory it holds open
         for level in levels:
-            _close(level[0])
+            level[0].close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,46 +141,75 @@ class _Bounds:
 
 def _descend(levels: list[_Level], bounds: _Bounds, stats: WalkStats) -> Iterator[Seen]:
     while levels:
-        iterator, path, rel, st, count = levels[-1]
-        entry = next(iterator, None)
+        directory, path, rel, st, count = levels[-1]
+        entry = next(directory.entries, None)
         if entry is None:
             levels.pop()
-            _close(iterator)
+            directory.close()
             if count == 0 and rel:
                 yield seen_from(path, rel, st, empty=True)
             continue
-        levels[-1] = (iterator, path, rel, st, count + 1)
+        levels[-1] = (directory, path, rel, st, count + 1)
         stats.entries += 1
         child_rel = f"{rel}/{entry.name}" if rel else entry.name
+        child_path = os.path.join(path, entry.name)  # listed by descriptor: .path is the name
         try:
             child = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # gone meanwhile
         if not stat.S_ISDIR(child.st_mode):
-            if bounds.owned.owns(entry.path, (child.st_dev, child.st_ino)):
-                stats.skipped.append(entry.path)
+            if bounds.owned.owns(child_path, (child.st_dev, child.st_ino)):
+                stats.skipped.append(child_path)
             else:
-                yield seen_from(entry.path, child_rel, child)
+                yield seen_from(child_path, child_rel, child)
             continue
-        if bounds.leave(entry.path, child_rel, child, stats):
+        if bounds.leave(child_path, child_rel, child, stats):
             continue
         if len(levels) >= MAX_DEPTH:
-            stats.skipped.append(entry.path)
+            stats.skipped.append(child_path)
             continue
-        inner = _open(entry.path, stats)
+        inner = _open(directory.fd, entry.name, child_path, child, stats)
         if inner is not None:
-            levels.append((inner, entry.path, child_rel, child, 0))
+            levels.append((inner, child_path, child_rel, child, 0))
 
 
-def _open(path: str, stats: WalkStats) -> Iterator[os.DirEntry[str]] | None:
+@dataclass(frozen=True, slots=True)
+class _Dir:
+    """An open directory: a descriptor (its entries are stat'ed and its
+    subdirectories opened relative to it) and its entries, streaming."""
+
+    fd: int
+    entries: Iterator[os.DirEntry[str]]
+
+    def close(self) -> None:
+        """Close both (scandir holds a duplicate of the descriptor)."""
+        close = getattr(self.entries, "close", None)
+        if close is not None:
+            close()
+        os.close(self.fd)
+
+
+def _open(
+    parent: int | None, name: str, path: str, seen: os.stat_result, stats: WalkStats
+) -> _Dir | None:
+    """Directory `name` in `parent` (a descriptor; None: `name` is the absolute
+    root), opened without following a link, if it is still the directory `seen`
+    (its lstat in the listing): one swapped for a symlink or another directory
+    since is skipped, never walked."""
     try:
-        return os.scandir(path)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        swapped = exc.errno in (errno.ELOOP, errno.ENOTDIR)
+        (stats.skipped if swapped else stats.unreadable).append(path)
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+            stats.skipped.append(path)
+            os.close(fd)
+            return None
+        return _Dir(fd, os.scandir(fd))
     except OSError:
         stats.unreadable.append(path)
+        os.close(fd)
         return None
-
-
-def _close(iterator: Iterator[os.DirEntry[str]]) -> None:
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()

@@ -17,7 +17,10 @@ mtime and ctime at this moment, still unlisted, not excluded, a directory still
 empty. Anything created, linked, renamed or listed meanwhile stays. Files and
 links go to the recycle bin through `move` (one call per allowed root); empty
 directories are removed with `rmdir`, which the kernel refuses if anything
-appeared in them (they hold no data).
+appeared in them (they hold no data). The re-check and the `rmdir` look the name
+up in its parent's descriptor, reached from the root one component at a time
+without following a link (`renames.open_walk`): a directory on the way swapped for
+a symlink since the scan stops them, never redirects them.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
@@ -37,6 +42,7 @@ from rtorrentd.deletion import preflight
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
 from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
+from rtorrentd.deletion.renames import open_walk
 from rtorrentd.deletion.unlisted import open_files, unlisted_rtorrents
 from rtorrentd.engine.orphans import (
     Budget,
@@ -270,23 +276,19 @@ def _recheck_and_move(
     files: list[tuple[Orphan, Identity]] = []
     directories: list[Orphan] = []
     for orphan in orphans:
+        if orphan.seen.kind is Kind.DIR:
+            directories.append(orphan)
+            continue
         why, identity = _recheck(orphan, judge, now)
         if why:
             done.append(Cleaned(orphan, "kept", why))
-        elif orphan.seen.kind is Kind.DIR:
-            directories.append(orphan)
         else:
             files.append((orphan, identity))
     if files:
         done += _move(root, files, move)
     # Deepest first; rmdir fails on a directory that is not empty (nothing is lost).
     for orphan in sorted(directories, key=lambda o: o.seen.path.count("/"), reverse=True):
-        try:
-            os.rmdir(orphan.seen.path)
-        except OSError as exc:
-            done.append(Cleaned(orphan, "kept", f"cannot remove it ({exc.strerror})"))
-        else:
-            done.append(Cleaned(orphan, "removed"))
+        done.append(_remove_directory(orphan, judge, now))
     return done
 
 
@@ -301,17 +303,55 @@ def _move(root: str, files: Sequence[tuple[Orphan, Identity]], move: Move) -> li
     return done
 
 
+@contextmanager
+def _parent(orphan: Orphan) -> Iterator[int]:
+    """A descriptor of the directory holding `orphan`, reached from its root one
+    component at a time without following a link or leaving the root's filesystem:
+    a directory on the way swapped for a symlink since the scan is never followed
+    (OSError)."""
+    with open_walk(orphan.root, None, orphan.seen.rel.split("/")[:-1]) as parent:
+        yield parent
+
+
+def _remove_directory(orphan: Orphan, judge: _Judge, now: float) -> Cleaned:
+    """Re-check an empty directory and rmdir it, both through its parent's
+    descriptor: the name is looked up there, never through a path a symlink may
+    redirect. Between the re-check and the rmdir the name may at worst become
+    another empty directory in that same parent (a symlink fails with ENOTDIR)."""
+    name = os.path.basename(orphan.seen.rel)
+    try:
+        with _parent(orphan) as parent:
+            why, _identity = _recheck_at(parent, name, orphan, judge, now)
+            if why:
+                return Cleaned(orphan, "kept", why)
+            os.rmdir(name, dir_fd=parent)
+    except OSError as exc:
+        return Cleaned(orphan, "kept", f"cannot remove it ({exc.strerror or exc})")
+    return Cleaned(orphan, "removed")
+
+
 def _recheck(orphan: Orphan, judge: _Judge, now: float) -> tuple[str, Identity]:
-    """Why `orphan` must stay after all, or "" with its identity now (the re-check)."""
+    """Why `orphan` must stay after all, or "" with its identity now (the re-check),
+    looked up from its root as `_parent` does."""
+    try:
+        with _parent(orphan) as parent:
+            return _recheck_at(parent, os.path.basename(orphan.seen.rel), orphan, judge, now)
+    except OSError as exc:
+        return f"it cannot be examined any more ({exc.strerror or exc})", _NONE
+
+
+def _recheck_at(
+    parent: int, name: str, orphan: Orphan, judge: _Judge, now: float
+) -> tuple[str, Identity]:
     before = orphan.seen
     try:
-        st = os.lstat(before.path)
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except OSError as exc:
         return f"it cannot be examined any more ({exc.strerror})", _NONE
     empty = False
-    if before.kind is Kind.DIR:
+    if before.kind is Kind.DIR and stat.S_ISDIR(st.st_mode):
         try:
-            empty = not os.listdir(before.path)
+            empty = _is_empty(parent, name, st)
         except OSError as exc:
             return f"it cannot be listed any more ({exc.strerror})", _NONE
     seen = seen_from(before.path, before.rel, st, empty=empty)
@@ -325,4 +365,17 @@ def _recheck(orphan: Orphan, judge: _Judge, now: float) -> tuple[str, Identity]:
     return ("" if verdict.orphan else verdict.why), Identity.of(st)
 
 
+def _is_empty(parent: int, name: str, st: os.stat_result) -> bool:
+    """Whether directory `name` in `parent` (still `st`) holds no entry."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            return False  # swapped meanwhile: the identity check says so
+        return not os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NONE = Identity(0, 0, 0, 0, 0)

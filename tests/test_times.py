@@ -3,6 +3,8 @@ session as `d.custom=rtorrentd.times`, surviving daemon and rtorrent restarts.""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pytest
 from flow import album, client_for
 from harness import RtorrentProcess, TorrentFactory
@@ -11,7 +13,7 @@ from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Config
 from rtorrentd.engine import times
 from rtorrentd.engine.derived import DERIVED_COLUMNS, Inputs
-from rtorrentd.engine.memory import Memory, remember, saved, unsaved
+from rtorrentd.engine.memory import Memory, Seen, remember, saved, unsaved
 from rtorrentd.service.poll import poll_once
 from rtorrentd.torrent import Torrent
 
@@ -189,6 +191,45 @@ def test_at_most_a_budget_of_records_is_written_a_poll_most_moved_first() -> Non
     ]
     memory = remember(Memory.empty(), torrents, T0, cap=CAP)
     assert 2 == len(unsaved(memory, limit=2)) and 3 == len(unsaved(memory))
+
+
+def test_over_the_budget_those_that_moved_most_are_written_ties_in_memory_order() -> None:
+    def seen(seed: float, record: str | None) -> Seen:
+        figures = times.Times(seed, 0.0, None, T0, T0 + 2 * times.STEP, times.SEEDING)
+        return Seen(T0, None, times=figures, saved=record)
+
+    on_record = f"0,0,0,{int(T0)}"
+    by_hash = {
+        "A" * 40: seen(5 * times.STEP, on_record),
+        "B" * 40: seen(9 * times.STEP, None),  # no record: moved infinitely
+        "C" * 40: seen(0.5 * times.STEP, on_record),  # not moved by a step
+        "D" * 40: seen(7 * times.STEP, on_record),
+        "E" * 40: seen(9 * times.STEP, "not ours"),  # moved infinitely too
+        "F" * 40: seen(7 * times.STEP, on_record),
+    }
+    memory = Memory(MappingProxyType(by_hash))
+    assert ["B" * 40, "E" * 40, "D" * 40] == list(unsaved(memory, limit=3))
+    assert ["B" * 40, "E" * 40, "D" * 40, "F" * 40] == list(unsaved(memory, limit=4))
+    # Within the budget: every one that moved, in the memory's order.
+    everyone = ["A" * 40, "B" * 40, "D" * 40, "E" * 40, "F" * 40]
+    assert everyone == list(unsaved(memory, limit=5)) == list(unsaved(memory))
+    assert f"{int(9 * times.STEP)},0,0,{int(T0)}" == unsaved(memory)["B" * 40]
+
+
+def test_torrents_first_tracked_without_a_record_share_their_figures_until_they_move() -> None:
+    # At 100,000 torrents a Times each is 9 MiB; frozen, equal ones can be one object.
+    hashes = [f"{n:040X}" for n in range(4)]
+    stopped = [Torrent(h, "t", complete=True, started=False, active=False) for h in hashes]
+    memory = remember(Memory.empty(), stopped, T0, cap=CAP)
+    first = [memory.seen[h].times for h in hashes]
+    assert all(t is first[0] for t in first)
+    assert first[0] == times.Times(0.0, 0.0, None, T0, T0, times.IDLE)
+    started = [Torrent(hashes[0], "t", complete=True, started=True, active=True), *stopped[1:]]
+    memory = remember(memory, started, T0 + 300, cap=CAP)
+    memory = remember(memory, started, T0 + 600, cap=CAP)
+    assert 300.0 == figures_of(memory, hashes[0]).seed
+    assert all(memory.seen[h].times is first[0] for h in hashes[1:])
+    assert 0.0 == first[0].seed  # the shared one did not move
 
 
 # --- against a real rtorrent --------------------------------------------------------

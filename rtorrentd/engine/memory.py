@@ -21,8 +21,10 @@ the one in force a window ago are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from types import MappingProxyType
 
 from rtorrentd.engine import times as timing
@@ -99,21 +101,40 @@ def remember(
     the like are tracked for the torrents whose `active` was fetched.
     """
     before = memory.seen
-    after = {t.hash: _update(before.get(t.hash), t, now, window, cap) for t in torrents}
+    shared: SharedTimes = {}
+    after = {
+        t.hash: _update(before.get(t.hash), t, now, window, cap, shared=shared) for t in torrents
+    }
     return Memory(MappingProxyType(after))
 
 
 def unsaved(memory: Memory, limit: int = timing.WRITES_PER_POLL) -> dict[str, str]:
     """The records to write to rtorrent: torrents whose figures moved (times.moved),
     at most `limit`, those that moved most first (the rest wait for a later poll)."""
-    moved = [
-        (timing.moved_by(t, s.saved), h, t, s)
-        for h, s in memory.seen.items()
-        if (t := s.times) is not None and t.due and timing.moved(t, s.saved, s.uploaded)
-    ]
+    # A heap of the `limit` + 1 that moved most rather than a list of every torrent
+    # due: on a first poll every torrent is due, and at 100,000 such a list (and its
+    # sorted copy) was the top of the poll's memory. nlargest keeps sorted()'s order
+    # among equals: the memory's order.
+    moved = heapq.nlargest(limit + 1, _moved(memory.seen), key=itemgetter(0))
     if len(moved) > limit:
-        moved = sorted(moved, key=lambda m: -m[0])[:limit]
-    return {h: timing.record(t, s.uploaded, s.samples) for _, h, t, s in moved}
+        del moved[limit:]
+    else:
+        moved.sort(key=itemgetter(1))  # every one that moved: in the memory's order
+    return {h: timing.record(t, s.uploaded, s.samples) for _, _, h, t, s in moved}
+
+
+def _moved(seen: Mapping[str, Seen]) -> Iterator[tuple[float, int, str, Times, Seen]]:
+    """(how far it moved, position, hash, times, seen) of each record that moved,
+    each record parsed once (most polls: none, as none is `due`)."""
+    parse, step = timing.parse_record, timing.STEP
+    for index, (info_hash, s) in enumerate(seen.items()):
+        t = s.times
+        # `t.due` inlined: a property call per torrent per poll.
+        if t is None or t.polled - t.saved_at <= step:
+            continue
+        parsed = parse(s.saved) if s.saved else None
+        if timing.moved_from(t, parsed, s.uploaded):
+            yield timing.distance(t, parsed), index, info_hash, t, s
 
 
 def saved(memory: Memory, records: Mapping[str, str]) -> Memory:
@@ -140,8 +161,21 @@ def uploaded_since(seen: Seen, then: float) -> int:
     return samples[-1] - base
 
 
+# The Times of torrents first tracked now without a record, by (grew_at, state): they
+# are all (0, 0, grew_at, now, now, state), so torrents share one (Times is frozen).
+# A first poll at 100,000 torrents holds a handful instead of 100,000, and torrents
+# stopped since keep sharing them (`_timed` leaves an idle one alone).
+SharedTimes = dict[tuple[float | None, int], Times]
+
+
 def _update(
-    seen: Seen | None, torrent: Torrent, now: float, window: float, cap: float | None
+    seen: Seen | None,
+    torrent: Torrent,
+    now: float,
+    window: float,
+    cap: float | None,
+    *,
+    shared: SharedTimes,
 ) -> Seen:
     if seen is None:
         message = torrent.message or None
@@ -157,14 +191,22 @@ def _update(
         )
     if cap is None or torrent.active is None:
         return updated
-    return _timed(updated, seen, torrent, now, cap)
+    return _timed(updated, seen, torrent, now, cap, shared=shared)
 
 
-def _timed(updated: Seen, before: Seen | None, torrent: Torrent, now: float, cap: float) -> Seen:
+def _timed(
+    updated: Seen,
+    before: Seen | None,
+    torrent: Torrent,
+    now: float,
+    cap: float,
+    *,
+    shared: SharedTimes,
+) -> Seen:
     state = timing.state_of(torrent.complete, torrent.started, torrent.active)
     old = updated.times
     if old is None:
-        return _resumed(updated, before, torrent, state, now)
+        return _resumed(updated, before, torrent, state, now, shared=shared)
     grew = before is not None and updated.grew_at != before.grew_at
     if state == timing.IDLE == old.state and not grew:
         return updated  # stopped at both polls: nothing to count, nothing to allocate
@@ -175,7 +217,15 @@ def _timed(updated: Seen, before: Seen | None, torrent: Torrent, now: float, cap
     )
 
 
-def _resumed(updated: Seen, before: Seen | None, torrent: Torrent, state: int, now: float) -> Seen:
+def _resumed(
+    updated: Seen,
+    before: Seen | None,
+    torrent: Torrent,
+    state: int,
+    now: float,
+    *,
+    shared: SharedTimes,
+) -> Seen:
     """First tracked: the figures from rtorrent's record, else from zero now. A
     torrent this daemon has not watched yet (`before` is None) also takes its upload
     history from the record, but only when the upload total still is the one
@@ -184,7 +234,8 @@ def _resumed(updated: Seen, before: Seen | None, torrent: Torrent, state: int, n
     found = timing.parse_record(saved) if saved else None
     first_seen, grew_at, samples = u.first_seen, u.grew_at, u.samples
     if found is None:
-        times = Times(0.0, 0.0, grew_at, now, now, state)
+        key = (grew_at, state)
+        times = shared.get(key) or shared.setdefault(key, Times(0.0, 0.0, grew_at, now, now, state))
     else:
         if before is None:  # else watched already: its own history is newer
             first_seen, grew_at, samples = _history(found, u.uploaded, now)

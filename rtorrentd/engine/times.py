@@ -133,7 +133,11 @@ def advance(times: Times, state: int, now: float, cap: float, grew_at: float | N
 
 def moved_by(times: Times, saved: str | None) -> float:
     """How far the figures are from the record (seconds; no record: infinitely)."""
-    parsed = parse_record(saved)
+    return distance(times, parse_record(saved))
+
+
+def distance(times: Times, parsed: Record | None) -> float:
+    """`moved_by` for a record already parsed (None: no record of ours)."""
     if parsed is None:
         return float("inf")
     return abs(times.seed - parsed.seed) + abs(times.leech - parsed.leech)
@@ -146,7 +150,12 @@ def moved(times: Times, saved: str | None, uploaded: int | None = None) -> bool:
     more than one: a torrent uploading all the time is not rewritten every poll,
     and a stale total only makes a restarted daemon count an upload as new (safe).
     A record younger than a `STEP` (`Times.due`) is not asked about at all."""
-    parsed = parse_record(saved)
+    return moved_from(times, parse_record(saved), uploaded)
+
+
+def moved_from(times: Times, parsed: Record | None, uploaded: int | None = None) -> bool:
+    """`moved` for a record already parsed (None: no record of ours): a poll
+    reads each record once for both `moved` and `distance`."""
     if parsed is None:
         return True
     last = times.last_upload or 0.0

@@ -10,7 +10,9 @@ someone else's), a directory a glob excludes, and the directories rtorrentd and
 rtorrent own (session directories, the recycle bin, the state directory), known
 by path and by identity. What they own is never yielded either (the
 configuration file, files an rtorrent holds open). A directory that cannot be
-listed is counted and left.
+listed is counted and left. An empty directory that /etc/fstab names as a mount
+point, or that lies on the way to one, is never yielded (a disk not mounted now
+leaves it empty): it is counted in `mount_points`.
 
 Each directory is opened with O_NOFOLLOW and listed through that descriptor, and
 only if it is still the directory its parent's listing showed (device, inode): a
@@ -25,7 +27,7 @@ import stat
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from rtorrentd.deletion.mounts import mount_points
+from rtorrentd.deletion.mounts import Planned, mount_points
 from rtorrentd.engine.orphans import Exclude, Inode, Kind, Seen
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -42,6 +44,7 @@ class WalkStats:
     entries: int = 0
     unreadable: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # mounts, other filesystems, owned
+    mount_points: list[str] = field(default_factory=list)  # empty, planned in fstab
 
 
 def kind_of(mode: int) -> Kind:
@@ -98,8 +101,11 @@ class Owned:
         return path in self.paths or inode in self.inodes
 
 
-def walk(root: str, exclude: Exclude, owned: Owned, stats: WalkStats) -> Iterator[Seen]:
-    """Every entry under `root` (a resolved directory), depth first, as found."""
+def walk(
+    root: str, exclude: Exclude, owned: Owned, stats: WalkStats, planned: Planned | None = None
+) -> Iterator[Seen]:
+    """Every entry under `root` (a resolved directory), depth first, as found; no
+    empty directory `planned` keeps (the mount points of /etc/fstab)."""
     try:
         top = os.lstat(root)
     except OSError:
@@ -113,7 +119,8 @@ def walk(root: str, exclude: Exclude, owned: Owned, stats: WalkStats) -> Iterato
         return
     levels.append((opened, root, "", top, 0))
     try:
-        yield from _descend(levels, _Bounds(device, mounts, exclude, owned), stats)
+        bounds = _Bounds(device, mounts, exclude, owned, planned or Planned())
+        yield from _descend(levels, bounds, stats)
     finally:  # a walk abandoned half-way closes every directory it holds open
         for level in levels:
             level[0].close()
@@ -127,6 +134,7 @@ class _Bounds:
     mounts: frozenset[str]
     exclude: Exclude
     owned: Owned
+    planned: Planned
 
     def leave(self, path: str, rel: str, st: os.stat_result, stats: WalkStats) -> bool:
         """Whether not to enter this directory (nothing in it can be an orphan)."""
@@ -146,7 +154,11 @@ def _descend(levels: list[_Level], bounds: _Bounds, stats: WalkStats) -> Iterato
         if entry is None:
             levels.pop()
             directory.close()
-            if count == 0 and rel:
+            if count == 0 and rel and bounds.planned.keeps(path):
+                stats.skipped.append(path)  # a mount point (or, fstab unread, may be one)
+                if path in bounds.planned.keep:
+                    stats.mount_points.append(path)
+            elif count == 0 and rel:
                 yield seen_from(path, rel, st, empty=True)
             continue
         levels[-1] = (directory, path, rel, st, count + 1)

@@ -8,7 +8,10 @@ allowed root (`orphan_walk`, in a worker thread), classifies each entry
 (`engine.orphans`) and keeps the orphans within `max_files` and `max_bytes`.
 Never orphans either: what rtorrentd and rtorrent own (`owned`: every session
 directory, the bin, the state directory, the configuration; and every file an
-instance's rtorrent process holds open, its log included).
+instance's rtorrent process holds open, its log included), and an empty directory
+that /etc/fstab names as a mount point or that lies on the way to one (`fstab`; a
+disk not mounted now leaves it empty). When that table cannot be read, no empty
+directory is removed and the scan says so (`Scan.caution`).
 
 `clean` then, immediately before moving: asks every instance for the torrents
 loaded since (`orphan_listing.refresh`), and stats each orphan again: the same
@@ -38,8 +41,9 @@ from pathlib import PurePosixPath
 import anyio.to_thread
 
 from rtorrentd.config.model import OrphanSettings
-from rtorrentd.deletion import preflight
+from rtorrentd.deletion import mounts, preflight
 from rtorrentd.deletion.model import Identity
+from rtorrentd.deletion.mounts import Planned, planned_mounts
 from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
 from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
 from rtorrentd.deletion.renames import open_walk
@@ -87,6 +91,8 @@ class Scan:
     unreadable: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
+    mount_points: tuple[str, ...] = ()  # empty directories kept: fstab plans a mount there
+    caution: str = ""  # what made the scan keep more than it would (fstab unread)
 
     @property
     def bytes(self) -> int:
@@ -153,8 +159,10 @@ async def scan(
     now: float,
     owned: Collection[str] = (),
     filesystems: preflight.Filesystems | None = None,
+    fstab: str | None = None,
 ) -> tuple[Scan, Listing | None]:
-    """One scan (see the module doc); the listing is kept for `clean`."""
+    """One scan (see the module doc); the listing is kept for `clean`. `fstab`:
+    the filesystem table whose mount points stay (default `mounts.FSTAB`)."""
     started = time.monotonic()
     labels = tuple(source.label for source in sources)
     try:
@@ -168,8 +176,9 @@ async def scan(
     keep = await anyio.to_thread.run_sync(Owned.of, [*owned, *listing.sessions, *held_open])
     budget = Budget(settings.max_files, settings.max_bytes)
     judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
+    planned = await anyio.to_thread.run_sync(planned_mounts, fstab or mounts.FSTAB)
     # Read-only: a walk stuck on a hung filesystem is abandoned at the deadline.
-    walk_roots = functools.partial(_find, real, keep, judge, now, budget)
+    walk_roots = functools.partial(_find, real, keep, judge, now, budget, planned=planned)
     found = await anyio.to_thread.run_sync(walk_roots, abandon_on_cancel=True)
     result = Scan(
         "",
@@ -183,6 +192,8 @@ async def scan(
         tuple(found.stats.unreadable),
         tuple(found.stats.skipped),
         time.monotonic() - started,
+        mount_points=tuple(found.stats.mount_points),
+        caution=planned.problem,
     )
     if found.foreign:
         return replace(result, refused=found.foreign, orphans=(), held=0, held_bytes=0), None
@@ -209,14 +220,22 @@ class _Judge:
     labels: tuple[str, ...] = ()
 
 
-def _find(roots: Sequence[str], owned: Owned, judge: _Judge, now: float, budget: Budget) -> _Found:
+def _find(
+    roots: Sequence[str],
+    owned: Owned,
+    judge: _Judge,
+    now: float,
+    budget: Budget,
+    *,
+    planned: Planned | None = None,
+) -> _Found:
     """Walk every root and keep the orphans that fit the budget, in walk order;
     the others are only counted (memory: at most `max_files` orphans)."""
     found = _Found()
     for root in roots:
         nested = {r for r in roots if r != root and _within(r, root)}
         keep = Owned(owned.paths | nested, owned.inodes)
-        for seen in walk(root, judge.exclude, keep, found.stats):
+        for seen in walk(root, judge.exclude, keep, found.stats, planned):
             if seen.kind is Kind.FILE and _SESSION_FILE.fullmatch(os.path.basename(seen.path)):
                 # Stopped torrents hold no file open: /proc cannot tell (`unlisted`).
                 found.foreign = (

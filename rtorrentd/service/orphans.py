@@ -127,6 +127,9 @@ async def scan_and_clean(
     return found, done
 
 
+MOUNT_POINT = "a mount point fstab names (mounted or not), or a directory on the way to one"
+
+
 def _log_found(found: Scan) -> None:
     log.info(
         "orphans.scanned",
@@ -142,6 +145,10 @@ def _log_found(found: Scan) -> None:
     )
     for path in found.unreadable:
         log.warning("orphans.unreadable", path=path)
+    for path in found.mount_points:
+        log.info("orphans.skipped", path=path, why=MOUNT_POINT)
+    if found.caution:
+        log.warning("orphans.caution", reason=found.caution)
 
 
 def _log_outcome(outcome: Cleaned) -> None:
@@ -192,4 +199,8 @@ def format_scan(found: Scan, settings: OrphanSettings) -> str:
         )
     for path in found.unreadable:
         lines.append(f"cannot list {shown(path)}: nothing in it is moved")
+    for path in found.mount_points:
+        lines.append(f"kept {shown(path)}: {MOUNT_POINT}")
+    if found.caution:
+        lines.append(f"caution: {found.caution}")
     return "\n".join(lines)

@@ -1,0 +1,213 @@
+"""Orphan cleanup and mount points that only /etc/fstab names: a disk that is not
+mounted right now leaves an empty directory inside an allowed root, which must
+stay for the next `mount` (with real rtorrents, 0.9.8 and 0.16, and real tmpfs and
+ext4 filesystems mounted and unmounted).
+
+Each test writes its own fstab (`scan(..., fstab=PATH)`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from harness import RtorrentProcess
+from structlog.testing import capture_logs
+from test_orphans import SETTINGS, Bin, config_text, later, old, paths, results, source
+from test_sharing import _loop_image, _mount_missing, _mounted, _unless_missing
+
+from rtorrentd.config.load import parse_config
+from rtorrentd.deletion import mounts
+from rtorrentd.deletion.mounts import fstab_mount_points
+from rtorrentd.deletion.orphans import Cleaned, Scan, clean, scan
+from rtorrentd.service import orphans as service
+
+FSTAB_FORMS = b"""\
+# /etc/fstab: static file system information.
+#
+# <file system>                            <mount point>   <type>  <options>  <dump> <pass>
+UUID=6f1c2a3e-0000-4c1d-9f00-123456789abc  /               ext4    errors=remount-ro 0 1
+  # an indented comment /not/a/mount/point
+UUID=0a1b-2c3d  /srv/my\\040disk  vfat  defaults,nofail  0  2
+LABEL=media\t/srv/tab\\011bed\text4\tnoauto,x-systemd.automount\t0\t2
+/dev/sdc1 /srv/back\\134slash xfs defaults 0 0
+PARTUUID=deadbeef-01 none swap sw 0 0
+/swapfile swap swap defaults 0 0
+/srv/library /srv/dl/library none bind 0 0
+server:/export /srv/nfs nfs4 _netdev 0 0\r
+tmpfs /srv/caf\xe9 tmpfs defaults 0 0
+
+lonely-field
+"""
+
+
+def test_fstab_mount_points_are_its_second_fields_unescaped() -> None:
+    points = fstab_mount_points(FSTAB_FORMS)
+
+    assert [
+        "/",
+        "/srv/my disk",
+        "/srv/tab\tbed",
+        "/srv/back\\slash",
+        "/srv/dl/library",
+        "/srv/nfs",
+        os.fsdecode(b"/srv/caf\xe9"),
+    ] == points
+
+
+async def scan_and_clean(
+    rt: RtorrentProcess, roots: Sequence[Path], bin_: Bin, fstab: Path
+) -> tuple[Scan, list[Cleaned]]:
+    """A scan with `fstab` as the filesystem table, then the re-check and move."""
+    found, listing = await scan(
+        [source(rt)], [str(r) for r in roots], SETTINGS, now=later(), fstab=str(fstab)
+    )
+    if listing is None:
+        return found, []
+    return found, await clean(found, listing, SETTINGS, bin_, clock=later)
+
+
+def empty_old_directory(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return old(path, b"")
+
+
+@contextmanager
+def disk(kind: str, scratch: Path, mount: Path) -> Iterator[Path]:
+    """A real filesystem (tmpfs, or ext4 on a loop device) mounted at `mount` for
+    the block: afterwards `mount` is what an unmounted disk leaves, an empty
+    directory."""
+    if kind == "tmpfs":
+        with _mounted(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs"], mount):
+            yield mount
+        return
+    with (
+        _loop_image(scratch / "disk.img", 16 * 1024 * 1024, ["mkfs.ext4", "-q"]) as loop,
+        _mounted(["mount", loop], mount),
+    ):
+        yield mount
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["tmpfs", "ext4"])
+async def test_the_mount_point_of_a_disk_not_mounted_now_and_the_way_to_it_stay(
+    rtorrent: RtorrentProcess, tmp_path: Path, kind: str
+) -> None:
+    _unless_missing(_mount_missing())
+    dl = rtorrent.download_dir
+    point = empty_old_directory(dl / "disks" / "d1")
+    never_made = dl / "disks2" / "d2"  # its mount point was removed by hand once
+    fstab = tmp_path / "fstab"
+    fstab.write_text(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        f"UUID=0a1b2c3d-4e5f-6789-abcd-ef0123456789 {point} ext4 defaults,nofail 0 2\n"
+        f"LABEL=d2\t{never_made}\text4\tnoauto\t0\t0\n"
+    )
+    bin_ = Bin(tmp_path / "bin")
+    with disk(kind, tmp_path, point):
+        on_disk = old(point / "film.mkv")  # on the disk: never walked
+        found, _done = await scan_and_clean(rtorrent, [dl], bin_, fstab)
+        assert str(on_disk) not in paths(found) and str(point) in found.skipped
+    assert not on_disk.exists()  # the disk is gone: its mount point is empty
+    old(point, b"")
+    empty_old_directory(dl / "disks2")
+    gone = empty_old_directory(dl / "empty")
+
+    found, done = await scan_and_clean(rtorrent, [dl], bin_, fstab)
+
+    assert {str(gone)} == paths(found)
+    assert {str(gone): "removed"} == results(done)
+    assert point.is_dir() and (dl / "disks2").is_dir()
+    assert {str(point), str(dl / "disks2")} == set(found.mount_points)
+    assert "" == found.caution
+
+
+@pytest.mark.anyio
+async def test_every_spelling_fstab_may_use_for_a_mount_point_keeps_it(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    spaced = empty_old_directory(dl / "my disk")
+    tabbed = empty_old_directory(dl / "tab\tbed")
+    via_link = empty_old_directory(dl / "through" / "alias")
+    latin = empty_old_directory(Path(os.fsdecode(os.fsencode(dl) + b"/caf\xe9")))
+    trailing = empty_old_directory(dl / "trailing")
+    gone = empty_old_directory(dl / "no-fstab-line")
+    alias = tmp_path / "alias-of-dl"
+    alias.symlink_to(dl)
+    root = os.fsencode(dl)
+    fstab = tmp_path / "fstab"
+    fstab.write_bytes(
+        b"# comments, escapes, a swap line and sources of every kind\n"
+        b"UUID=1 " + root + b"/my\\040disk ext4 defaults 0 2\n"
+        b"LABEL=x\t" + root + b"/tab\\011bed\txfs\tdefaults\t0\t2\n"
+        b"/dev/sdb1 " + os.fsencode(alias) + b"/through/alias ext4 defaults 0 2\n"
+        b"PARTUUID=2 none swap sw 0 0\n"
+        b"tmpfs " + root + b"/caf\xe9 tmpfs defaults 0 0\r\n"
+        b"tmpfs " + root + b"//trailing/ tmpfs defaults 0 0\n"
+        b"#UUID=3 " + os.fsencode(gone) + b" ext4 defaults 0 2\n"
+    )
+
+    found, done = await scan_and_clean(rtorrent, [dl], Bin(tmp_path / "bin"), fstab)
+
+    assert {str(gone)} == paths(found)
+    assert {str(gone): "removed"} == results(done)
+    kept = (spaced, tabbed, via_link, latin, trailing)
+    assert all(p.is_dir() for p in kept)
+    assert {str(p) for p in kept} == set(found.mount_points)
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_fstab_keeps_every_empty_directory_and_says_so(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    hollow = empty_old_directory(dl / "maybe-a-mount-point")
+    orphan = old(dl / "old.mkv")
+    unreadable = tmp_path / "fstab"
+    unreadable.mkdir()  # read(2) fails: EISDIR
+
+    found, done = await scan_and_clean(rtorrent, [dl], Bin(tmp_path / "bin"), unreadable)
+
+    assert "" == found.refused  # the scan goes on, files are still moved
+    assert {str(orphan)} == paths(found) and {str(orphan): "moved"} == results(done)
+    assert hollow.is_dir() and str(hollow) in found.skipped
+    assert f"{unreadable} cannot be read (Is a directory)" in found.caution
+    assert "every empty directory is kept" in found.caution
+    report = service.format_scan(found, SETTINGS)
+    assert f"caution: {found.caution}" in report
+
+    found, done = await scan_and_clean(
+        rtorrent, [dl], Bin(tmp_path / "bin2"), tmp_path / "no-fstab-here"
+    )
+
+    assert "" == found.caution  # no table at all (a container): nothing is planned
+    assert {str(hollow): "removed"} == results(done)
+
+
+@pytest.mark.anyio
+async def test_the_daemon_logs_and_the_command_shows_what_fstab_kept(
+    rtorrent: RtorrentProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dl = rtorrent.download_dir
+    point = empty_old_directory(dl / "d1")
+    fstab = tmp_path / "fstab"
+    fstab.write_text(f"UUID=1 {point} ext4 defaults,nofail 0 2\n")
+    monkeypatch.setattr(mounts, "FSTAB", str(fstab))
+    config = parse_config(config_text(rtorrent, dl), str(tmp_path / "x.toml"))
+    sources = [source(rtorrent)]
+
+    with capture_logs() as logs:
+        found, _ = await service.scan_and_clean(sources, config, SETTINGS, now=later(), move=None)
+        monkeypatch.setattr(mounts, "FSTAB", str(tmp_path))  # a directory: unreadable
+        await service.scan_and_clean(sources, config, SETTINGS, now=later(), move=None)
+
+    (skipped,) = [e for e in logs if e["event"] == "orphans.skipped"]
+    assert str(point) == skipped["path"] and "fstab" in skipped["why"]
+    (caution,) = [e for e in logs if e["event"] == "orphans.caution"]
+    assert "cannot be read" in caution["reason"]
+    report = service.format_scan(found, SETTINGS)
+    assert f"kept {point}: a mount point fstab names (mounted or not)" in report

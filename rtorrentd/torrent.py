@@ -6,16 +6,31 @@ The names a rule can use, and what each attribute means, are declared in
 A `Torrent` attribute whose field was not fetched is `None`, and so is one that is
 unknown for this torrent (no tracker scrape yet, no finish time): rules treat both
 as "unknown", which makes a comparison false.
+
+Why a Torrent may hold only some of its fields: a snapshot fetches the fields its
+rules need (a dozen of 31, typically), and a slot for every field made each
+Torrent 288 bytes, two thirds of them None pointers, at 100,000 torrents 18 MiB of
+them, and filling each None slot was two thirds of building the snapshot. So
+`Torrent` itself has no slot: the fields it was not given read their default
+(None) from the class, and an instance is of a subclass (`holding`) with a slot for
+each field it holds. `Torrent(...)` holds every field; `rtorrent.rows` builds a
+snapshot's with `holding(the fields it fetched)`. Every such Torrent is a Torrent
+like any other: equal when all fields are (whichever fields it holds), frozen,
+with one repr, and `dataclasses.replace` gives one that holds every field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
+from operator import attrgetter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Torrent:
     """One download as rtorrent reported it in one snapshot. Unfetched fields are None."""
+
+    __slots__ = ()  # in the subclasses (`holding`): one slot per field held
 
     hash: str
     name: str
@@ -48,6 +63,49 @@ class Torrent:
     scraped: int | None = None
     trackers: tuple[str, ...] | None = None
     saved_times: str | None = None
+
+    def __new__(cls, *args: object, **kwargs: object) -> Torrent:
+        # Torrent(...): one holding every field, which the dataclass __init__ fills.
+        # A subclass called with fields (dataclasses.replace on a snapshot's
+        # Torrent): a whole one too, made here (not an instance of `cls`, so it is
+        # not initialised twice).
+        if cls is Torrent or cls is _EVERY:
+            return object.__new__(_EVERY)
+        return Torrent(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Torrent):
+            return NotImplemented
+        return self is other or _values(self) == _values(other)
+
+    def __hash__(self) -> int:
+        return hash(_values(self))
+
+    def __reduce__(self) -> tuple[type[Torrent], tuple[object, ...]]:
+        # copy and pickle: the constructor, with every field's value.
+        return Torrent, _values(self)
+
+
+NAMES = tuple(f.name for f in fields(Torrent))
+"""Every field's name, in the constructor's order."""
+
+_values = attrgetter(*NAMES)  # every field's value, whichever the instance holds
+
+
+@cache
+def holding(names: frozenset[str]) -> type[Torrent]:
+    """The subclass of `Torrent` whose instances hold `names` (and `hash` and `name`,
+    which have no default) in slots; every other field reads None. One class per
+    set of names (a snapshot's layout), made once."""
+    unknown = names - set(NAMES)
+    if unknown:
+        raise ValueError(f"Torrent has no field {sorted(unknown)[0]!r}")
+    held = tuple(n for n in NAMES if n in names or n in {"hash", "name"})
+    namespace = {"__slots__": held, "__qualname__": "Torrent", "__module__": __name__}
+    return type("Torrent", (Torrent,), namespace)
+
+
+_EVERY = holding(frozenset(NAMES))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import pytest
 
 from rtorrentd.batch import frozen_batch
 from rtorrentd.engine.plan import Step
-from rtorrentd.torrent import Torrent
+from rtorrentd.torrent import NAMES, Torrent, holding
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,20 @@ def test_classes_whose_init_does_more_are_refused(cls: type, match: str) -> None
         frozen_batch(cls, 1, {"value": [1]})
 
 
-@pytest.mark.parametrize("cls", [Torrent, Step])
+@pytest.mark.parametrize("cls", [holding(frozenset(NAMES)), holding(frozenset()), Step])
 def test_the_classes_built_this_way_qualify(cls: type) -> None:
-    # torrents_from_rows and the engine's steps rely on this.
+    # torrents_from_rows (a Torrent holding the fields fetched) and the engine's
+    # steps rely on this.
     required = {f.name: ["x"] for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
     assert 1 == len(frozen_batch(cls, 1, required))
+
+
+def test_a_torrent_is_built_holding_some_fields_and_equals_the_constructors() -> None:
+    kind = holding(frozenset({"ratio", "label"}))
+    built = frozen_batch(kind, 2, {"hash": ["A", "B"], "name": ["a", "b"], "ratio": [1.0, None]})
+    assert [Torrent("A", "a", ratio=1.0), Torrent("B", "b")] == built
+    assert [None, None] == [t.label for t in built]  # not given: its default
+    with pytest.raises(TypeError, match="size is no slot"):
+        frozen_batch(kind, 1, {"hash": ["A"], "name": ["a"], "size": [1]})
+    with pytest.raises(TypeError, match="nonsense is no slot nor a field"):
+        frozen_batch(kind, 1, {"hash": ["A"], "name": ["a"], "nonsense": [1]})

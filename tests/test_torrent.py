@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
+import sys
 from collections.abc import Sequence
 
 import pytest
@@ -10,12 +13,42 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtorrentd.rtorrent.rows import Layout, layout, torrent_from_row, torrents_from_rows
-from rtorrentd.torrent import Torrent
+from rtorrentd.torrent import Torrent, holding
 from rtorrentd.vocabulary import FIELDS, IDENTITY, fields_for
 
 
 def test_every_torrent_attribute_has_a_field() -> None:
     assert {f.name for f in dataclasses.fields(Torrent)} == set(FIELDS)
+
+
+def test_a_snapshot_torrent_holds_only_its_fields_and_is_a_torrent_like_any_other() -> None:
+    plan = layout(fields_for(["ratio"]))
+    [held] = torrents_from_rows(plan, [_row(["ratio"], **{"d.ratio=": 1500})])
+    whole = Torrent(held.hash, "x", complete=True, started=False, open=False, size=5, ratio=1.5)
+    assert isinstance(held, Torrent) and held == whole and hash(held) == hash(whole)
+    assert {held} == {whole} and repr(held) == repr(whole)
+    assert (None, None) == (held.label, held.trackers)  # not fetched: None, as before
+    # Smaller: a slot for each field fetched, none for the others.
+    assert sys.getsizeof(held) < sys.getsizeof(whole) // 2
+    assert held != dataclasses.replace(whole, label="tv") != whole
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        held.label = "tv"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        held.ratio = 2.0  # type: ignore[misc]
+
+
+def test_replace_copy_and_pickle_give_an_equal_torrent_holding_every_field() -> None:
+    plan = layout(fields_for(["label"]))
+    [held] = torrents_from_rows(plan, [_row(["label"], **{"d.custom1=": "tv"})])
+    relabelled = dataclasses.replace(held, label="movies", size=7)
+    assert ("movies", 7, held.hash) == (relabelled.label, relabelled.size, relabelled.hash)
+    assert relabelled == Torrent(**{**dataclasses.asdict(held), "label": "movies", "size": 7})
+    assert held == copy.copy(held) == copy.deepcopy(held) == pickle.loads(pickle.dumps(held))
+
+
+def test_holding_refuses_a_name_that_is_no_field() -> None:
+    with pytest.raises(ValueError, match="nonsense"):
+        holding(frozenset({"nonsense"}))
 
 
 def test_identity_fields_are_always_fetched() -> None:

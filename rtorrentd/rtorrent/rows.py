@@ -15,7 +15,7 @@ from typing import cast
 from urllib.parse import unquote
 
 from rtorrentd.batch import frozen_batch
-from rtorrentd.torrent import Torrent
+from rtorrentd.torrent import Torrent, holding
 from rtorrentd.vocabulary import (
     Convert,
     Field,
@@ -43,6 +43,7 @@ class Layout:
     commands: tuple[str, ...]
     positions: tuple[tuple[int, ...], ...]
     columns: tuple[ConvertColumn, ...] = ()
+    kind: type[Torrent] = Torrent  # the Torrents made: holding these fields (`layout`)
 
 
 # Converts the raw columns of one field's commands (one sequence per command,
@@ -65,7 +66,8 @@ def layout(fields: Sequence[Field]) -> Layout:
         _shared_strs if field.name in SHARED_TEXTS else _column_converter(field.convert)
         for field in fields
     )
-    return Layout(tuple(fields), tuple(commands), tuple(positions), columns)
+    kind = holding(frozenset(field.name for field in fields))
+    return Layout(tuple(fields), tuple(commands), tuple(positions), columns, kind)
 
 
 def torrent_from_row(plan: Layout, row: Sequence[object]) -> Torrent:
@@ -100,7 +102,7 @@ def torrents_from_columns(plan: Layout, columns: Sequence[Sequence[object]]) -> 
         field.name: convert([columns[i] for i in slots])
         for field, slots, convert in zip(plan.fields, plan.positions, plan.columns, strict=True)
     }
-    return tuple(frozen_batch(Torrent, count, values))
+    return tuple(frozen_batch(plan.kind, count, values))
 
 
 def _transpose(rows: Sequence[object], width: int) -> list[Sequence[object]]:

@@ -175,8 +175,9 @@ def main() -> None:
             theirs = set(outputs["rtcontrol"].split())
             assert ours == theirs, f"{len(ours)} vs {len(theirs)} hashes"
             answer, decode = rtorrent_answer(socket, config)
+            running_version = scgi_call(str(socket), "system.client_version")
         medians = {name: statistics.median(values) for name, values in times.items()}
-        print(f"rtorrent {version}, {len(hashes)} torrents, {len(ours)} selected by both")
+        print(f"rtorrent {running_version}, {len(hashes)} torrents, {len(ours)} selected by both")
         for name, median in medians.items():
             print(f"{name:16s} median {median:7.0f} ms over {runs} runs")
         print(f"rtorrent's own answer to rtorrentd's snapshot: {answer:.0f} ms (raw)")

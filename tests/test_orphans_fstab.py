@@ -1,14 +1,16 @@
-"""Orphan cleanup and mount points that only /etc/fstab names: a disk that is not
-mounted right now leaves an empty directory inside an allowed root, which must
-stay for the next `mount` (with real rtorrents, 0.9.8 and 0.16, and real tmpfs and
-ext4 filesystems mounted and unmounted).
+"""Orphan cleanup and mount points that only /etc/fstab or a systemd unit names: a
+disk that is not mounted right now leaves an empty directory inside an allowed
+root, which must stay for the next `mount` (with real rtorrents, 0.9.8 and 0.16,
+and real tmpfs and ext4 filesystems mounted and unmounted).
 
-Each test writes its own fstab (`scan(..., fstab=PATH)`).
+Each test writes its own fstab and unit directory (`scan(..., fstab=PATH,
+unit_dirs=[DIR])`); none reads the machine's.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from test_sharing import _loop_image, _mount_missing, _mounted, _unless_missing
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.deletion import mounts
-from rtorrentd.deletion.mounts import fstab_mount_points
+from rtorrentd.deletion.mounts import fstab_mount_points, unit_mount_point
 from rtorrentd.deletion.orphans import Cleaned, Scan, clean, scan
 from rtorrentd.service import orphans as service
 
@@ -58,12 +60,45 @@ def test_fstab_mount_points_are_its_second_fields_unescaped() -> None:
     ] == points
 
 
+def test_a_systemd_unit_s_name_is_its_mount_point_escaped() -> None:
+    names = {
+        "srv-my\\x2ddisk.mount": "/srv/my-disk",
+        "mnt-tab\\x09bed-caf\\xe9.automount": os.fsdecode(b"/mnt/tab\tbed/caf\xe9"),
+        "-.mount": "/",
+        "srv-data.service": None,
+        "srv-data.mount.d": None,
+        "local-fs.target.wants": None,
+    }
+
+    assert names == {name: unit_mount_point(name) for name in names}
+
+
+def unit_name(path: Path, kind: str) -> str:
+    """systemd's own name for a unit of `kind` (mount, automount) at `path`."""
+    done = subprocess.run(
+        ["systemd-escape", "--path", f"--suffix={kind}", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
 async def scan_and_clean(
-    rt: RtorrentProcess, roots: Sequence[Path], bin_: Bin, fstab: Path
+    rt: RtorrentProcess,
+    roots: Sequence[Path],
+    bin_: Bin,
+    fstab: Path,
+    unit_dirs: Sequence[Path] = (),
 ) -> tuple[Scan, list[Cleaned]]:
-    """A scan with `fstab` as the filesystem table, then the re-check and move."""
+    """A scan with `fstab` and `unit_dirs` as the tables, then the re-check and move."""
     found, listing = await scan(
-        [source(rt)], [str(r) for r in roots], SETTINGS, now=later(), fstab=str(fstab)
+        [source(rt)],
+        [str(r) for r in roots],
+        SETTINGS,
+        now=later(),
+        fstab=str(fstab),
+        unit_dirs=[str(d) for d in unit_dirs],
     )
     if listing is None:
         return found, []
@@ -161,6 +196,31 @@ async def test_every_spelling_fstab_may_use_for_a_mount_point_keeps_it(
 
 
 @pytest.mark.anyio
+async def test_the_mount_points_of_systemd_mount_and_automount_units_stay(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    mounted = empty_old_directory(dl / "by-unit" / "my-disk")
+    automounted = empty_old_directory(dl / "caf\u00e9 auto")
+    service_named = empty_old_directory(dl / "not-a-mount")
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / unit_name(mounted, "mount")).write_text(f"[Mount]\nWhere={mounted}\n")
+    (units / unit_name(automounted, "automount")).write_text("[Automount]\n")
+    (units / unit_name(service_named, "service")).write_text("[Service]\n")
+    (units / "local-fs.target.wants").mkdir()
+
+    found, done = await scan_and_clean(
+        rtorrent, [dl], Bin(tmp_path / "bin"), tmp_path / "no-fstab", [tmp_path / "none", units]
+    )
+
+    assert {str(service_named): "removed"} == results(done)
+    assert mounted.is_dir() and automounted.is_dir()
+    assert {str(mounted), str(automounted)} == set(found.mount_points)
+    assert "" == found.caution
+
+
+@pytest.mark.anyio
 async def test_an_unreadable_fstab_keeps_every_empty_directory_and_says_so(
     rtorrent: RtorrentProcess, tmp_path: Path
 ) -> None:
@@ -180,8 +240,17 @@ async def test_an_unreadable_fstab_keeps_every_empty_directory_and_says_so(
     report = service.format_scan(found, SETTINGS)
     assert f"caution: {found.caution}" in report
 
+    loop = tmp_path / "units"
+    loop.symlink_to(loop)  # listing it fails (ELOOP)
     found, done = await scan_and_clean(
-        rtorrent, [dl], Bin(tmp_path / "bin2"), tmp_path / "no-fstab-here"
+        rtorrent, [dl], Bin(tmp_path / "bin2"), tmp_path / "no-fstab-here", [loop]
+    )
+
+    assert f"{loop} cannot be listed" in found.caution
+    assert hollow.is_dir() and [] == done
+
+    found, done = await scan_and_clean(
+        rtorrent, [dl], Bin(tmp_path / "bin3"), tmp_path / "no-fstab-here", [tmp_path / "no"]
     )
 
     assert "" == found.caution  # no table at all (a container): nothing is planned
@@ -197,6 +266,7 @@ async def test_the_daemon_logs_and_the_command_shows_what_fstab_kept(
     fstab = tmp_path / "fstab"
     fstab.write_text(f"UUID=1 {point} ext4 defaults,nofail 0 2\n")
     monkeypatch.setattr(mounts, "FSTAB", str(fstab))
+    monkeypatch.setattr(mounts, "UNIT_DIRS", ())
     config = parse_config(config_text(rtorrent, dl), str(tmp_path / "x.toml"))
     sources = [source(rtorrent)]
 
@@ -210,4 +280,4 @@ async def test_the_daemon_logs_and_the_command_shows_what_fstab_kept(
     (caution,) = [e for e in logs if e["event"] == "orphans.caution"]
     assert "cannot be read" in caution["reason"]
     report = service.format_scan(found, SETTINGS)
-    assert f"kept {point}: a mount point fstab names (mounted or not)" in report
+    assert f"kept {point}: a mount point fstab or a systemd unit names" in report

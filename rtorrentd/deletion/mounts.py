@@ -1,10 +1,11 @@
 """Mount points: inside a torrent, from the kernel's mount table; and those
-/etc/fstab plans, mounted or not, for the orphan scan.
+/etc/fstab and systemd's .mount/.automount units plan, mounted or not, for the
+orphan scan.
 
 A mount point inside the torrent is refused as a symlinked directory is: a bind
 mount keeps st_dev, so only /proc/self/mountinfo shows it. A disk that is not
 mounted right now leaves its mount point an empty directory that only /etc/fstab
-names: removing it as an orphan would make the next `mount` fail.
+or a unit names: removing it as an orphan would make the next `mount` fail.
 """
 
 from __future__ import annotations
@@ -58,13 +59,22 @@ def _unescape_octal(field: bytes) -> bytes:
 
 
 FSTAB = "/etc/fstab"
+# Where systemd looks for units (systemd.unit(5), system manager); a .mount or
+# .automount unit's name is its mount point, escaped (systemd-escape --path).
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """The mount points a filesystem table names, mounted or not, and every
+    """The mount points fstab and systemd's units name, mounted or not, and every
     directory on the way to one (normalised, and resolved where they exist):
-    never removed as empty. `problem` says why the table could not be read;
+    never removed as empty. `problem` says why one of them could not be read;
     then every empty directory is kept, since any of them may be a mount point."""
 
     keep: frozenset[str] = frozenset()
@@ -75,19 +85,33 @@ class Planned:
         return bool(self.problem) or path in self.keep
 
 
-def planned_mounts(fstab: str = FSTAB) -> Planned:
-    """What `fstab` plans (see `Planned`); never raises. No table at all (a
-    container) plans nothing; one that cannot be read keeps every empty directory."""
+def planned_mounts(fstab: str = FSTAB, unit_dirs: Sequence[str] = UNIT_DIRS) -> Planned:
+    """What `fstab` and the .mount/.automount units in `unit_dirs` plan (see
+    `Planned`); never raises. What is not there at all (a container has no fstab,
+    no systemd) plans nothing; what cannot be read keeps every empty directory."""
+    problems: list[str] = []
+    points: list[str] = []
     try:
         with open(fstab, "rb") as table:
-            data = table.read()
+            points += fstab_mount_points(table.read())
     except FileNotFoundError:
-        return Planned()
+        pass
     except OSError as exc:
-        why = f"{fstab} cannot be read ({exc.strerror or exc})"
+        problems.append(f"{fstab} cannot be read ({exc.strerror or exc})")
+    for directory in unit_dirs:
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            problems.append(f"{directory} cannot be listed ({exc.strerror or exc})")
+            continue
+        points += (p for p in map(unit_mount_point, names) if p is not None)
+    if problems:
+        why = "; ".join(problems)
         return Planned(problem=why + ": every empty directory is kept (any may be a mount point)")
     keep: set[str] = set()
-    for point in fstab_mount_points(data):
+    for point in points:
         for spelled in {os.path.normpath(point), os.path.realpath(point)}:
             keep.update(_and_above(spelled))
     return Planned(frozenset(keep))
@@ -106,6 +130,21 @@ def fstab_mount_points(data: bytes) -> list[str]:
         if target.startswith(b"/"):
             points.append(os.fsdecode(target))
     return points
+
+
+def unit_mount_point(name: str) -> str | None:
+    """The mount point a systemd unit named `name` is for (`srv-my\\x2ddisk.mount`:
+    /srv/my-disk), or None for a unit of another kind."""
+    stem, _dot, kind = name.rpartition(".")
+    if kind not in ("mount", "automount") or not stem:
+        return None
+    parts = [_unescape_hex(os.fsencode(part)) for part in stem.split("-") if part]
+    return os.fsdecode(b"/" + b"/".join(parts))
+
+
+def _unescape_hex(part: bytes) -> bytes:
+    # systemd-escape writes every byte but [A-Za-z0-9:_.] (and a leading ".") as \xNN.
+    return re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), part)
 
 
 def _and_above(path: str) -> Iterator[str]:

@@ -9,9 +9,9 @@ allowed root (`orphan_walk`, in a worker thread), classifies each entry
 Never orphans either: what rtorrentd and rtorrent own (`owned`: every session
 directory, the bin, the state directory, the configuration; and every file an
 instance's rtorrent process holds open, its log included), and an empty directory
-that /etc/fstab names as a mount point or that lies on the way to one (`fstab`; a
-disk not mounted now leaves it empty). When that table cannot be read, no empty
-directory is removed and the scan says so (`Scan.caution`).
+that /etc/fstab or a systemd .mount/.automount unit names as a mount point, or
+that lies on the way to one (a disk not mounted now leaves it empty). When they
+cannot be read, no empty directory is removed and the scan says so (`Scan.caution`).
 
 `clean` then, immediately before moving: asks every instance for the torrents
 loaded since (`orphan_listing.refresh`), and stats each orphan again: the same
@@ -160,9 +160,11 @@ async def scan(
     owned: Collection[str] = (),
     filesystems: preflight.Filesystems | None = None,
     fstab: str | None = None,
+    unit_dirs: Sequence[str] | None = None,
 ) -> tuple[Scan, Listing | None]:
-    """One scan (see the module doc); the listing is kept for `clean`. `fstab`:
-    the filesystem table whose mount points stay (default `mounts.FSTAB`)."""
+    """One scan (see the module doc); the listing is kept for `clean`. `fstab` and
+    `unit_dirs`: the filesystem table and systemd's unit directories whose mount
+    points stay (default `mounts.FSTAB`, `mounts.UNIT_DIRS`)."""
     started = time.monotonic()
     labels = tuple(source.label for source in sources)
     try:
@@ -176,7 +178,8 @@ async def scan(
     keep = await anyio.to_thread.run_sync(Owned.of, [*owned, *listing.sessions, *held_open])
     budget = Budget(settings.max_files, settings.max_bytes)
     judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
-    planned = await anyio.to_thread.run_sync(planned_mounts, fstab or mounts.FSTAB)
+    units = mounts.UNIT_DIRS if unit_dirs is None else unit_dirs
+    planned = await anyio.to_thread.run_sync(planned_mounts, fstab or mounts.FSTAB, units)
     # Read-only: a walk stuck on a hung filesystem is abandoned at the deadline.
     walk_roots = functools.partial(_find, real, keep, judge, now, budget, planned=planned)
     found = await anyio.to_thread.run_sync(walk_roots, abandon_on_cancel=True)

@@ -127,7 +127,7 @@ async def scan_and_clean(
     return found, done
 
 
-MOUNT_POINT = "a mount point fstab names (mounted or not), or a directory on the way to one"
+MOUNT_POINT = "a mount point fstab or a systemd unit names (mounted or not), or on the way to one"
 
 
 def _log_found(found: Scan) -> None:

@@ -45,7 +45,7 @@ from harness import RtorrentProcess, poll_until  # noqa: E402
 from harness.torrents import TorrentFile, make_torrent  # noqa: E402
 
 from rtorrentd.config.model import OrphanSettings  # noqa: E402
-from rtorrentd.deletion.orphan_listing import Source, _add_exact, read_listing  # noqa: E402
+from rtorrentd.deletion.orphan_listing import Source, Stored, _add_exact, read_listing  # noqa: E402
 from rtorrentd.deletion.orphans import scan  # noqa: E402
 from rtorrentd.engine.orphans import Listed  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient  # noqa: E402
@@ -92,8 +92,9 @@ def listed_half(directories: list[Path]) -> Listed:
     """Every file of every other directory, listed as `orphan_listing` indexes one."""
     listed = Listed()
     for directory in directories[::2]:
+        spellings = Stored()  # as `orphan_listing` has one per round of torrents
         for name in os.listdir(directory):
-            _add_exact(listed, f"{directory}/{name}")
+            _add_exact(listed, f"{directory}/{name}", spellings)
     return listed
 
 

@@ -20,6 +20,11 @@ rtorrent shows names lossily (`?` for bytes that are not UTF-8: RTORRENT.md). A
 listed path that may stand for several names protects every name on disk that
 rtorrent could show so (`protocol.names.may_show_as`): a lookalike is kept, never
 moved.
+
+On a case-insensitive filesystem (exFAT through FUSE) rtorrent finds `Album/a.bin`
+stored as `ALBUM/a.bin`, and each spelling shows its own inode number: a listed
+path is also added as its directories store it (`spelling.Spellings`), with that
+spelling's identity, or the scan is refused when the spelling cannot be told.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import cast
 
 import anyio.to_thread
 
+from rtorrentd.deletion.spelling import Spellings, Unspellable, exact_lookups
 from rtorrentd.engine.orphans import Inode, Listed, TorrentState, busy_reason, normalise
 from rtorrentd.errors import OrphanScanRefused, RpcError, TransportError
 from rtorrentd.protocol.names import exact_bytes, is_exact, may_show_as
@@ -178,6 +184,7 @@ def _index(
     files: dict[str, tuple[FileEntry, ...]],
 ) -> None:
     """Add a batch of torrents' files (paths, identities); refuse what cannot be told."""
+    spellings = Stored()  # directory listings for this batch only (memory)
     for state, tied in batch:
         entries = files.get(state.hash)
         if entries is None:
@@ -186,7 +193,7 @@ def _index(
         missing = [
             entry.path
             for entry in entries
-            if not _add_path(listed, posixpath.join(directory, entry.path))
+            if not _add_path(listed, posixpath.join(directory, entry.path), spellings)
         ]
         who = f"{state.hash} ({state.name!r}) of {state.instance}"
         if missing and len(missing) == len(entries) and state.started:
@@ -208,23 +215,62 @@ def _index(
                 "point the torrent at its data (d.directory.set), or remove the torrent"
             )
         if tied.startswith("/"):
-            _add_path(listed, normalise(tied))
+            _add_path(listed, normalise(tied), spellings)
 
 
-def _add_path(listed: Listed, path: str) -> bool:
+def _add_path(listed: Listed, path: str, spellings: Stored) -> bool:
     """Add one listed path (every name on disk it may stand for, when rtorrent
     showed it lossily); whether something is there."""
     if is_exact(path):  # "/" is no stand-in: exact as a whole is exact part by part
-        return _add_exact(listed, path)
+        return _add_exact(listed, path, spellings)
     found = False
     for name in _lookalikes(path):
-        found = _add_exact(listed, name) or found
+        found = _add_exact(listed, name, spellings) or found
     listed.add_file(path)  # the shown form too: harmless, and it keeps its directories
     return found
 
 
-def _add_exact(listed: Listed, path: str) -> bool:
-    for directory in listed.add_file(path):
+def _add_exact(listed: Listed, path: str, spellings: Stored) -> bool:
+    """Add `path` as written and, where a directory stores it otherwise (a
+    case-insensitive filesystem), as stored; whether something is there."""
+    found = _add_spelled(listed, path, count=True)
+    try:
+        stored = spellings.of(path)
+    except Unspellable as exc:
+        raise OrphanScanRefused(
+            f"a loaded torrent lists {path!r}, which a case-insensitive filesystem holds "
+            "under several spellings or none it lists: which entries are its files cannot "
+            "be told; rename them apart"
+        ) from exc
+    if stored != path:
+        found = _add_spelled(listed, stored, count=False) or found
+    return found
+
+
+@dataclass(slots=True)
+class Stored:
+    """Listed paths as their directories store them (`Spellings.canonical`), each
+    directory worked out once for all its files."""
+
+    spellings: Spellings = field(default_factory=Spellings)
+    # A directory as written -> as stored, and whether its names are exact there.
+    directories: dict[str, tuple[str, bool]] = field(default_factory=dict)
+
+    def of(self, path: str) -> str:
+        """`path` (absolute, normalised) as stored; raises `Unspellable`."""
+        parent, name = posixpath.split(path)
+        known = self.directories.get(parent)
+        if known is None:
+            spelled = self.spellings.canonical(parent)
+            known = self.directories[parent] = (spelled, exact_lookups(spelled))
+        spelled, exact = known
+        if exact:  # ext4, tmpfs: a name that exists is stored as written
+            return path if spelled == parent else posixpath.join(spelled, name)
+        return self.spellings.joined(spelled, name)
+
+
+def _add_spelled(listed: Listed, path: str, *, count: bool) -> bool:
+    for directory in listed.add_file(path, count=count):
         listed.add_inodes(_identities(directory))
     inodes = _identities(path)
     listed.add_inodes(inodes)

@@ -47,6 +47,7 @@ from rtorrentd.deletion.mounts import Planned, planned_mounts
 from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
 from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
 from rtorrentd.deletion.renames import open_walk
+from rtorrentd.deletion.spelling import Spellings, Unspellable
 from rtorrentd.deletion.unlisted import open_files, unlisted_rtorrents
 from rtorrentd.engine.orphans import (
     Budget,
@@ -127,10 +128,19 @@ _SESSION_FILE = re.compile(
 
 
 def resolve_roots(roots: Sequence[str]) -> list[str]:
-    """Each allowed root resolved; refuses one that is missing or not a directory."""
+    """Each allowed root resolved, and spelled as its directories store it (a
+    case-insensitive filesystem finds `/mnt/USB` stored as `/mnt/usb`: the walk's
+    paths must be the listing's); refuses one that is missing or not a directory."""
     real: list[str] = []
+    spellings = Spellings()
     for root in roots:
-        path = os.path.realpath(root)
+        try:
+            path = spellings.canonical(os.path.realpath(root))
+        except Unspellable as exc:
+            raise OrphanScanRefused(
+                f"the allowed root {root!r} is stored under several spellings or none its "
+                "directory lists (a case-insensitive filesystem)"
+            ) from exc
         if not os.path.isdir(path):
             raise OrphanScanRefused(f"the allowed root {root!r} is not a directory here")
         real.append(path)

@@ -76,11 +76,12 @@ class Listed:
         self.inodes: set[int] = set()
         self.files = 0
 
-    def add_file(self, path: str) -> list[str]:
+    def add_file(self, path: str, *, count: bool = True) -> list[str]:
         """Add a listed file's path and every directory above it; returns the
-        directories not seen before (whose identities the edge adds)."""
+        directories not seen before (whose identities the edge adds). `count`:
+        False for another spelling of a file already counted."""
         path = normalise(path)
-        self.files += 1
+        self.files += count
         self.paths.add(path)
         new: list[str] = []
         parent = posixpath.dirname(path)

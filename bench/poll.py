@@ -12,6 +12,7 @@ protocol the client uses (`Dialect.snapshot_over_json`).
 
     .venv/bin/python bench/poll.py [torrents] [--stopped] [--profile] [--rtorrent=0.16]
     .venv/bin/python bench/poll.py --socket=/path/rpc.socket [--profile] [--gc-freeze]
+                                   [--gc-default]
 
 The torrents are tiny single-file ones (1 byte .. 1 KiB of payload) loaded with
 `load.raw_start` in `system.multicall` batches, without waiting for each; rtorrent
@@ -22,8 +23,10 @@ and loaded instead (loading 10,000 started torrents takes a minute or more, most
 of it rtorrent hash-checking them). Then each stage of the poll is timed on its own
 (best of RUNS) to say where the time goes; `--profile` adds a cProfile of the
 conversion and planning. The time the cyclic garbage collector takes inside each
-poll is shown too; `--gc-freeze` calls `gc.freeze()` after each poll, as a daemon
-could, so that it stops walking the objects that outlive a poll.
+poll is shown too, with the collector's thresholds the daemon sets
+(`service.daemon.tune_collector`), or Python's with `--gc-default`; `--gc-freeze`
+calls `gc.freeze()` after each poll, so that it stops walking the objects that
+outlive a poll.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from rtorrentd.rtorrent.dialect import Dialect  # noqa: E402
 from rtorrentd.rtorrent.rows import Layout, torrents_from_rows  # noqa: E402
 from rtorrentd.rtorrent.transport import open_transport  # noqa: E402
 from rtorrentd.rtorrent.wire import JSON_RPC, XML_RPC, JsonChoice, Wire  # noqa: E402
+from rtorrentd.service.daemon import tune_collector  # noqa: E402
 from rtorrentd.torrent import Torrent  # noqa: E402
 from rtorrentd.vocabulary import name_kinds  # noqa: E402
 
@@ -256,7 +260,8 @@ async def measure_wire(
     print(f"ratio of bests:         {poll_best / raw_best:.2f} x (goal <= {GOAL}: {verdict})")
     print(f"median of paired ratios {paired:.2f} x")
     shown = ", ".join(f"{ms:.0f}" for ms in gc_times)
-    print(f"cyclic GC inside each poll: {shown} ms{' (gc.freeze after each)' if freeze else ''}")
+    frozen = ", gc.freeze after each" if freeze else ""
+    print(f"cyclic GC inside each poll: {shown} ms (thresholds {gc.get_threshold()}{frozen})")
     reply = await stages(poller, dialect, body)
     if profile:
         profile_stages(poller, dialect, reply)
@@ -317,6 +322,8 @@ def profile_stages(poller: Poller, dialect: Dialect, reply: bytes) -> None:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     profile, freeze = "--profile" in sys.argv, "--gc-freeze" in sys.argv
+    if "--gc-default" not in sys.argv:
+        tune_collector()  # as the daemon runs
     attach = [a.partition("=")[2] for a in sys.argv if a.startswith("--socket=")]
     if attach:
         anyio.run(measure, attach[0], profile, freeze)

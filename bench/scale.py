@@ -1,7 +1,7 @@
 """One poll at 10,000, 50,000 and 100,000 torrents against a real rtorrent (issue 15.3, 15.4).
 
     .venv/bin/python bench/scale.py [--sizes=10000,50000,100000] [--rtorrent=0.9.8,0.16]
-                                    [--runs=3] [--steady=50000] [--polls=100]
+                                    [--runs=3] [--steady=50000] [--polls=100] [--gc-default]
 
 Loading: no RPC per torrent. The session directory is written beforehand, each
 torrent as rtorrent itself saves it (`<HASH>.torrent`, `.rtorrent`,
@@ -21,9 +21,11 @@ XML-RPC in xmlrpc-c's layout, in tinyxml2's, and JSON-RPC), a driver process
   threads included), every rtorrent call timed at the transport: the longest
   and their sum (how long rtorrent served us: an upper bound on its lock);
 and prints the peak RSS (VmHWM) of the process, and how long the cyclic garbage
-collector ran inside the poll (`gc.callbacks`). Medians of RUNS are shown. On a
-machine shared with other work the poll's wall time counts the CPU it waited for:
-`(raw + CPU) / raw` is the ratio a poll would have with a core to itself.
+collector ran inside the poll (`gc.callbacks`), with the thresholds the daemon
+sets (`service.daemon.tune_collector`; Python's own with `--gc-default`).
+Medians of RUNS are shown. On a machine shared with other work the poll's wall
+time counts the CPU it waited for: `(raw + CPU) / raw` is the ratio a poll would
+have with a core to itself.
 Then `rtorrentd run --once --dry-run` as a whole process: wall, CPU and
 ru_maxrss from wait4 (imports and start-up included).
 
@@ -294,7 +296,7 @@ def raw_exchange(path: str, request: bytes) -> tuple[float, float, int]:
     return (first - started) * 1000, (done - started) * 1000, size
 
 
-def drive(socket_path: str, wire: str, runs: int, polls: int) -> None:  # noqa: PLR0915
+def drive(socket_path: str, wire: str, runs: int, polls: int, gc_default: bool) -> None:  # noqa: PLR0915
     """Runs in the driver process; prints one JSON object of figures."""
     import anyio
     import structlog
@@ -305,9 +307,12 @@ def drive(socket_path: str, wire: str, runs: int, polls: int) -> None:  # noqa: 
     from rtorrentd.rtorrent.client import RtorrentClient
     from rtorrentd.rtorrent.transport import Transport, open_transport
     from rtorrentd.rtorrent.wire import JsonChoice
+    from rtorrentd.service.daemon import tune_collector
     from rtorrentd.service.poll import poll_once
 
     structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    if not gc_default:
+        tune_collector()  # as the daemon runs
 
     @dataclass
     class Timed:
@@ -426,6 +431,7 @@ class Bench:
     runs: int
     polls: int
     steady: int
+    gc_default: bool = False
     rows: list[str] = field(default_factory=list)
     raw: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -436,6 +442,7 @@ class Bench:
     def driver(self, socket_path: str, wire: str, polls: int = 0) -> dict[str, object]:
         command = [sys.executable, __file__, "--driver", f"--socket={socket_path}"]
         command += [f"--wire={wire}", f"--runs={self.runs}", f"--polls={polls}"]
+        command += ["--gc-default"] if self.gc_default else []
         out = subprocess.run(command, check=False, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise SystemExit(f"the driver failed: {out.stderr[-3000:]}")
@@ -556,14 +563,18 @@ def main() -> None:
         return
     runs = int(options.get("runs", RUNS))
     if "driver" in options:
-        drive(options["socket"], options["wire"], runs, int(options.get("polls", 0)))
+        polls = int(options.get("polls", 0))
+        drive(options["socket"], options["wire"], runs, polls, "gc-default" in options)
         return
     loaded = int(options.get("loaded", LOADED))
     sizes = [int(s) for s in options.get("sizes", ",".join(map(str, SIZES))).split(",")]
     versions = options.get("rtorrent", ",".join(VERSIONS)).split(",")
     print(f"rtorrent {', '.join(versions)}: {loaded:,} loaded; sizes {sizes}; {runs} runs")
+    collector = "Python's" if "gc-default" in options else "the daemon's (tune_collector)"
+    print(f"the driver's cyclic collector thresholds: {collector}")
     work = Path(tempfile.mkdtemp(prefix="rtorrentd-scale-"))
-    bench = Bench(work, runs, int(options.get("polls", 100)), int(options.get("steady", 50_000)))
+    polls, steady = int(options.get("polls", 100)), int(options.get("steady", 50_000))
+    bench = Bench(work, runs, polls, steady, "gc-default" in options)
     try:
         session = work / "session"
         began = time.perf_counter()

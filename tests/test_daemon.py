@@ -10,6 +10,7 @@ the first retry after rtorrent went away.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
@@ -38,10 +39,10 @@ from rtorrentd.engine.plan import Plan, Step
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service import instance
-from rtorrentd.service.daemon import Daemon
+from rtorrentd.service.daemon import COLLECTOR_THRESHOLDS, Daemon, serve
 from rtorrentd.service.fleet import Fleet
 from rtorrentd.service.instance import Instance, backoff_delays, retry_base
-from rtorrentd.service.lifecycle import EXIT_FORCED, Lifecycle
+from rtorrentd.service.lifecycle import EXIT_FORCED, EXIT_OK, Lifecycle
 from rtorrentd.service.poll import PollResult
 from rtorrentd.service.status import config_changes, status_after_poll, status_unreachable
 from rtorrentd.service.systemd import Notifier
@@ -246,6 +247,32 @@ async def test_an_unexpected_exception_is_logged_with_its_traceback(
     assert [("poll.crashed", "error")] == [(e["event"], e["log_level"]) for e in logs]
     assert logs[0]["exc_info"] is True
     assert d.outage is None
+
+
+@pytest.mark.anyio
+async def test_the_daemon_runs_the_cyclic_collector_less_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    during: list[tuple[int, ...]] = []
+
+    async def run(_self: Daemon, _signals: object) -> None:
+        during.append(gc.get_threshold())
+
+    monkeypatch.setattr(Daemon, "run", run)
+    config = parse_config(config_text(url=f"scgi://{tmp_path}/no.socket", root=str(tmp_path)), "x")
+    before = gc.get_threshold()
+    try:
+        status = await serve(
+            Instances("x", False, {"x": config}, None),
+            False,
+            lambda c: open_transport(c.rtorrent.url),
+            notifier=Notifier(),
+        )
+    finally:
+        gc.set_threshold(*before)
+    assert (EXIT_OK, [COLLECTOR_THRESHOLDS]) == (status, during)
+    young, _, whole = COLLECTOR_THRESHOLDS
+    assert young > 700 and whole > 10  # Python's defaults: (700, 10, 10)
 
 
 # --- the daemon as a process -----------------------------------------------------

@@ -32,8 +32,9 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -90,6 +91,36 @@ class Listing:
     def labels(self) -> tuple[str, ...]:
         """Every instance read, as reports name them."""
         return tuple(source.label for source in self.sources)
+
+
+# One watch of an inotify descriptor in /proc/PID/fdinfo (fs/notify/fdinfo.c): the
+# inode in hex, and the kernel's dev_t (major << 20 | minor) in hex.
+_INOTIFY_WATCH = re.compile(r"^inotify wd:\S+ ino:([0-9a-fA-F]+) sdev:([0-9a-fA-F]+)", re.MULTILINE)
+
+
+def watched_directories(pids: Collection[int], proc: str = "/proc") -> frozenset[Inode]:
+    """What the processes `pids` watch with inotify, as (device, inode): the
+    directories rtorrent watches for new .torrent files (`directory.watch.added`).
+    None where /proc does not show them (another user's process, another PID
+    namespace)."""
+    found: set[Inode] = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"{proc}/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{proc}/{pid}/fd/{fd}") != "anon_inode:inotify":
+                    continue
+                with open(f"{proc}/{pid}/fdinfo/{fd}", encoding="ascii", errors="replace") as info:
+                    text = info.read()
+            except OSError:
+                continue
+            for inode, device in _INOTIFY_WATCH.findall(text):
+                dev = int(device, 16)
+                found.add((os.makedev(dev >> 20, dev & 0xFFFFF), int(inode, 16)))
+    return frozenset(found)
 
 
 def _unreachable(source: Source, exc: Exception) -> OrphanScanRefused:

@@ -12,7 +12,8 @@ by path and by identity. What they own is never yielded either (the
 configuration file, files an rtorrent holds open). A directory that cannot be
 listed is counted and left. An empty directory that /etc/fstab names as a mount
 point, or that lies on the way to one, is never yielded (a disk not mounted now
-leaves it empty): it is counted in `mount_points`.
+leaves it empty): it is counted in `mount_points`; nor is one an rtorrent watches
+for new .torrent files (`watched`).
 
 Each directory is opened with O_NOFOLLOW and listed through that descriptor, and
 only if it is still the directory its parent's listing showed (device, inode): a
@@ -45,6 +46,7 @@ class WalkStats:
     unreadable: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # mounts, other filesystems, owned
     mount_points: list[str] = field(default_factory=list)  # empty, planned in fstab
+    watched: list[str] = field(default_factory=list)  # empty, watched by an rtorrent
 
 
 def kind_of(mode: int) -> Kind:
@@ -102,10 +104,17 @@ class Owned:
 
 
 def walk(
-    root: str, exclude: Exclude, owned: Owned, stats: WalkStats, planned: Planned | None = None
+    root: str,
+    exclude: Exclude,
+    owned: Owned,
+    stats: WalkStats,
+    *,
+    planned: Planned | None = None,
+    watched: frozenset[Inode] = frozenset(),
 ) -> Iterator[Seen]:
     """Every entry under `root` (a resolved directory), depth first, as found; no
-    empty directory `planned` keeps (the mount points of /etc/fstab)."""
+    empty directory `planned` keeps (the mount points of /etc/fstab) nor one of
+    `watched` (the directories an rtorrent watches)."""
     try:
         top = os.lstat(root)
     except OSError:
@@ -119,7 +128,7 @@ def walk(
         return
     levels.append((opened, root, "", top, 0))
     try:
-        bounds = _Bounds(device, mounts, exclude, owned, planned or Planned())
+        bounds = _Bounds(device, mounts, exclude, owned, planned or Planned(), watched)
         yield from _descend(levels, bounds, stats)
     finally:  # a walk abandoned half-way closes every directory it holds open
         for level in levels:
@@ -135,6 +144,19 @@ class _Bounds:
     exclude: Exclude
     owned: Owned
     planned: Planned
+    watched: frozenset[Inode]
+
+    def keep_empty(self, path: str, st: os.stat_result, stats: WalkStats) -> bool:
+        """Whether this empty directory stays: one an rtorrent watches, a mount point
+        planned (or on the way to one), or any while the plans cannot be read."""
+        if (st.st_dev, st.st_ino) in self.watched:
+            stats.watched.append(path)
+        elif path in self.planned.keep:
+            stats.mount_points.append(path)
+        elif not self.planned.problem:
+            return False
+        stats.skipped.append(path)
+        return True
 
     def leave(self, path: str, rel: str, st: os.stat_result, stats: WalkStats) -> bool:
         """Whether not to enter this directory (nothing in it can be an orphan)."""
@@ -154,11 +176,7 @@ def _descend(levels: list[_Level], bounds: _Bounds, stats: WalkStats) -> Iterato
         if entry is None:
             levels.pop()
             directory.close()
-            if count == 0 and rel and bounds.planned.keeps(path):
-                stats.skipped.append(path)  # a mount point (or, fstab unread, may be one)
-                if path in bounds.planned.keep:
-                    stats.mount_points.append(path)
-            elif count == 0 and rel:
+            if count == 0 and rel and not bounds.keep_empty(path, st, stats):
                 yield seen_from(path, rel, st, empty=True)
             continue
         levels[-1] = (directory, path, rel, st, count + 1)

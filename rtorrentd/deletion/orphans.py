@@ -10,8 +10,10 @@ Never orphans either: what rtorrentd and rtorrent own (`owned`: every session
 directory, the bin, the state directory, the configuration; and every file an
 instance's rtorrent process holds open, its log included), and an empty directory
 that /etc/fstab or a systemd .mount/.automount unit names as a mount point, or
-that lies on the way to one (a disk not mounted now leaves it empty). When they
-cannot be read, no empty directory is removed and the scan says so (`Scan.caution`).
+that lies on the way to one (a disk not mounted now leaves it empty), or that an
+instance's rtorrent watches for new .torrent files (inotify:
+`directory.watch.added`). When the mount tables cannot be read, no empty
+directory is removed and the scan says so (`Scan.caution`).
 
 `clean` then, immediately before moving: asks every instance for the torrents
 loaded since (`orphan_listing.refresh`), and stats each orphan again: the same
@@ -44,7 +46,13 @@ from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion import mounts, preflight
 from rtorrentd.deletion.model import Identity
 from rtorrentd.deletion.mounts import Planned, planned_mounts
-from rtorrentd.deletion.orphan_listing import Listing, Source, read_listing, refresh
+from rtorrentd.deletion.orphan_listing import (
+    Listing,
+    Source,
+    read_listing,
+    refresh,
+    watched_directories,
+)
 from rtorrentd.deletion.orphan_walk import Owned, WalkStats, seen_from, walk
 from rtorrentd.deletion.renames import open_walk
 from rtorrentd.deletion.spelling import Spellings, Unspellable
@@ -52,6 +60,7 @@ from rtorrentd.deletion.unlisted import open_files, unlisted_rtorrents
 from rtorrentd.engine.orphans import (
     Budget,
     Exclude,
+    Inode,
     Kind,
     Listed,
     Seen,
@@ -93,6 +102,7 @@ class Scan:
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
     mount_points: tuple[str, ...] = ()  # empty directories kept: fstab plans a mount there
+    watched: tuple[str, ...] = ()  # empty directories kept: an rtorrent watches them
     caution: str = ""  # what made the scan keep more than it would (fstab unread)
 
     @property
@@ -185,13 +195,16 @@ async def scan(
     except OrphanScanRefused as exc:
         return Scan(str(exc), instances=labels, seconds=time.monotonic() - started), None
     held_open = await anyio.to_thread.run_sync(open_files, listing.pids)
+    watched = await anyio.to_thread.run_sync(watched_directories, listing.pids)
     keep = await anyio.to_thread.run_sync(Owned.of, [*owned, *listing.sessions, *held_open])
     budget = Budget(settings.max_files, settings.max_bytes)
     judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), labels)
     units = mounts.UNIT_DIRS if unit_dirs is None else unit_dirs
     planned = await anyio.to_thread.run_sync(planned_mounts, fstab or mounts.FSTAB, units)
     # Read-only: a walk stuck on a hung filesystem is abandoned at the deadline.
-    walk_roots = functools.partial(_find, real, keep, judge, now, budget, planned=planned)
+    walk_roots = functools.partial(
+        _find, real, keep, judge, now, budget, planned=planned, watched=watched
+    )
     found = await anyio.to_thread.run_sync(walk_roots, abandon_on_cancel=True)
     result = Scan(
         "",
@@ -206,6 +219,7 @@ async def scan(
         tuple(found.stats.skipped),
         time.monotonic() - started,
         mount_points=tuple(found.stats.mount_points),
+        watched=tuple(found.stats.watched),
         caution=planned.problem,
     )
     if found.foreign:
@@ -241,6 +255,7 @@ def _find(
     budget: Budget,
     *,
     planned: Planned | None = None,
+    watched: frozenset[Inode] = frozenset(),
 ) -> _Found:
     """Walk every root and keep the orphans that fit the budget, in walk order;
     the others are only counted (memory: at most `max_files` orphans)."""
@@ -248,7 +263,7 @@ def _find(
     for root in roots:
         nested = {r for r in roots if r != root and _within(r, root)}
         keep = Owned(owned.paths | nested, owned.inodes)
-        for seen in walk(root, judge.exclude, keep, found.stats, planned):
+        for seen in walk(root, judge.exclude, keep, found.stats, planned=planned, watched=watched):
             if seen.kind is Kind.FILE and _SESSION_FILE.fullmatch(os.path.basename(seen.path)):
                 # Stopped torrents hold no file open: /proc cannot tell (`unlisted`).
                 found.foreign = (

@@ -127,6 +127,7 @@ async def scan_and_clean(
     return found, done
 
 
+WATCHED = "a directory an rtorrent watches for new .torrent files"
 MOUNT_POINT = "a mount point fstab or a systemd unit names (mounted or not), or on the way to one"
 
 
@@ -147,6 +148,8 @@ def _log_found(found: Scan) -> None:
         log.warning("orphans.unreadable", path=path)
     for path in found.mount_points:
         log.info("orphans.skipped", path=path, why=MOUNT_POINT)
+    for path in found.watched:
+        log.info("orphans.skipped", path=path, why=WATCHED)
     if found.caution:
         log.warning("orphans.caution", reason=found.caution)
 
@@ -201,6 +204,8 @@ def format_scan(found: Scan, settings: OrphanSettings) -> str:
         lines.append(f"cannot list {shown(path)}: nothing in it is moved")
     for path in found.mount_points:
         lines.append(f"kept {shown(path)}: {MOUNT_POINT}")
+    for path in found.watched:
+        lines.append(f"kept {shown(path)}: {WATCHED}")
     if found.caution:
         lines.append(f"caution: {found.caution}")
     return "\n".join(lines)

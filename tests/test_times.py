@@ -232,6 +232,14 @@ def test_torrents_first_tracked_without_a_record_share_their_figures_until_they_
     assert 0.0 == first[0].seed  # the shared one did not move
 
 
+def test_a_record_of_zero_seconds_reads_as_the_one_zero() -> None:
+    # 24 bytes a torrent at 100,000: its leech time, when complete when first seen.
+    first, second = times.parse_record(f"0,0,0,{int(T0)},5"), times.parse_record("7,0,0,1")
+    assert first is not None and second is not None
+    assert (0.0, 0.0, 7.0) == (first.seed, first.leech, second.seed)
+    assert first.leech is first.seed is second.leech  # one object, not a float each
+
+
 # --- against a real rtorrent --------------------------------------------------------
 
 

@@ -94,9 +94,11 @@ def parse_record(text: str | None) -> Record | None:
     numbers = [int(p) for p in parts]
     seed, leech, last, since = numbers[:4]
     uploaded = numbers[4] if len(numbers) > 4 else None
+    # 0 (leech time of a torrent complete when first seen, seed time of one never
+    # seeded) as the one constant 0.0: a float each is 24 bytes a torrent.
     return Record(
-        float(seed),
-        float(leech),
+        float(seed) if seed else 0.0,
+        float(leech) if leech else 0.0,
         float(last) if last else None,
         float(since),
         uploaded,

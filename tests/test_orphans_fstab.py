@@ -23,7 +23,11 @@ from test_sharing import _loop_image, _mount_missing, _mounted, _unless_missing
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.deletion import mounts
-from rtorrentd.deletion.mounts import fstab_mount_points, unit_mount_point
+from rtorrentd.deletion.mounts import (
+    foreign_mount_sources,
+    fstab_mount_points,
+    unit_mount_point,
+)
 from rtorrentd.deletion.orphans import Cleaned, Scan, clean, scan
 from rtorrentd.service import orphans as service
 
@@ -71,6 +75,41 @@ def test_a_systemd_unit_s_name_is_its_mount_point_escaped() -> None:
     }
 
     assert names == {name: unit_mount_point(name) for name in names}
+
+
+def test_the_sources_of_bind_mounts_in_every_namespace_are_found_here(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    (proc / "self" / "ns").mkdir(parents=True)
+    (proc / "self" / "ns" / "mnt").symlink_to("mnt:[4026531832]")
+    (proc / "self" / "mountinfo").write_bytes(
+        b"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+        b"40 27 8:17 / /srv/disk rw - ext4 /dev/sdb1 rw\n"
+        b"41 27 8:17 /lib\\040rary /srv/dl/library rw - ext4 /dev/sdb1 rw\n"
+    )
+    for pid, namespace, table in (
+        ("100", "mnt:[4026532177]", b"1 0 8:17 /lib\\040rary/films /downloads rw - ext4 x rw\n"),
+        ("101", "mnt:[4026532177]", b"1 0 254:0 /never/read /x rw - ext4 x rw\n"),  # same
+        (
+            "102",
+            "mnt:[4026532200]",
+            b"1 0 254:0 /home/u/dl/volume /data rw - ext4 x rw\n"
+            b"2 0 0:50 / /proc rw - proc proc rw\n3 0 9:1 /not/here /y rw - xfs x rw\n",
+        ),
+    ):
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "ns" / "mnt").symlink_to(namespace)
+        (proc / pid / "mountinfo").write_bytes(table)
+    (proc / "103").mkdir()  # gone, or not ours to read: skipped
+
+    found = foreign_mount_sources(str(proc))
+
+    assert {
+        "/srv/disk/lib rary",  # our own bind mount's source
+        "/srv/dl/library",  # and where it is mounted (a mount point: never walked anyway)
+        "/srv/disk/lib rary/films",
+        "/srv/dl/library/films",
+        "/home/u/dl/volume",
+    } == found
 
 
 def unit_name(path: Path, kind: str) -> str:
@@ -218,6 +257,36 @@ async def test_the_mount_points_of_systemd_mount_and_automount_units_stay(
     assert mounted.is_dir() and automounted.is_dir()
     assert {str(mounted), str(automounted)} == set(found.mount_points)
     assert "" == found.caution
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("mount_namespace")
+async def test_an_empty_directory_another_mount_namespace_mounts_stays(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    # A container's volume (`docker run -v DL/volume:/downloads`): the bind mount is
+    # in the container's namespace only; rmdir here would leave it on a dead
+    # directory (writes there fail with ENOENT).
+    dl = rtorrent.download_dir
+    volume = empty_old_directory(dl / "volume")
+    other = empty_old_directory(dl / "other")
+    view = tmp_path / "container-view"
+    view.mkdir()
+    script = f'mount --bind "{volume}" "{view}" && echo mounted && read line'
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as container:
+        assert container.stdin is not None and container.stdout is not None
+        try:
+            assert b"mounted\n" == container.stdout.readline()
+            found, done = await scan_and_clean(
+                rtorrent, [dl], Bin(tmp_path / "bin"), tmp_path / "no-fstab"
+            )
+        finally:
+            container.stdin.close()
+            container.wait(timeout=30)
+
+    assert {str(other): "removed"} == results(done)
+    assert volume.is_dir() and str(volume) in found.mount_points
 
 
 @pytest.mark.anyio

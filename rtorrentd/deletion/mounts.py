@@ -73,9 +73,10 @@ UNIT_DIRS = (
 @dataclass(frozen=True, slots=True)
 class Planned:
     """The mount points fstab and systemd's units name, mounted or not, and every
-    directory on the way to one (normalised, and resolved where they exist):
-    never removed as empty. `problem` says why one of them could not be read;
-    then every empty directory is kept, since any of them may be a mount point."""
+    directory on the way to one (normalised, and resolved where they exist), and
+    the sources of bind mounts in any namespace: never removed as empty. `problem`
+    says why a table could not be read; then every empty directory is kept, since
+    any of them may be a mount point."""
 
     keep: frozenset[str] = frozenset()
     problem: str = ""
@@ -85,10 +86,14 @@ class Planned:
         return bool(self.problem) or path in self.keep
 
 
-def planned_mounts(fstab: str = FSTAB, unit_dirs: Sequence[str] = UNIT_DIRS) -> Planned:
+def planned_mounts(
+    fstab: str = FSTAB, unit_dirs: Sequence[str] = UNIT_DIRS, proc: str = "/proc"
+) -> Planned:
     """What `fstab` and the .mount/.automount units in `unit_dirs` plan (see
-    `Planned`); never raises. What is not there at all (a container has no fstab,
-    no systemd) plans nothing; what cannot be read keeps every empty directory."""
+    `Planned`), and the directories mounts of any namespace have as their root
+    (`foreign_mount_sources`); never raises. What is not there at all (a container
+    has no fstab, no systemd) plans nothing; what cannot be read keeps every empty
+    directory."""
     problems: list[str] = []
     points: list[str] = []
     try:
@@ -110,7 +115,7 @@ def planned_mounts(fstab: str = FSTAB, unit_dirs: Sequence[str] = UNIT_DIRS) -> 
     if problems:
         why = "; ".join(problems)
         return Planned(problem=why + ": every empty directory is kept (any may be a mount point)")
-    keep: set[str] = set()
+    keep: set[str] = set(foreign_mount_sources(proc))
     for point in points:
         for spelled in {os.path.normpath(point), os.path.realpath(point)}:
             keep.update(_and_above(spelled))
@@ -152,3 +157,60 @@ def _and_above(path: str) -> Iterator[str]:
     while path.startswith("/") and path != "/":
         yield path
         path = posixpath.dirname(path)
+
+
+Mount = tuple[bytes, bytes, bytes]  # major:minor, root within its filesystem, mount point
+
+
+def foreign_mount_sources(proc: str = "/proc") -> frozenset[str]:
+    """The directories, as this process sees them, that a mount of any namespace
+    has as its root: a bind mount's source, here or in another namespace (a
+    container's volume: `docker run -v /data/dl:/downloads`), which the mount table
+    here does not show. An empty one removed leaves that mount on a dead directory
+    (measured: writes there fail with ENOENT). Only the namespaces /proc shows (as
+    root: all; otherwise the user's own processes)."""
+    here: dict[bytes, list[Mount]] = {}
+    for mount in _mounts(f"{proc}/self/mountinfo"):
+        here.setdefault(mount[0], []).append(mount)
+    seen: set[str] = set()
+    found: set[str] = set()
+    try:
+        pids = ["self", *(name for name in os.listdir(proc) if name.isdigit())]
+    except OSError:
+        return frozenset()
+    for pid in pids:
+        namespace = _namespace(f"{proc}/{pid}")
+        if namespace is None or namespace in seen:
+            continue
+        seen.add(namespace)
+        for device, root, _point in _mounts(f"{proc}/{pid}/mountinfo"):
+            if root != b"/":  # a whole filesystem's root is a mount point here, if anywhere
+                found.update(_seen_here(here.get(device, ()), root))
+    return frozenset(found)
+
+
+def _namespace(process: str) -> str | None:
+    try:
+        return os.readlink(f"{process}/ns/mnt")
+    except OSError:
+        return None
+
+
+def _mounts(path: str) -> list[Mount]:
+    try:
+        with open(path, "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return []
+    fields = (line.split(b" ") for line in lines)
+    return [(f[2], _unescape_octal(f[3]), _unescape_octal(f[4])) for f in fields if len(f) >= 5]
+
+
+def _seen_here(here: Sequence[Mount], root: bytes) -> Iterator[str]:
+    """Where directory `root` of the filesystem of the mounts `here` (this
+    namespace's, of one device) shows in this namespace."""
+    for _device, our_root, point in here:
+        if root == our_root or root.startswith(our_root.rstrip(b"/") + b"/"):
+            rest = root[len(our_root.rstrip(b"/")) :]
+            # Joined by hand: normpath keeps a leading "//" ("/" + "/data").
+            yield os.fsdecode(posixpath.normpath(point.rstrip(b"/") + rest or b"/"))

@@ -128,7 +128,10 @@ async def scan_and_clean(
 
 
 WATCHED = "a directory an rtorrent watches for new .torrent files"
-MOUNT_POINT = "a mount point fstab or a systemd unit names (mounted or not), or on the way to one"
+MOUNT_POINT = (
+    "a mount point fstab or a systemd unit names (mounted or not), or on the way to one; "
+    "or a directory mounted elsewhere (a bind mount's source: a container's volume)"
+)
 
 
 def _log_found(found: Scan) -> None:

@@ -270,23 +270,52 @@ async def test_an_empty_directory_another_mount_namespace_mounts_stays(
     dl = rtorrent.download_dir
     volume = empty_old_directory(dl / "volume")
     other = empty_old_directory(dl / "other")
-    view = tmp_path / "container-view"
-    view.mkdir()
-    script = f'mount --bind "{volume}" "{view}" && echo mounted && read line'
-    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as container:
-        assert container.stdin is not None and container.stdout is not None
-        try:
-            assert b"mounted\n" == container.stdout.readline()
-            found, done = await scan_and_clean(
-                rtorrent, [dl], Bin(tmp_path / "bin"), tmp_path / "no-fstab"
-            )
-        finally:
-            container.stdin.close()
-            container.wait(timeout=30)
+    with container(volume, tmp_path / "container-view"):
+        found, done = await scan_and_clean(
+            rtorrent, [dl], Bin(tmp_path / "bin"), tmp_path / "no-fstab"
+        )
 
     assert {str(other): "removed"} == results(done)
     assert volume.is_dir() and str(volume) in found.mount_points
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("mount_namespace")
+async def test_an_orphan_directory_bind_mounted_elsewhere_after_the_scan_stays(
+    rtorrent: RtorrentProcess, tmp_path: Path
+) -> None:
+    dl = rtorrent.download_dir
+    volume = empty_old_directory(dl / "volume")
+    no_fstab = str(tmp_path / "no-fstab")
+    found, listing = await scan(
+        [source(rtorrent)], [str(dl)], SETTINGS, now=later(), fstab=no_fstab, unit_dirs=()
+    )
+    assert {str(volume)} == paths(found) and listing is not None
+
+    with container(volume, tmp_path / "container-view"):  # started meanwhile
+        done = await clean(found, listing, SETTINGS, Bin(tmp_path / "bin"), clock=later)
+
+    assert {str(volume): "kept: a mount has it as its root now (a container's volume?)"} == (
+        results(done)
+    )
+    assert volume.is_dir()
+
+
+@contextmanager
+def container(volume: Path, view: Path) -> Iterator[None]:
+    """A mount namespace of its own (a container) with `volume` bind-mounted at
+    `view`, there for the block (it says when it is mounted: no sleeps)."""
+    view.mkdir()
+    script = f'mount --bind "{volume}" "{view}" && echo mounted && read line'
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as process:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            assert b"mounted\n" == process.stdout.readline()
+            yield
+        finally:
+            process.stdin.close()
+            process.wait(timeout=30)
 
 
 @pytest.mark.anyio

@@ -45,7 +45,7 @@ import anyio.to_thread
 from rtorrentd.config.model import OrphanSettings
 from rtorrentd.deletion import mounts, preflight
 from rtorrentd.deletion.model import Identity
-from rtorrentd.deletion.mounts import Planned, planned_mounts
+from rtorrentd.deletion.mounts import Planned, foreign_mount_sources, planned_mounts
 from rtorrentd.deletion.orphan_listing import (
     Listing,
     Source,
@@ -239,12 +239,14 @@ async def _check_unlisted(roots: Sequence[str], listing: Listing) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Judge:
-    """What classifies an entry: the listing, the settings, the globs."""
+    """What classifies an entry: the listing, the settings, the globs; and, at the
+    re-check, the directories a mount of any namespace has as its root now."""
 
     listed: Listed
     settings: OrphanSettings
     exclude: Exclude
     labels: tuple[str, ...] = ()
+    mounted: frozenset[str] = frozenset()
 
 
 def _find(
@@ -298,7 +300,9 @@ async def clean(
     if found.refused or not found.orphans:
         return []
     await refresh(listing)  # raises OrphanScanRefused: nothing is moved then
-    judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude))
+    # A container started since the scan may have bound an empty orphan directory.
+    mounted = await anyio.to_thread.run_sync(foreign_mount_sources)
+    judge = _Judge(listing.listed, settings, compile_excludes(settings.exclude), (), mounted)
     done: list[Cleaned] = []
     for root, orphans in _by_root(found.orphans):
         if should_stop():
@@ -366,6 +370,8 @@ def _remove_directory(orphan: Orphan, judge: _Judge, now: float) -> Cleaned:
     redirect. Between the re-check and the rmdir the name may at worst become
     another empty directory in that same parent (a symlink fails with ENOTDIR)."""
     name = os.path.basename(orphan.seen.rel)
+    if orphan.seen.path in judge.mounted:
+        return Cleaned(orphan, "kept", "a mount has it as its root now (a container's volume?)")
     try:
         with _parent(orphan) as parent:
             why, _identity = _recheck_at(parent, name, orphan, judge, now)

@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtorrentd.errors import MalformedReply
-from rtorrentd.protocol.scgi import MAX_HEADER, encode_request, parse_reply, reply_length
+from rtorrentd.protocol.scgi import (
+    MAX_HEADER,
+    encode_request,
+    parse_parts,
+    parse_reply,
+    reply_length,
+    split_reply,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -214,3 +221,28 @@ def test_any_body_survives_framing(body: bytes) -> None:
     reply = rtorrent_reply(body)
     assert len(reply) == reply_length(reply)
     assert body == parse_reply(reply)
+
+
+def test_a_reply_split_where_split_reply_says_parses_as_a_whole() -> None:
+    reply = (DATA / "multicall2_reply.scgi").read_bytes()
+    start, total = split_reply(reply) or (0, None)
+    assert (reply.index(b"\r\n\r\n") + 4, len(reply)) == (start, total)
+    body = reply[start:]
+    assert parse_reply(reply) == parse_parts(bytearray(reply[:start]), body)
+    assert parse_parts(reply[:start], body) is body  # handed back, not copied
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "message"),
+    [
+        (b"Status: 200 OK\r\nContent-Length: 5\r\n\r\n", b"<a/>", "truncated SCGI reply"),
+        (b"Status: 200 OK\r\nContent-Length: 3\r\n\r\n", b"<a/>", "longer than its Content"),
+        (b"Status: 500 Oops\r\n\r\n", b"<a/>", "status '500 Oops'"),
+        (b"Status: 200 OK\r\n", b"\r\n<a/>", "no end of header"),
+    ],
+)
+def test_parse_parts_checks_the_header_against_the_body(
+    head: bytes, body: bytes, message: str
+) -> None:
+    with pytest.raises(MalformedReply, match=message):
+        parse_parts(head, body)

@@ -6,9 +6,10 @@ A request is a netstring of NUL-separated headers, then the body:
 
 Strategy for replies: the transport reads the whole reply into memory before
 anything is parsed (rtorrent must never wait for us), so `parse_reply` takes the
-complete bytes. `reply_length` only tells the transport, while it reads, how many
-bytes the reply will take, so it can stop at Content-Length instead of waiting
-for the peer to close.
+complete bytes. `split_reply` only tells the transport, while it reads, where the
+body starts and how many bytes the reply will take, so it can stop at
+Content-Length instead of waiting for the peer to close, and keep the body apart
+from the header (`parse_parts`: a body of tens of megabytes is never copied).
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import zlib
 
 from rtorrentd.errors import MalformedReply
 
-__all__ = ["MAX_HEADER", "encode_request", "gunzip", "is_gzipped", "parse_reply", "reply_length"]
+__all__ = [
+    "MAX_HEADER",
+    "encode_request",
+    "gunzip",
+    "is_gzipped",
+    "parse_parts",
+    "parse_reply",
+    "reply_length",
+    "split_reply",
+]
 
 # rtorrent's header is under 100 bytes; a reply with no blank line this far in
 # is not SCGI, and looking further would only waste time on garbage.
@@ -77,24 +87,32 @@ def parse_reply(data: bytes | bytearray) -> bytes:
     Content-Length the body is everything after the header. Raises
     `MalformedReply` for anything else that is not a 200 reply of the declared size.
     """
-    end, headers = _split_header(data)
+    end, _headers = _split_header(data)
     if end is None:
         raise MalformedReply(_no_header_end(data))
+    # One copy: `data[end:]` would be a second.
+    return parse_parts(data[:end], bytes(memoryview(data)[end:]))
+
+
+def parse_parts(head: bytes | bytearray, body: bytes) -> bytes:
+    """`parse_reply` for a reply read in two parts: `head`, the header up to and
+    including its blank line (where `split_reply` says the body starts), and the
+    `body` after it, returned as it is: a large reply is never copied whole."""
+    end, headers = _split_header(head)
+    if end != len(head):
+        raise MalformedReply(_no_header_end(head))
     _check_status(headers)
     length = _content_length(headers)
-    body = bytes(memoryview(data)[end:])  # one copy: `data[end:]` would be a second
     if length is not None:
         _check_body_length(length, len(body))
     return body
 
 
-def reply_length(data: bytes | bytearray) -> int | None:
-    """Total size of the reply, header included, as soon as the header has arrived.
-
-    None while the header is incomplete, and for a header without Content-Length
-    (then the reply ends when the peer closes). Raises `MalformedReply` as soon as
-    the header is known to be bad, so that the transport stops reading garbage.
-    """
+def split_reply(data: bytes | bytearray) -> tuple[int, int | None] | None:
+    """Where the body starts and the reply's total size (None without a
+    Content-Length: the reply ends when the peer closes), as soon as the header
+    has arrived; None while it is incomplete. Raises `MalformedReply` as soon as
+    the header is known to be bad, so that the transport stops reading garbage."""
     end, headers = _split_header(data)
     if end is None:
         if len(data) > MAX_HEADER:
@@ -102,7 +120,18 @@ def reply_length(data: bytes | bytearray) -> int | None:
         return None
     _check_status(headers)
     length = _content_length(headers)
-    return None if length is None else end + length
+    return end, None if length is None else end + length
+
+
+def reply_length(data: bytes | bytearray) -> int | None:
+    """Total size of the reply, header included, as soon as the header has arrived.
+
+    None while the header is incomplete, and for a header without Content-Length
+    (then the reply ends when the peer closes). Raises `MalformedReply` as soon as
+    the header is known to be bad (`split_reply`).
+    """
+    split = split_reply(data)
+    return None if split is None else split[1]
 
 
 def _split_header(data: bytes | bytearray) -> tuple[int | None, Headers]:

@@ -13,6 +13,7 @@ whose messages say what to check, by `failures` (shared with the HTTP transport)
 
 from __future__ import annotations
 
+import io
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,8 +150,7 @@ class ScgiTransport:
         stream = await self._connect(deadline)
         async with stream:
             request = scgi.encode_request(body, accept_gzip=self.gzip, content_type=content_type)
-            raw = await self._exchange(stream, request, len(body), deadline)
-        reply = scgi.parse_reply(raw)
+            reply = await self._exchange(stream, request, len(body), deadline)
         if not scgi.is_gzipped(reply):
             return reply
         if len(reply) > _INLINE_GUNZIP:
@@ -178,7 +178,7 @@ class ScgiTransport:
 
     async def _exchange(
         self, stream: ByteStream, request: bytes, body_size: int, deadline: float
-    ) -> bytearray:
+    ) -> bytes:
         phase = "sending the request"
         try:
             with anyio.fail_at(deadline):
@@ -193,33 +193,50 @@ class ScgiTransport:
                 f"{failures.reason(exc)}{_size_hint(body_size)}"
             ) from exc
 
-    async def _read_reply(self, stream: ByteStream, request_size: int) -> bytearray:
+    async def _read_reply(self, stream: ByteStream, request_size: int) -> bytes:
         """Read until EOF, or until the reply's Content-Length is in: without waiting
-        for the close, one slow peer cannot stretch every call."""
-        data = bytearray()
-        expected: int | None = None
-        while expected is None or len(data) < expected:
-            try:
-                data += await stream.receive(_CHUNK)
-            except anyio.EndOfStream:
-                self._check_complete(data, expected, request_size)
-                break
-            if expected is None:
-                expected = scgi.reply_length(data)
-            self._check_size(len(data), expected)
-        return data
+        for the close, one slow peer cannot stretch every call. Returns the body.
 
-    def _check_complete(self, data: bytearray, expected: int | None, request_size: int) -> None:
+        The body goes into a `BytesIO` apart from the header, whose `getvalue()`
+        hands over its own buffer: a reply of tens of megabytes is held once, not
+        once read and again as a copy without its header."""
+        head = bytearray()  # the header (and, until it is whole, all that came)
+        body = io.BytesIO()
+        start: int | None = None  # where the body starts, once the header is whole
+        expected: int | None = None  # the whole reply's size, from Content-Length
+        received = 0
+        while expected is None or received < expected:
+            try:
+                chunk = await stream.receive(_CHUNK)
+            except anyio.EndOfStream:
+                self._check_complete(received, expected, request_size)
+                break
+            received += len(chunk)
+            if start is not None:
+                body.write(chunk)
+            else:
+                head += chunk
+                split = scgi.split_reply(head)
+                if split is not None:
+                    start, expected = split
+                    body.write(head[start:])
+                    del head[start:]
+            self._check_size(received, expected)
+        if start is None:  # the peer closed before the header's end
+            return scgi.parse_reply(head)  # raises MalformedReply, saying so
+        return scgi.parse_parts(head, body.getvalue())
+
+    def _check_complete(self, received: int, expected: int | None, request_size: int) -> None:
         """At EOF: a short reply is the connection's fault, not rtorrent's words."""
-        if not data:
+        if not received:
             raise ConnectionClosed(
                 f"{self.url}: rtorrent closed the connection without answering "
                 f"(too many connections at once: 100 on 0.9.8, 63 on 0.16? restarting?)"
                 f"{_size_hint(request_size)}"
             )
-        if expected is not None and len(data) < expected:
+        if expected is not None and received < expected:
             raise ConnectionClosed(
-                f"{self.url}: connection closed after {len(data)} of the reply's {expected} bytes"
+                f"{self.url}: connection closed after {received} of the reply's {expected} bytes"
             )
 
     def _check_size(self, received: int, expected: int | None) -> None:

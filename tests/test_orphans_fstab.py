@@ -19,7 +19,7 @@ import pytest
 from harness import RtorrentProcess
 from structlog.testing import capture_logs
 from test_orphans import SETTINGS, Bin, config_text, later, old, paths, results, source
-from test_sharing import _loop_image, _mount_missing, _mounted, _unless_missing
+from test_sharing import _mount_missing, _unless_missing, mounted_disk
 
 from rtorrentd.config.load import parse_config
 from rtorrentd.deletion import mounts
@@ -154,14 +154,7 @@ def disk(kind: str, scratch: Path, mount: Path) -> Iterator[Path]:
     """A real filesystem (tmpfs, or ext4 on a loop device) mounted at `mount` for
     the block: afterwards `mount` is what an unmounted disk leaves, an empty
     directory."""
-    if kind == "tmpfs":
-        with _mounted(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs"], mount):
-            yield mount
-        return
-    with (
-        _loop_image(scratch / "disk.img", 16 * 1024 * 1024, ["mkfs.ext4", "-q"]) as loop,
-        _mounted(["mount", loop], mount),
-    ):
+    with mounted_disk(kind, scratch, mount):
         yield mount
 
 

@@ -245,6 +245,21 @@ def _loop_image(image: Path, size: int, mkfs: Sequence[str]) -> Iterator[str]:
         RUN(["losetup", "--detach", loop])
 
 
+@contextmanager
+def mounted_disk(kind: str, scratch: Path, mount: Path) -> Iterator[Path]:
+    """A fresh `kind` filesystem ("tmpfs", or "ext4": an image in `scratch` on a
+    loop device) mounted at `mount` for the block, then unmounted."""
+    if kind == "tmpfs":
+        with _mounted(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs"], mount):
+            yield mount
+        return
+    with (
+        _loop_image(scratch / f"{kind}.img", 16 * 1024 * 1024, ["mkfs.ext4", "-q"]) as loop,
+        _mounted(["mount", loop], mount),
+    ):
+        yield mount
+
+
 @pytest.fixture(params=["tmpfs", "ext4"])
 def exact_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     """A fresh filesystem whose lookups compare names byte for byte: a tmpfs, or an
@@ -253,15 +268,8 @@ def exact_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     _unless_missing(_mount_missing())
     mount = tmp_path / "mnt"
     mount.mkdir()
-    if request.param == "tmpfs":
-        with _mounted(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs"], mount):
-            yield mount
-        return
-    with (
-        _loop_image(tmp_path / "ext4.img", 16 * 1024 * 1024, ["mkfs.ext4", "-q"]) as loop,
-        _mounted(["mount", loop], mount),
-    ):
-        yield mount
+    with mounted_disk(request.param, tmp_path, mount) as path:
+        yield path
 
 
 def counting_listdir(monkeypatch: pytest.MonkeyPatch) -> list[str]:

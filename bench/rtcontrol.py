@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 from harness import RtorrentProcess  # noqa: E402
 from harness.rtorrent import scgi_call  # noqa: E402
 from poll import load_all, make_torrents  # noqa: E402
+from scale import read_all  # noqa: E402
 
 from rtorrentd.config.load import parse_config  # noqa: E402
 from rtorrentd.engine import plan as engine  # noqa: E402
@@ -113,10 +114,7 @@ def raw_reply(path: str, request: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(path)
         sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(1 << 18):
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return read_all(sock)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from rtorrentd.protocol.scgi import (
     encode_request,
     parse_parts,
     parse_reply,
-    reply_length,
     split_reply,
 )
 
@@ -177,6 +176,13 @@ def test_malformed_reply(reply: bytes, message: str) -> None:
 
 
 # --- knowing when the reply is complete -------------------------------------------
+
+
+def reply_length(data: bytes | bytearray) -> int | None:
+    """The reply's total size as `split_reply` says (None while the header is
+    incomplete, or without a Content-Length)."""
+    split = split_reply(data)
+    return None if split is None else split[1]
 
 
 @pytest.mark.parametrize(

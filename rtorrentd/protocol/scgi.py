@@ -26,7 +26,6 @@ __all__ = [
     "is_gzipped",
     "parse_parts",
     "parse_reply",
-    "reply_length",
     "split_reply",
 ]
 
@@ -121,17 +120,6 @@ def split_reply(data: bytes | bytearray) -> tuple[int, int | None] | None:
     _check_status(headers)
     length = _content_length(headers)
     return end, None if length is None else end + length
-
-
-def reply_length(data: bytes | bytearray) -> int | None:
-    """Total size of the reply, header included, as soon as the header has arrived.
-
-    None while the header is incomplete, and for a header without Content-Length
-    (then the reply ends when the peer closes). Raises `MalformedReply` as soon as
-    the header is known to be bad (`split_reply`).
-    """
-    split = split_reply(data)
-    return None if split is None else split[1]
 
 
 def _split_header(data: bytes | bytearray) -> tuple[int | None, Headers]:

@@ -129,7 +129,7 @@ def test_config_changes_of_the_same_file_is_empty() -> None:
 
 
 def _step(action: Action, name: str = "t") -> Step:
-    return Step("AB" * 20, name, action, "r", (), 1000)
+    return Step("AB" * 20, name, action, "r", (), (), 1000)
 
 
 def _result(results: list[StepResult], held: int = 0) -> PollResult:

@@ -67,7 +67,8 @@ def torrent(n: int, **fields: Any) -> Torrent:
 
 
 def step(t: Torrent, action: Action, rule: str, **values: object) -> Step:
-    return Step(t.hash, t.name, action, rule, tuple(sorted(values.items())), t.size)
+    names = tuple(sorted(values))
+    return Step(t.hash, t.name, action, rule, names, tuple(values[n] for n in names), t.size)
 
 
 def run(torrents: Sequence[Torrent], cfg: Config, now: float = NOW) -> Plan:
@@ -142,13 +143,15 @@ def test_a_step_carries_the_values_its_rule_read_and_the_size() -> None:
         lambda f: f["ratio"] >= 2 and f["label"] == "tv",
     )
     cfg = config(("tv", both, DELETE), ("done", holds("complete"), STOP))
-    expected = Step(t.hash, "t1", DELETE, "tv", (("label", "tv"), ("ratio", 2.5)), 7 * 1024**3)
+    expected = Step(t.hash, "t1", DELETE, "tv", ("label", "ratio"), ("tv", 2.5), 7 * 1024**3)
     assert (expected,) == run([t], cfg).steps
+    assert (("label", "tv"), ("ratio", 2.5)) == expected.why
 
 
-def test_steps_share_the_pairs_of_flags_and_texts_but_keep_their_values() -> None:
-    # A first poll may decide thousands: equal (name, value) pairs of flags and
-    # texts are one tuple, numbers keep their own (1 is not shown as True).
+def test_the_steps_of_a_rule_share_its_names_and_hold_only_their_values() -> None:
+    # A first poll may decide 100,000 torrents: the names a rule read are one tuple
+    # for all its steps, and a step's values are the snapshot's own objects, not
+    # copies; each keeps its type (1 is not shown as True).
     ts = [torrent(n, ratio=2.0 + n, label="tv" if n % 2 else "films") for n in range(8)]
     rule = cond(
         "complete and ratio >= 2 and label != 1",
@@ -158,9 +161,11 @@ def test_steps_share_the_pairs_of_flags_and_texts_but_keep_their_values() -> Non
     steps = run(ts, config(("old", rule, DELETE))).steps
     expected = [step(t, DELETE, "old", complete=True, label=t.label, ratio=t.ratio) for t in ts]
     assert expected == list(steps)
-    assert steps[0].values[0] is steps[5].values[0]  # ("complete", True)
-    assert steps[1].values[1] is steps[3].values[1]  # ("label", "tv")
-    assert [type(s.values[2][1]) for s in steps] == [float] * 8
+    assert ("complete", "label", "ratio") == steps[0].names
+    assert all(s.names is steps[0].names for s in steps)
+    assert all(s.values[2] is t.ratio for s, t in zip(steps, ts, strict=True))
+    assert [type(s.values[2]) for s in steps] == [float] * 8
+    assert (("complete", True), ("label", "tv"), ("ratio", 3.0)) == steps[1].why
 
 
 def test_recheck_judges_one_torrent_without_the_safety_valves() -> None:
@@ -438,7 +443,7 @@ def test_plan_is_first_match_of_each_rules_test(
             expected.append((cfg.rules.index(rule), t.hash, rule.name, read))
     expected.sort(key=lambda e: e[0])  # rule order, then snapshot order (sort is stable)
     result = plan(ts, cfg, NOW, memory)
-    assert [e[1:] for e in expected] == [(s.hash, s.rule, s.values) for s in result.steps]
+    assert [e[1:] for e in expected] == [(s.hash, s.rule, s.why) for s in result.steps]
 
 
 def test_only_the_remembering_derived_names_read_the_memory() -> None:

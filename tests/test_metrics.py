@@ -40,8 +40,8 @@ def test_the_readme_lists_every_metric() -> None:
 
 
 def _poll() -> PollResult:
-    delete = Step("AB" * 20, "a", Action.DELETE, "old", (), 3000)
-    stop = Step("CD" * 20, "b", Action.STOP, "idle", (), 10)
+    delete = Step("AB" * 20, "a", Action.DELETE, "old", (), (), 3000)
+    stop = Step("CD" * 20, "b", Action.STOP, "idle", (), (), 10)
     results = (
         StepResult(delete, Result.DONE, freed_bytes=3000),
         StepResult(stop, Result.REFUSED, "no"),

@@ -216,7 +216,7 @@ class Posted:
 
 
 def _step(name: str, action: Action = Action.DELETE, rule: str = "old") -> Step:
-    return Step(name.encode().hex().upper()[:40].ljust(40, "0"), name, action, rule, (), 2000)
+    return Step(name.encode().hex().upper()[:40].ljust(40, "0"), name, action, rule, (), (), 2000)
 
 
 def _poll(*results: StepResult, space: tuple[SpaceOutcome, ...] = ()) -> PollResult:

@@ -26,7 +26,8 @@ DELETE_OLD = Step(
     "Ubuntu 24.04 Desktop amd64",
     Action.DELETE,
     "old",
-    (("ratio", 2.134), ("seeding_time", 14 * 86400 + 3 * 3600 + 120.0)),
+    ("ratio", "seeding_time"),
+    (2.134, 14 * 86400 + 3 * 3600 + 120.0),
     int(6.2 * GIB),
 )
 STOP_RATIO = Step(
@@ -34,10 +35,11 @@ STOP_RATIO = Step(
     "A.Rather.Long.Release.Name.That.Goes.On.And.On.2160p",
     Action.STOP,
     "ratio-met",
-    (("ratio", 2.5),),
+    ("ratio",),
+    (2.5,),
     700 * MIB,
 )
-HELD = Step(H3, "x", Action.DELETE, "old", (("label", "tv shows"),), None)
+HELD = Step(H3, "x", Action.DELETE, "old", ("label",), ("tv shows",), None)
 PLAN = Plan(
     steps=(DELETE_OLD, STOP_RATIO),
     held=(HELD,),
@@ -66,7 +68,7 @@ def test_an_empty_plan_is_only_its_total() -> None:
 
 
 def _steps(action: Action, count: int, size: int) -> tuple[Step, ...]:
-    return tuple(Step(f"{n:040X}", "t", action, "r", (), size) for n in range(count))
+    return tuple(Step(f"{n:040X}", "t", action, "r", (), (), size) for n in range(count))
 
 
 @pytest.mark.parametrize(
@@ -205,8 +207,8 @@ def test_what_a_space_step_frees_is_a_size() -> None:
 
 
 def test_relabel_and_throttle_show_what_they_set() -> None:
-    relabel = Step(H1, "a", Action.RELABEL, "mark", (), 1, target="seeded")
-    throttle = Step(H2, "b", Action.THROTTLE, "slow", (), 1, target="slow")
+    relabel = Step(H1, "a", Action.RELABEL, "mark", (), (), 1, target="seeded")
+    throttle = Step(H2, "b", Action.THROTTLE, "slow", (), (), 1, target="slow")
     plan = Plan((relabel, throttle), (), (), total=3, kept=1)
 
     table = format_plan_table(plan).splitlines()

@@ -9,7 +9,7 @@ from rtorrentd.config.model import Action
 from rtorrentd.deletion.results import Result, StepResult, log_result
 from rtorrentd.engine.plan import Step
 
-STEP = Step("A" * 40, "x.iso", Action.DELETE, "old", (("ratio", 2.5),), 100)
+STEP = Step("A" * 40, "x.iso", Action.DELETE, "old", ("ratio",), (2.5,), 100)
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_candidates_go_in_order_and_the_policy_stops_at_the_target() -> None:
         outcome.projected,
         outcome.short,
     )
-    assert ("frees", 10 * GIB) == result.steps[0].values[-1]
+    assert ("frees", 10 * GIB) == result.steps[0].why[-1]
 
 
 def test_order_keys_break_ties_and_unknown_values_go_last() -> None:
@@ -165,7 +165,7 @@ def test_only_the_files_without_another_link_count() -> None:
     files = files_of(t1, t2, t1=(linked, alone))
     result = run([t1, t2], config(space=[policy()]), disk([t1, t2], data=70 * GIB), files)
     assert ["t1", "t2"] == names(result.steps)  # 70 + 2 + 10
-    assert ("frees", 2 * GIB) == result.steps[0].values[-1]
+    assert ("frees", 2 * GIB) == result.steps[0].why[-1]
 
 
 def test_a_file_shared_with_a_torrent_that_stays_frees_nothing() -> None:
@@ -326,7 +326,7 @@ def test_a_space_step_is_rechecked_against_candidates_and_rules() -> None:
     assert recheck(t, step, cfg, NOW, memory)
     assert not recheck(torrent(1, complete=False), step, cfg, NOW, memory)
     assert not recheck(torrent(1, label="keep"), step, cfg, NOW, memory)
-    other = Step(t.hash, t.name, Action.DELETE, "space /elsewhere", (), t.size)
+    other = Step(t.hash, t.name, Action.DELETE, "space /elsewhere", (), (), t.size)
     assert not recheck(t, other, cfg, NOW, memory)
 
 

@@ -298,7 +298,7 @@ def test_uploaded_recent_compares_with_a_size() -> None:
     busy, quiet = torrent(1, uploaded=12 * GIB), torrent(2, uploaded=10 * GIB + 512 * 1024**2)
     memory = remember(memory, [busy, quiet], NOW)
     steps = plan([busy, quiet], cfg, NOW, memory).steps
-    assert [(busy.hash, ("uploaded_recent", 2 * GIB))] == [(s.hash, *s.values) for s in steps]
+    assert [(busy.hash, ("uploaded_recent", 2 * GIB))] == [(s.hash, *s.why) for s in steps]
 
 
 def test_uploaded_recent_forgets_uploads_before_the_window() -> None:

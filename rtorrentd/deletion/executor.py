@@ -453,7 +453,7 @@ def _forget(ctx: Context, info_hash: str) -> None:
 def with_resumed(steps: Sequence[Step], pending: Sequence[Intent]) -> tuple[Step, ...]:
     """Recorded deletions first, as `delete` steps; the plan's own step for such a
     torrent (whatever its action now) gives way to it."""
-    resumed = tuple(Step(i.hash, i.name, _resumed_action(i), i.rule, (), None) for i in pending)
+    resumed = tuple(Step(i.hash, i.name, _resumed_action(i), i.rule, (), (), None) for i in pending)
     hashes = {i.hash for i in pending}
     return (*resumed, *(s for s in steps if s.hash not in hashes))
 

@@ -82,7 +82,7 @@ def log_result(result: StepResult, *, dry_run: bool) -> None:
         hash=step.hash,
         name=step.name,
         rule=step.rule,
-        values=dict(step.values),
+        values=dict(step.why),
         freed_bytes=result.freed_bytes,
         result=result.result.value,
         reason=result.reason or None,

@@ -12,15 +12,27 @@ from rtorrentd.engine.space import SpaceOutcome
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One action for one torrent, with why: the rule and the values its condition read."""
+    """One action for one torrent, with why: the rule, and the values its condition
+    read (`values`) of the names in `names`, in that order; `why` pairs them.
+
+    The names are apart from the values because the steps of one rule share one
+    `names` tuple: a first poll may decide 100,000 torrents, and a (name, value)
+    tuple per value per step was 5 MiB of the plan's peak.
+    """
 
     hash: str
     name: str
     action: Action
     rule: str
-    values: tuple[tuple[str, object], ...]
+    names: tuple[str, ...]
+    values: tuple[object, ...]
     size: int | None
     target: str = ""  # what relabel and throttle set (the rule's label or group)
+
+    @property
+    def why(self) -> tuple[tuple[str, object], ...]:
+        """Each name the condition read with its value: `(("ratio", 2.1), ...)`."""
+        return tuple(zip(self.names, self.values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

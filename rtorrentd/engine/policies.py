@@ -85,15 +85,16 @@ def _space_steps(
     ctx: SpaceContext, policy: SpacePolicy, candidates: Sequence[int], frees: Mapping[str, int]
 ) -> list[Step]:
     """A delete step per pick, in order, showing what ranked it and what it frees."""
-    names = sorted(policy.candidates.names | {key.name for key in policy.order})
+    read = sorted(policy.candidates.names | {key.name for key in policy.order})
+    names = (*read, "frees")  # one tuple for all the policy's steps
     rule = space.rule_name(policy)
     steps = []
     for i in candidates:
         torrent = ctx.torrents[i]
         if torrent.hash in frees:
-            values = tuple((n, ctx.columns[n][i]) for n in names)
-            values += (("frees", frees[torrent.hash]),)
-            steps.append(
-                Step(torrent.hash, torrent.name, policy.action, rule, values, torrent.size)
+            values = (*(ctx.columns[n][i] for n in read), frees[torrent.hash])
+            step = Step(
+                torrent.hash, torrent.name, policy.action, rule, names, values, torrent.size
             )
+            steps.append(step)
     return steps

@@ -4,6 +4,7 @@ column-wise, among the torrents no earlier rule decided (see `plan` for the stra
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product, repeat
@@ -103,28 +104,37 @@ def decide_rules(
     # The torrents no rule has decided yet, in snapshot order; a list, because
     # iterating a range makes a new int per torrent in every scan.
     pending = list(range(len(torrents)))
-    # Decided since `pending` was last rebuilt. Rebuilding costs a pass over every
-    # pending torrent, which a rule that takes a handful (the usual case once a
-    # library is settled) does not repay: later rules just skip these.
-    stale: set[int] = set()
+    # Decided since `pending` was last rebuilt (`stale[i]` is 1), `count` of them.
+    # Rebuilding costs a pass over every pending torrent, which a rule that takes a
+    # handful (the usual case once a library is settled) does not repay: later
+    # rules just skip these. A byte per torrent: a set of 100,000 ints was 4 MiB.
+    stale = bytearray(len(torrents))
+    count = 0
     for rule in rules:
         hits, unsure = select_sure(rule.when, columns, pending, missing)
-        if stale:
-            hits = [i for i in hits if i not in stale]
-            unsure = [i for i in unsure if i not in stale]
+        if count:
+            hits = [i for i in hits if not stale[i]]
+            unsure = [i for i in unsure if not stale[i]]
         if unsure:
             unsure_all += unsure
-            stale.update(unsure)
+            count += _mark(stale, unsure)
         if not hits:
             continue
         if rule.action is not Action.KEEP:
             steps += steps_for(rule, torrents, columns, hits)
-        stale.update(hits)
-        if 8 * len(stale) > len(pending):
-            pending = [i for i in pending if i not in stale]
-            stale = set()
-    undecided = [i for i in pending if i not in stale] if rest else []
+        count += _mark(stale, hits)
+        if 8 * count > len(pending):
+            pending = [i for i in pending if not stale[i]]
+            stale = bytearray(len(torrents))
+            count = 0
+    undecided = [i for i in pending if not stale[i]] if rest else []
     return Decided(steps, undecided, unsure_all)
+
+
+def _mark(mask: bytearray, indices: list[int]) -> int:
+    """Set `mask[i]` for each of `indices` (none set yet); how many that is."""
+    deque(map(mask.__setitem__, indices, repeat(1)), maxlen=0)  # in C
+    return len(indices)
 
 
 def missing_names(columns: Columns) -> frozenset[str]:
@@ -192,34 +202,19 @@ def steps_for(
     done = _ALREADY_DONE[rule.action]
     if done is not None:
         hits = [i for i in hits if not done(torrents[i], rule.target)]
-    names = sorted(rule.when.names)
-    # Per name, its (name, value) pairs; zipped, each step's pairs in name order.
-    pairs = [_pairs(n, list(map(columns[n].__getitem__, hits))) for n in names]
+    # One names tuple for all the steps of the rule; per step only its values, in
+    # the same order, taken from the columns (the same objects, no copy).
+    names = tuple(sorted(rule.when.names))
+    read = [map(columns[n].__getitem__, hits) for n in names]
     picked = list(map(torrents.__getitem__, hits))
     fields = {
         "hash": map(_HASH, picked),
         "name": map(_NAME, picked),
         "action": repeat(rule.action),
         "rule": repeat(rule.name),
-        "values": zip(*pairs, strict=True) if names else repeat(()),
+        "names": repeat(names),
+        "values": zip(*read, strict=True) if names else repeat(()),
         "size": map(_SIZE, picked),
         "target": repeat(rule.target),
     }
     return frozen_batch(Step, len(hits), fields)
-
-
-# The values whose (name, value) pairs steps may share: equal ones are the same
-# value (no 1 beside a True or a 1.0, which a dict would take for one key).
-_SHAREABLE = frozenset({bool, str, type(None)})
-
-
-def _pairs(name: str, values: list[object]) -> list[tuple[str, object]]:
-    """`(name, value)` for each value. Where a column holds a few distinct flags or
-    texts (`complete`, `label`), steps share one pair per value: a first poll may
-    decide tens of thousands of torrents, and a tuple each is 64 bytes and an
-    object more for the cyclic collector to walk."""
-    if set(map(type, values)) <= _SHAREABLE:
-        shared = {value: (name, value) for value in set(values)}
-        if 4 * len(shared) <= len(values):
-            return list(map(shared.__getitem__, values))
-    return list(zip(repeat(name), values))

@@ -113,7 +113,7 @@ def plan_to_json(plan: Plan) -> list[dict[str, object]]:
             "name": step.name,
             "rule": step.rule,
             "action": step.action.value,
-            "values": dict(step.values),
+            "values": dict(step.why),
             **({"target": step.target} if step.action in SETTING else {}),
         }
         for step in plan.steps
@@ -180,7 +180,7 @@ def _quote(text: str) -> str:
 
 def _row(step: Step, action: str) -> tuple[str, ...]:
     size = "?" if step.size is None else human_bytes(step.size)
-    return (action, step.rule, _truncate(step.name), size, format_values(step.values))
+    return (action, step.rule, _truncate(step.name), size, format_values(step.why))
 
 
 def _truncate(name: str) -> str:

@@ -42,6 +42,7 @@ from rtorrentd.deletion import executor  # noqa: E402
 from rtorrentd.deletion.carry_out import Dispose, carry_out  # noqa: E402
 from rtorrentd.deletion.model import Deletion, Outcome  # noqa: E402
 from rtorrentd.engine.memory import Memory  # noqa: E402
+from rtorrentd.protocol.pieces import Pieces  # noqa: E402
 from rtorrentd.rtorrent.client import RtorrentClient  # noqa: E402
 from rtorrentd.rtorrent.transport import Transport, open_transport  # noqa: E402
 from rtorrentd.service.poll import poll_once  # noqa: E402
@@ -65,6 +66,13 @@ class Timed:
         started = time.perf_counter()
         try:
             return await self.inner.request(body, content_type=content_type)
+        finally:
+            self.calls.append((_method(body), (time.perf_counter() - started) * 1000))
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        started = time.perf_counter()
+        try:
+            return await self.inner.request_pieces(body, content_type=content_type)
         finally:
             self.calls.append((_method(body), (time.perf_counter() - started) * 1000))
 

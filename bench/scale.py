@@ -304,6 +304,7 @@ def drive(socket_path: str, wire: str, runs: int, polls: int, gc_default: bool) 
     from rtorrentd.config.load import parse_config
     from rtorrentd.engine.memory import Memory
     from rtorrentd.protocol import scgi
+    from rtorrentd.protocol.pieces import Pieces
     from rtorrentd.rtorrent.client import RtorrentClient
     from rtorrentd.rtorrent.transport import Transport, open_transport
     from rtorrentd.rtorrent.wire import JsonChoice
@@ -326,6 +327,15 @@ def drive(socket_path: str, wire: str, runs: int, polls: int, gc_default: bool) 
             started = time.perf_counter()
             try:
                 return await self.inner.request(body, content_type=content_type)
+            finally:
+                self.calls.append((body[:300], (time.perf_counter() - started) * 1000))
+                if b"d.multicall" in body[:300]:
+                    self.snapshot = (body, content_type)
+
+        async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+            started = time.perf_counter()
+            try:
+                return await self.inner.request_pieces(body, content_type=content_type)
             finally:
                 self.calls.append((body[:300], (time.perf_counter() - started) * 1000))
                 if b"d.multicall" in body[:300]:

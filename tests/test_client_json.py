@@ -15,6 +15,7 @@ from harness.nginx import NginxProcess
 from structlog.testing import capture_logs
 
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.rtorrent.client import RtorrentClient, _layout_for, _rows_to_torrents
 from rtorrentd.rtorrent.transport import Transport, open_transport
 from rtorrentd.rtorrent.wire import XML_AFTER_NOT_UTF8
@@ -43,6 +44,10 @@ class Recording:
     async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
         self.sent.append(content_type or XML)
         return await self.inner.request(body, content_type=content_type)
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        self.sent.append(content_type or XML)
+        return await self.inner.request_pieces(body, content_type=content_type)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

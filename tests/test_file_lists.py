@@ -12,6 +12,7 @@ from harness import RtorrentProcess, TorrentFactory, TorrentFile, rtorrent_text
 
 from rtorrentd.errors import UnknownTorrent
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.file_lists import by_files
 from rtorrentd.rtorrent.transport import Transport, open_transport
@@ -45,6 +46,9 @@ class Listing:
             assert isinstance(rows, list)
             self.listed.append(len(rows))
         return reply
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        return Pieces((await self.request(body, content_type=content_type),))
 
     async def aclose(self) -> None:
         await self.inner.aclose()

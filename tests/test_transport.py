@@ -215,6 +215,20 @@ async def test_reply_in_small_pieces_is_assembled(kind: str, sock_dir: Path) -> 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_reply_in_pieces_is_the_reply(kind: str, sock_dir: Path) -> None:
+    small = (DATA / "multicall2_reply.scgi").read_bytes()
+    large = os.urandom(3 * 1024 * 1024 + 5)
+    peer = RtorrentLike(chunk=7919)
+    async with serving(kind, peer, sock_dir) as url:
+        transport = open_transport(url, timeout=5)
+        for body in (small, large, b""):
+            pieces = await transport.request_pieces(body)
+            assert (len(body), body) == (pieces.size, pieces.join())
+        await peer.wait_finished(3)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", KINDS)
 async def test_large_reply_is_read_whole(kind: str, sock_dir: Path) -> None:
     body = os.urandom(6 * 1024 * 1024)  # about a 10,000-torrent snapshot
     peer = RtorrentLike()

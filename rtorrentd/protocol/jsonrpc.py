@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from rtorrentd.errors import JsonReplyNotUtf8, MalformedReply, RpcError, RpcFault
+from rtorrentd.protocol.pieces import Pieces, Window
 from rtorrentd.protocol.xml_decode import MAX_DEPTH
 
 __all__ = [
@@ -106,25 +107,24 @@ def decode_batch(body: bytes, count: int) -> list[object]:
 
 
 def decode_column_chunks(
-    body: bytes, chunk_bytes: int
+    body: bytes | Pieces, chunk_bytes: int
 ) -> Iterator[list[Sequence[object]] | None] | None:
     """The result of a reply to call 1 that is a list of rows whose first value is
     an info-hash (a snapshot), a chunk of rows at a time as columns (one per
     field, as `xmlrpc.decode_column_chunks`): a caller never holds every decoded
-    row at once. None when the body is not such a reply as rtorrent
-    writes it (then `decode_response` says what it is); a None chunk where a chunk
-    is not whole rows of one width, and the caller decodes the whole body instead.
+    row at once, nor, given `Pieces`, the whole body. None when the body is not
+    such a reply as rtorrent writes it (then `decode_response` says what it is,
+    and nothing of `body` was taken); a None chunk where a chunk is not whole rows
+    of one width, and the caller decodes the whole body instead.
 
     A chunk ends before a `],["<40 hex digits>"` only if what precedes it reads as
     a JSON array of rows: inside a string or a nested table it would not (a prefix
     that ends inside either leaves a string or a bracket open).
     """
-    if not (body.startswith(_ROWS_HEAD) and body.endswith(_ROWS_TAIL)):
+    pieces = body if isinstance(body, Pieces) else Pieces((body,))
+    if not (pieces.startswith(_ROWS_HEAD + b"[") and pieces.endswith(_ROWS_TAIL)):
         return None
-    start, end = len(_ROWS_HEAD), len(body) - len(_ROWS_TAIL)
-    if not body.startswith(b"[", start):
-        return None
-    return _json_chunks(body, start, end, chunk_bytes)
+    return _json_chunks(Window(pieces), len(_ROWS_HEAD), len(_ROWS_TAIL), chunk_bytes)
 
 
 # What rtorrent (nlohmann::json, keys in order) writes around a list of rows.
@@ -134,28 +134,42 @@ _NEXT_ROW = re.compile(rb'\],\["[0-9A-Fa-f]{40}"')
 
 
 def _json_chunks(
-    body: bytes, start: int, end: int, size: int
+    window: Window, head: int, tail: int, size: int
 ) -> Iterator[list[Sequence[object]] | None]:
-    view = memoryview(body)
-    while start < end:
+    window.fill(head)
+    window.pos = head
+    offset = size  # where a cut is looked for, from the chunk's start
+    while True:
+        window.fill(2 * size)
+        buf, start = window.buf, window.pos
+        end = len(buf) - tail if window.final else len(buf)
+        if start >= end:
+            return
         rows: list[object] | None = None
-        search = min(start + size, end)
+        search = min(start + offset, end)
         while rows is None:
-            found = _NEXT_ROW.search(body, search, end)
+            found = _NEXT_ROW.search(buf, search, end)
+            if found is None and not window.final:
+                break  # no place to cut in what is held: more of the body first
             stop = end if found is None else found.start() + 1
             try:
-                rows = json.loads(b"[" + view[start:stop] + b"]")
+                rows = json.loads(b"[" + memoryview(buf)[start:stop] + b"]")
             except ValueError:  # JSONDecodeError, UnicodeDecodeError
                 if found is None:
                     yield None
                     return
                 search = found.start() + 1
+        if rows is None:
+            offset = search - start
+            window.grow(size)
+            continue
+        offset = size
         columns = _columns(rows)
         if columns is None:
             yield None
             return
         yield columns
-        start = stop + 1  # past the comma between two rows
+        window.pos = stop + 1  # past the comma between two rows
 
 
 def _columns(rows: object) -> list[Sequence[object]] | None:

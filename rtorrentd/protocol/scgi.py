@@ -21,6 +21,7 @@ from rtorrentd.errors import MalformedReply
 
 __all__ = [
     "MAX_HEADER",
+    "check_parts",
     "encode_request",
     "gunzip",
     "is_gzipped",
@@ -97,14 +98,19 @@ def parse_parts(head: bytes | bytearray, body: bytes) -> bytes:
     """`parse_reply` for a reply read in two parts: `head`, the header up to and
     including its blank line (where `split_reply` says the body starts), and the
     `body` after it, returned as it is: a large reply is never copied whole."""
+    check_parts(head, len(body))
+    return body
+
+
+def check_parts(head: bytes | bytearray, body_size: int) -> None:
+    """`parse_parts` for a body held elsewhere (in pieces): only its size is checked."""
     end, headers = _split_header(head)
     if end != len(head):
         raise MalformedReply(_no_header_end(head))
     _check_status(headers)
     length = _content_length(headers)
     if length is not None:
-        _check_body_length(length, len(body))
-    return body
+        _check_body_length(length, body_size)
 
 
 def split_reply(data: bytes | bytearray) -> tuple[int, int | None] | None:

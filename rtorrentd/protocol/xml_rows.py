@@ -40,6 +40,7 @@ from functools import lru_cache
 from itertools import accumulate
 
 from rtorrentd.errors import MalformedReply
+from rtorrentd.protocol.pieces import Pieces, Window
 from rtorrentd.protocol.xml_decode import parse_response
 from rtorrentd.protocol.xml_text import Bad, decode_text
 
@@ -95,47 +96,77 @@ def decode_rows(body: bytes) -> list[object] | None:
         return None  # let the general decoder say what and where
 
 
-def column_chunks(body: bytes, chunk_bytes: int) -> Iterator[Columns | None] | None:
+def column_chunks(body: bytes | Pieces, chunk_bytes: int) -> Iterator[Columns | None] | None:
     """The rows of `body`, as `decode_rows` gives them but as columns (one per
     field), a chunk of about `chunk_bytes` of XML at a time; None when the body is
-    not rows in one of rtorrent's layouts.
+    not rows in one of rtorrent's layouts (then nothing of `body` was taken).
 
     Why: a whole 100,000-torrent reply decoded at once is some 100 MB of Python
     objects beside the body; chunk by chunk, a caller keeps only what it makes
-    of each. Columns, because that is how the fields are decoded and how a caller
-    converts them: no list per row is made only to be taken apart again. A chunk
-    starts where a row of the first row's shape matches; one that is not whole
-    rows of that shape comes as None, and the caller decodes the whole body with
-    `decode_response` instead (which says what is wrong).
+    of each. Given `Pieces`, each piece is dropped once read past, so the body is
+    not held whole either. Columns, because that is how the fields are decoded and
+    how a caller converts them: no list per row is made only to be taken apart
+    again. A chunk starts where a row of the first row's shape matches; one that
+    is not whole rows of that shape comes as None, and the caller decodes the whole
+    body with `decode_response` instead (which says what is wrong).
     """
+    pieces = body if isinstance(body, Pieces) else Pieces((body,))
     for layout in LAYOUTS:
-        if body.startswith(layout.head) and body.endswith(layout.tail):
+        if pieces.startswith(layout.head) and pieces.endswith(layout.tail):
             break
     else:
         return None
     grammar = _grammar(layout)
-    start, end = len(layout.head), len(body) - len(layout.tail)
-    shape = _shape(grammar, body, start)
+    shape = _first_shape(grammar, pieces, len(layout.head), chunk_bytes)
     if shape is None:
         return None
-    return _chunks(grammar, shape, body, start, end, size=chunk_bytes)
+    window = Window(pieces)
+    return _chunks(grammar, shape, window, len(layout.head), len(layout.tail), size=chunk_bytes)
+
+
+def _first_shape(
+    grammar: _Grammar, pieces: Pieces, start: int, size: int
+) -> tuple[int, ...] | None:
+    """The shape of the row at `start`, read from the first bytes (more of them
+    while the row may be longer than what was read)."""
+    while True:
+        first = pieces.peek(start + size)
+        shape = _shape(grammar, first, start)
+        if shape is not None or len(first) == pieces.size:
+            return shape
+        size *= 4
 
 
 def _chunks(
-    grammar: _Grammar, shape: tuple[int, ...], body: bytes, start: int, end: int, *, size: int
+    grammar: _Grammar,
+    shape: tuple[int, ...],
+    window: Window,
+    head: int,
+    tail: int,
+    *,
+    size: int,
 ) -> Iterator[Columns | None]:
     pattern = _row_pattern(grammar, shape)
-    view = memoryview(body)
-    while start < end:
-        cut = body.find(grammar.open, min(start + size, end), end)
-        while cut != -1 and pattern.match(body, cut) is None:
-            cut = body.find(grammar.open, cut + 1, end)
+    window.fill(head)
+    window.pos = head
+    while True:
+        window.fill(2 * size)
+        buf, start = window.buf, window.pos
+        end = len(buf) - tail if window.final else len(buf)
+        if start >= end:
+            return
+        cut = buf.find(grammar.open, min(start + size, end), end)
+        while cut != -1 and pattern.match(buf, cut) is None:
+            cut = buf.find(grammar.open, cut + 1, end)
+        if cut == -1 and not window.final:
+            window.grow(size)  # no whole row to cut before in what is held
+            continue
         stop = end if cut == -1 else cut
         try:
-            yield _split_columns(grammar, shape, view[start:stop])
+            yield _split_columns(grammar, shape, memoryview(buf)[start:stop])
         except (Bad, ValueError, MalformedReply):
             yield None
-        start = stop
+        window.pos = stop
 
 
 @dataclass(frozen=True, slots=True)

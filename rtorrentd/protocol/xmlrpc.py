@@ -32,6 +32,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.protocol.xml_decode import MAX_DEPTH, parse_response
 from rtorrentd.protocol.xml_rows import Columns, column_chunks, decode_rows
 
@@ -52,12 +53,13 @@ def decode_response(body: bytes) -> object:
     return parse_response(body) if rows is None else rows
 
 
-def decode_column_chunks(body: bytes, chunk_bytes: int) -> Iterator[Columns | None] | None:
+def decode_column_chunks(body: bytes | Pieces, chunk_bytes: int) -> Iterator[Columns | None] | None:
     """A reply that is a list of rows (a `d.multicall2` snapshot), a chunk of rows
     at a time as columns (one list per field), so that a caller never holds every
-    decoded row at once; None when the body is not such a reply, and a None chunk
-    where a chunk is not whole rows: then `decode_response` decodes the whole body
-    (or says what is wrong)."""
+    decoded row at once (nor, given `Pieces`, the whole body); None when the body
+    is not such a reply (nothing of it taken), and a None chunk where a chunk is
+    not whole rows: then `decode_response` decodes the whole body (or says what is
+    wrong)."""
     return column_chunks(body, chunk_bytes)
 
 

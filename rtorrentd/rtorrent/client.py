@@ -28,6 +28,7 @@ from rtorrentd.errors import (
 )
 from rtorrentd.logger import get_logger
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.rtorrent import session
 from rtorrentd.rtorrent.dialect import (
     OLDEST,
@@ -125,13 +126,28 @@ def _rows_to_torrents(
     method: str = "d.multicall2",
     wire: Wire = XML_RPC,
 ) -> tuple[Torrent, ...]:
+    """The Torrents of a snapshot's reply."""
+    torrents = _pieces_to_torrents(plan, body, dialect, method, wire)
+    if torrents is None:  # cannot be: a body held whole is decoded whole
+        raise MalformedReply(f"{method}: the reply could not be decoded")
+    return torrents
+
+
+def _pieces_to_torrents(
+    plan: Layout, body: bytes | Pieces, dialect: Dialect, method: str, wire: Wire
+) -> tuple[Torrent, ...] | None:
+    """`_rows_to_torrents`; None when `body` came in `Pieces` and a chunk past the
+    first could not be read by the fast path: the pieces read before it are gone,
+    so the caller asks again for the reply whole."""
     with _gc_paused():
         chunks = wire.column_chunks(body, SNAPSHOT_CHUNK_BYTES)
         if chunks is not None:
             torrents = _chunks_to_torrents(plan, chunks, dialect, method, wire)
             if torrents is not None:
                 return torrents
-        value = wire.decode(body)
+            if isinstance(body, Pieces) and body.taken:
+                return None
+        value = wire.decode(body.join() if isinstance(body, Pieces) else body)
         if not isinstance(value, list):
             raise MalformedReply(f"{method} returned {type(value).__name__}, expected a list")
         try:
@@ -245,15 +261,31 @@ class RtorrentClient:
         self._dialect: Dialect | None = None
         self._session_dir: str | None = None
         self._json = JsonChoice()
+        # Snapshots read whole, not in pieces: once a reply's pieces could not be
+        # decoded as they came (`_rows_to_torrents`), until the next connection.
+        self._whole_replies = False
 
     async def _request(self, method: str, params: Sequence[object], wire: Wire = XML_RPC) -> bytes:
         body = wire.encode(method, params)
         try:
             return await self.transport.request(body, content_type=wire.content_type)
         except TransportError:
-            self._dialect = self._session_dir = None
-            self._json = JsonChoice()
+            self._forget()
             raise
+
+    async def _request_pieces(self, method: str, params: Sequence[object], wire: Wire) -> Pieces:
+        body = wire.encode(method, params)
+        try:
+            return await self.transport.request_pieces(body, content_type=wire.content_type)
+        except TransportError:
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        """What was learnt of this connection: it may be another rtorrent next time."""
+        self._dialect = self._session_dir = None
+        self._json = JsonChoice()
+        self._whole_replies = False
 
     async def dialect(self) -> Dialect:
         """How to talk to this rtorrent, from its `system.client_version`."""
@@ -318,8 +350,20 @@ class RtorrentClient:
 
     async def _snapshot(self, plan: Layout, dialect: Dialect, wire: Wire) -> tuple[Torrent, ...]:
         method = dialect.multicall
-        body = await self._request(method, ["", "main", *plan.commands], wire)
+        params = ["", "main", *plan.commands]
         try:
+            if not self._whole_replies:
+                pieces = await self._request_pieces(method, params, wire)
+                torrents = await anyio.to_thread.run_sync(
+                    _pieces_to_torrents, plan, pieces, dialect, method, wire
+                )
+                if torrents is not None:
+                    return torrents
+                # Rare (a reply in a layout of its own): read whole from now on,
+                # so that each poll does not pay for two snapshots.
+                self._whole_replies = True
+                log.info("rtorrent.snapshot_whole", url=self.transport.url, method=method)
+            body = await self._request(method, params, wire)
             return await anyio.to_thread.run_sync(
                 _rows_to_torrents, plan, body, dialect, method, wire
             )

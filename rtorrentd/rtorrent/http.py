@@ -38,6 +38,7 @@ from rtorrentd.errors import (
     TransportTimeout,
 )
 from rtorrentd.logger import get_logger
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent import failures
 
@@ -198,6 +199,11 @@ class HttpTransport:
         nginx's scgi_params pass the Content-Type on as CONTENT_TYPE, which is how
         rtorrent tells JSON-RPC from XML-RPC.
         """
+        return (await self.request_pieces(body, content_type=content_type)).join()
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        """`request`, the reply body kept as the pieces it was read in (see
+        `protocol.pieces`: a decoder drops each once read past)."""
         headers = {"Content-Type": content_type} if content_type else None
         try:
             with anyio.fail_after(self._limits.timeout):
@@ -257,7 +263,7 @@ class HttpTransport:
                 "is this the location that passes requests to rtorrent (scgi_pass)?"
             )
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: httpx.Response) -> Pieces:
         """The whole body, decoded, counting towards `max_reply` as it comes."""
         cap = self._limits.max_reply
         declared = response.headers.get("Content-Length", "")
@@ -275,4 +281,4 @@ class HttpTransport:
                 # Leaving the `stream` block closes the connection: nothing more is read.
                 raise failures.too_large(self.url, cap)
             chunks.append(chunk)
-        return b"".join(chunks)
+        return Pieces(chunks)

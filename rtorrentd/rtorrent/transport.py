@@ -26,6 +26,7 @@ from anyio.abc import ByteStream
 from rtorrentd.config.model import RtorrentSettings
 from rtorrentd.errors import ConfigError, ConnectionClosed, TransportError
 from rtorrentd.protocol import scgi
+from rtorrentd.protocol.pieces import Pieces, Spool
 from rtorrentd.redact import redact_url
 from rtorrentd.rtorrent import failures
 from rtorrentd.rtorrent.limits import Access, Limits
@@ -56,6 +57,11 @@ class Transport(Protocol):
 
     async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
         """Send one request body (XML-RPC, or of `content_type`); return the reply body."""
+        ...
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        """`request`, the reply body kept as the pieces it was read in: for the
+        snapshot, whose decoder drops each piece once read past (`protocol.pieces`)."""
         ...
 
     async def aclose(self) -> None:
@@ -146,11 +152,35 @@ class ScgiTransport:
 
     async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
         """Send one request body (XML-RPC, or of `content_type`); return the reply body."""
+        into = io.BytesIO()
+        reply = await self._call(body, content_type, into.write)
+        return await self._unpacked(into.getvalue() if reply is None else reply)
+
+    async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
+        """`request`, the reply body kept as the pieces it was read in (see
+        `protocol.pieces`: a decoder drops each once read past)."""
+        spool = Spool()
+        reply = await self._call(body, content_type, spool.write)
+        if reply is not None:
+            return Pieces((reply,))
+        pieces = spool.pieces()
+        if scgi.is_gzipped(pieces.peek(2)):
+            return Pieces((await self._unpacked(pieces.join()),))
+        return pieces
+
+    async def _call(
+        self, body: bytes, content_type: str | None, keep: Callable[[bytes], object]
+    ) -> bytes | None:
+        """One exchange; the reply body goes to `keep` piece by piece (None
+        returned), or is returned whole when the header never ended."""
         deadline = anyio.current_time() + self._limits.timeout
         stream = await self._connect(deadline)
         async with stream:
             request = scgi.encode_request(body, accept_gzip=self.gzip, content_type=content_type)
-            reply = await self._exchange(stream, request, len(body), deadline)
+            return await self._exchange(stream, request, len(body), deadline, keep)
+
+    async def _unpacked(self, reply: bytes) -> bytes:
+        """A reply body, gunzipped if rtorrent gzipped it."""
         if not scgi.is_gzipped(reply):
             return reply
         if len(reply) > _INLINE_GUNZIP:
@@ -177,14 +207,19 @@ class ScgiTransport:
             raise self._endpoint.connect_error(exc) from exc
 
     async def _exchange(
-        self, stream: ByteStream, request: bytes, body_size: int, deadline: float
-    ) -> bytes:
+        self,
+        stream: ByteStream,
+        request: bytes,
+        body_size: int,
+        deadline: float,
+        keep: Callable[[bytes], object],
+    ) -> bytes | None:
         phase = "sending the request"
         try:
             with anyio.fail_at(deadline):
                 await stream.send(request)
                 phase = "reading the reply"
-                return await self._read_reply(stream, body_size)
+                return await self._read_reply(stream, body_size, keep)
         except TimeoutError as exc:
             raise failures.reply_timeout(self.url, self._limits.timeout, phase) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -193,15 +228,17 @@ class ScgiTransport:
                 f"{failures.reason(exc)}{_size_hint(body_size)}"
             ) from exc
 
-    async def _read_reply(self, stream: ByteStream, request_size: int) -> bytes:
+    async def _read_reply(
+        self, stream: ByteStream, request_size: int, keep: Callable[[bytes], object]
+    ) -> bytes | None:
         """Read until EOF, or until the reply's Content-Length is in: without waiting
-        for the close, one slow peer cannot stretch every call. Returns the body.
-
-        The body goes into a `BytesIO` apart from the header, whose `getvalue()`
-        hands over its own buffer: a reply of tens of megabytes is held once, not
-        once read and again as a copy without its header."""
+        for the close, one slow peer cannot stretch every call. The body goes to
+        `keep` as it comes, apart from the header, so that a reply of tens of
+        megabytes is held once (a `BytesIO`, whose `getvalue()` hands over its own
+        buffer; or the pieces themselves), not once read and again as a copy
+        without its header. Returns None, or the body of a reply whose header never
+        ended (`parse_reply` raises `MalformedReply` for it, saying so)."""
         head = bytearray()  # the header (and, until it is whole, all that came)
-        body = io.BytesIO()
         start: int | None = None  # where the body starts, once the header is whole
         expected: int | None = None  # the whole reply's size, from Content-Length
         received = 0
@@ -213,18 +250,19 @@ class ScgiTransport:
                 break
             received += len(chunk)
             if start is not None:
-                body.write(chunk)
+                keep(chunk)
             else:
                 head += chunk
                 split = scgi.split_reply(head)
                 if split is not None:
                     start, expected = split
-                    body.write(head[start:])
+                    keep(bytes(head[start:]))
                     del head[start:]
             self._check_size(received, expected)
         if start is None:  # the peer closed before the header's end
             return scgi.parse_reply(head)  # raises MalformedReply, saying so
-        return scgi.parse_parts(head, body.getvalue())
+        scgi.check_parts(head, received - len(head))
+        return None
 
     def _check_complete(self, received: int, expected: int | None, request_size: int) -> None:
         """At EOF: a short reply is the connection's fault, not rtorrent's words."""

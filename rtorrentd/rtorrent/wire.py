@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from rtorrentd.errors import RpcFault
 from rtorrentd.protocol import jsonrpc
 from rtorrentd.protocol import xmlrpc as rpc
+from rtorrentd.protocol.pieces import Pieces
 from rtorrentd.rtorrent.dialect import Dialect
 
 __all__ = ["JSON_RPC", "XML_AFTER_NOT_UTF8", "XML_RPC", "JsonChoice", "Wire", "is_json_disabled"]
@@ -45,7 +46,7 @@ class Wire:
     decode: Callable[[bytes], object]
     # A snapshot's rows a chunk at a time, as columns, or None (see
     # `xmlrpc.decode_column_chunks`).
-    column_chunks: Callable[[bytes, int], Iterator[list[Sequence[object]] | None] | None]
+    column_chunks: Callable[[bytes | Pieces, int], Iterator[list[Sequence[object]] | None] | None]
     # Whether names come percent-escaped where they cannot be sent (XML-RPC on a
     # newer rtorrent). JSON-RPC sends every name exactly, or fails the whole reply.
     escapes_names: bool

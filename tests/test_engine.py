@@ -350,6 +350,15 @@ def test_deletions_beyond_the_per_poll_limit_wait_in_rule_then_snapshot_order() 
     assert expected == run(ts, cfg)
 
 
+def test_the_valves_hold_back_by_position_not_by_equality() -> None:
+    # A bad snapshot may list one torrent twice: two equal steps, the first goes.
+    t, u = torrent(1), torrent(2)
+    cfg = config(("all", ANY, DELETE), safety=Safety(max_deletes_per_poll=1, max_delete_fraction=1))
+    result = run([t, t, u], cfg)
+    first, again, other = (step(x, DELETE, "all") for x in (t, t, u))
+    assert ((first,), (again, other), 0) == (result.steps, result.held, result.kept)
+
+
 def test_stops_are_never_held() -> None:
     ts = [torrent(n) for n in range(3)]
     cfg = config(("all", ANY, STOP), safety=Safety(max_deletes_per_poll=0, max_delete_fraction=0))

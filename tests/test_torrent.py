@@ -37,6 +37,15 @@ def test_a_snapshot_torrent_holds_only_its_fields_and_is_a_torrent_like_any_othe
         held.ratio = 2.0  # type: ignore[misc]
 
 
+def test_equal_ratios_are_one_float_whichever_rows_they_come_in() -> None:
+    plan = layout(fields_for(["ratio"]))
+    first = torrents_from_rows(plan, [_row(["ratio"], **{"d.ratio=": n}) for n in (0, 1500, 1500)])
+    later = torrents_from_rows(plan, [_row(["ratio"], **{"d.ratio=": n}) for n in (1500, 99_999)])
+    assert [0.0, 1.5, 1.5, 1.5, 99.999] == [t.ratio for t in (*first, *later)]
+    assert first[1].ratio is first[2].ratio is later[0].ratio  # one float, not three
+    assert later[1].ratio == 99_999 / 1000  # above the shared ones: its own float
+
+
 def test_replace_copy_and_pickle_give_an_equal_torrent_holding_every_field() -> None:
     plan = layout(fields_for(["label"]))
     [held] = torrents_from_rows(plan, [_row(["label"], **{"d.custom1=": "tv"})])

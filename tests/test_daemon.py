@@ -35,7 +35,7 @@ from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action
 from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
-from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.rtorrent.client import RtorrentClient
 from rtorrentd.rtorrent.transport import open_transport
 from rtorrentd.service import instance
@@ -129,7 +129,7 @@ def test_config_changes_of_the_same_file_is_empty() -> None:
 
 
 def _step(action: Action, name: str = "t") -> Step:
-    return Step("AB" * 20, name, action, "r", (), (), 1000)
+    return Step("AB" * 20, name, Decision(action, "r", ()), (), 1000)
 
 
 def _result(results: list[StepResult], held: int = 0) -> PollResult:

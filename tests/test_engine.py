@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rtorrentd.conditions.parse import Condition, parse_condition
 from rtorrentd.config.model import Action, Config, DaemonSettings, RtorrentSettings, Rule, Safety
 from rtorrentd.engine.memory import Memory, remember
-from rtorrentd.engine.plan import Plan, Step, fetch_names, plan, recheck
+from rtorrentd.engine.plan import Decision, Plan, Step, fetch_names, plan, recheck
 from rtorrentd.errors import ConfigError
 from rtorrentd.torrent import Torrent
 from rtorrentd.vocabulary import IDENTITY, name_kinds
@@ -68,7 +68,9 @@ def torrent(n: int, **fields: Any) -> Torrent:
 
 def step(t: Torrent, action: Action, rule: str, **values: object) -> Step:
     names = tuple(sorted(values))
-    return Step(t.hash, t.name, action, rule, names, tuple(values[n] for n in names), t.size)
+    return Step(
+        t.hash, t.name, Decision(action, rule, names), tuple(values[n] for n in names), t.size
+    )
 
 
 def run(torrents: Sequence[Torrent], cfg: Config, now: float = NOW) -> Plan:
@@ -143,15 +145,17 @@ def test_a_step_carries_the_values_its_rule_read_and_the_size() -> None:
         lambda f: f["ratio"] >= 2 and f["label"] == "tv",
     )
     cfg = config(("tv", both, DELETE), ("done", holds("complete"), STOP))
-    expected = Step(t.hash, "t1", DELETE, "tv", ("label", "ratio"), ("tv", 2.5), 7 * 1024**3)
+    expected = Step(
+        t.hash, "t1", Decision(DELETE, "tv", ("label", "ratio")), ("tv", 2.5), 7 * 1024**3
+    )
     assert (expected,) == run([t], cfg).steps
     assert (("label", "tv"), ("ratio", 2.5)) == expected.why
 
 
-def test_the_steps_of_a_rule_share_its_names_and_hold_only_their_values() -> None:
-    # A first poll may decide 100,000 torrents: the names a rule read are one tuple
-    # for all its steps, and a step's values are the snapshot's own objects, not
-    # copies; each keeps its type (1 is not shown as True).
+def test_the_steps_of_a_rule_share_its_decision_and_hold_only_their_values() -> None:
+    # A first poll may decide 100,000 torrents: the action, rule, names and target
+    # are one Decision for all the steps of a rule, and a step's values are the
+    # snapshot's own objects, not copies; each keeps its type (1 is not True).
     ts = [torrent(n, ratio=2.0 + n, label="tv" if n % 2 else "films") for n in range(8)]
     rule = cond(
         "complete and ratio >= 2 and label != 1",
@@ -162,7 +166,8 @@ def test_the_steps_of_a_rule_share_its_names_and_hold_only_their_values() -> Non
     expected = [step(t, DELETE, "old", complete=True, label=t.label, ratio=t.ratio) for t in ts]
     assert expected == list(steps)
     assert ("complete", "label", "ratio") == steps[0].names
-    assert all(s.names is steps[0].names for s in steps)
+    assert all(s.decision is steps[0].decision for s in steps)
+    assert (DELETE, "old", "") == (steps[0].action, steps[0].rule, steps[0].target)
     assert all(s.values[2] is t.ratio for s, t in zip(steps, ts, strict=True))
     assert [type(s.values[2]) for s in steps] == [float] * 8
     assert (("complete", True), ("label", "tv"), ("ratio", 3.0)) == steps[1].why

@@ -18,7 +18,7 @@ from test_daemon import RunningDaemon, config_text, gone, load, rule
 from rtorrentd.config.model import Action, MetricsSettings
 from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
-from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.service.metrics import Metrics
 from rtorrentd.service.poll import PollResult
 
@@ -40,8 +40,8 @@ def test_the_readme_lists_every_metric() -> None:
 
 
 def _poll() -> PollResult:
-    delete = Step("AB" * 20, "a", Action.DELETE, "old", (), (), 3000)
-    stop = Step("CD" * 20, "b", Action.STOP, "idle", (), (), 10)
+    delete = Step("AB" * 20, "a", Decision(Action.DELETE, "old", ()), (), 3000)
+    stop = Step("CD" * 20, "b", Decision(Action.STOP, "idle", ()), (), 10)
     results = (
         StepResult(delete, Result.DONE, freed_bytes=3000),
         StepResult(stop, Result.REFUSED, "no"),

@@ -32,7 +32,7 @@ from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import DEFAULT_EVENTS, Action, NotifySettings
 from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
-from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.engine.space import SpaceOutcome
 from rtorrentd.errors import ConfigError
 from rtorrentd.redact import hide, url_secrets
@@ -216,7 +216,9 @@ class Posted:
 
 
 def _step(name: str, action: Action = Action.DELETE, rule: str = "old") -> Step:
-    return Step(name.encode().hex().upper()[:40].ljust(40, "0"), name, action, rule, (), (), 2000)
+    return Step(
+        name.encode().hex().upper()[:40].ljust(40, "0"), name, Decision(action, rule, ()), (), 2000
+    )
 
 
 def _poll(*results: StepResult, space: tuple[SpaceOutcome, ...] = ()) -> PollResult:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rtorrentd.config.model import Action
-from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.service.report import (
     format_plan_table,
     format_totals,
@@ -24,22 +24,18 @@ H1, H2, H3 = "1" * 40, "2" * 40, "3" * 40
 DELETE_OLD = Step(
     H1,
     "Ubuntu 24.04 Desktop amd64",
-    Action.DELETE,
-    "old",
-    ("ratio", "seeding_time"),
+    Decision(Action.DELETE, "old", ("ratio", "seeding_time")),
     (2.134, 14 * 86400 + 3 * 3600 + 120.0),
     int(6.2 * GIB),
 )
 STOP_RATIO = Step(
     H2,
     "A.Rather.Long.Release.Name.That.Goes.On.And.On.2160p",
-    Action.STOP,
-    "ratio-met",
-    ("ratio",),
+    Decision(Action.STOP, "ratio-met", ("ratio",)),
     (2.5,),
     700 * MIB,
 )
-HELD = Step(H3, "x", Action.DELETE, "old", ("label",), ("tv shows",), None)
+HELD = Step(H3, "x", Decision(Action.DELETE, "old", ("label",)), ("tv shows",), None)
 PLAN = Plan(
     steps=(DELETE_OLD, STOP_RATIO),
     held=(HELD,),
@@ -68,7 +64,7 @@ def test_an_empty_plan_is_only_its_total() -> None:
 
 
 def _steps(action: Action, count: int, size: int) -> tuple[Step, ...]:
-    return tuple(Step(f"{n:040X}", "t", action, "r", (), (), size) for n in range(count))
+    return tuple(Step(f"{n:040X}", "t", Decision(action, "r", ()), (), size) for n in range(count))
 
 
 @pytest.mark.parametrize(
@@ -207,8 +203,8 @@ def test_what_a_space_step_frees_is_a_size() -> None:
 
 
 def test_relabel_and_throttle_show_what_they_set() -> None:
-    relabel = Step(H1, "a", Action.RELABEL, "mark", (), (), 1, target="seeded")
-    throttle = Step(H2, "b", Action.THROTTLE, "slow", (), (), 1, target="slow")
+    relabel = Step(H1, "a", Decision(Action.RELABEL, "mark", (), target="seeded"), (), 1)
+    throttle = Step(H2, "b", Decision(Action.THROTTLE, "slow", (), target="slow"), (), 1)
     plan = Plan((relabel, throttle), (), (), total=3, kept=1)
 
     table = format_plan_table(plan).splitlines()

@@ -7,9 +7,9 @@ from structlog.testing import capture_logs
 
 from rtorrentd.config.model import Action
 from rtorrentd.deletion.results import Result, StepResult, log_result
-from rtorrentd.engine.plan import Step
+from rtorrentd.engine.plan import Decision, Step
 
-STEP = Step("A" * 40, "x.iso", Action.DELETE, "old", ("ratio",), (2.5,), 100)
+STEP = Step("A" * 40, "x.iso", Decision(Action.DELETE, "old", ("ratio",)), (2.5,), 100)
 
 
 @pytest.mark.parametrize(

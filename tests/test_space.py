@@ -13,7 +13,7 @@ from rtorrentd.config.load import parse_config
 from rtorrentd.config.model import Action, Config
 from rtorrentd.engine.facts import FileFact, Freeing, hardlinked, listers, overlapping, shared
 from rtorrentd.engine.memory import Memory, remember
-from rtorrentd.engine.plan import Plan, Step, files_wanted, plan, recheck
+from rtorrentd.engine.plan import Decision, Plan, Step, files_wanted, plan, recheck
 from rtorrentd.engine.space import Disk, Filesystem
 from rtorrentd.service.report import format_plan_table
 from rtorrentd.torrent import Torrent
@@ -326,7 +326,7 @@ def test_a_space_step_is_rechecked_against_candidates_and_rules() -> None:
     assert recheck(t, step, cfg, NOW, memory)
     assert not recheck(torrent(1, complete=False), step, cfg, NOW, memory)
     assert not recheck(torrent(1, label="keep"), step, cfg, NOW, memory)
-    other = Step(t.hash, t.name, Action.DELETE, "space /elsewhere", (), (), t.size)
+    other = Step(t.hash, t.name, Decision(Action.DELETE, "space /elsewhere", ()), (), t.size)
     assert not recheck(t, other, cfg, NOW, memory)
 
 

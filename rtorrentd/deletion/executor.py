@@ -46,7 +46,7 @@ from rtorrentd.deletion.neighbours import PollSharing, Source
 from rtorrentd.deletion.peers import Membership
 from rtorrentd.deletion.results import CUT_SHORT, Result, StepResult, join, log_result, summary
 from rtorrentd.deletion.spelling import Spellings
-from rtorrentd.engine.plan import Plan, Step
+from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.errors import (
     RpcError,
     RpcFault,
@@ -453,7 +453,9 @@ def _forget(ctx: Context, info_hash: str) -> None:
 def with_resumed(steps: Sequence[Step], pending: Sequence[Intent]) -> tuple[Step, ...]:
     """Recorded deletions first, as `delete` steps; the plan's own step for such a
     torrent (whatever its action now) gives way to it."""
-    resumed = tuple(Step(i.hash, i.name, _resumed_action(i), i.rule, (), (), None) for i in pending)
+    resumed = tuple(
+        Step(i.hash, i.name, Decision(_resumed_action(i), i.rule), (), None) for i in pending
+    )
     hashes = {i.hash for i in pending}
     return (*resumed, *(s for s in steps if s.hash not in hashes))
 

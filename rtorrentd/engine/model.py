@@ -11,28 +11,58 @@ from rtorrentd.engine.space import SpaceOutcome
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One action for one torrent, with why: the rule, and the values its condition
-    read (`values`) of the names in `names`, in that order; `why` pairs them.
+class Decision:
+    """What every step of one rule shares: the action, the rule, the names its
+    condition read (in the order of a step's `values`), and the target that
+    relabel and throttle set (the rule's label or group)."""
 
-    The names are apart from the values because the steps of one rule share one
-    `names` tuple: a first poll may decide 100,000 torrents, and a (name, value)
-    tuple per value per step was 5 MiB of the plan's peak.
+    action: Action
+    rule: str
+    names: tuple[str, ...] = ()
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One action for one torrent, with why: its `decision` (the rule and what it
+    read, shared by every step of that rule) and the values its condition read
+    (`values`, in the order of the decision's `names`); `why` pairs them.
+
+    Why the shared part is apart: a first poll may decide 100,000 torrents, and a
+    slot each for the action, rule, names and target was 3 MiB of the plan's peak
+    (and a (name, value) tuple per value per step 5 MiB before that).
     """
 
     hash: str
     name: str
-    action: Action
-    rule: str
-    names: tuple[str, ...]
+    decision: Decision
     values: tuple[object, ...]
     size: int | None
-    target: str = ""  # what relabel and throttle set (the rule's label or group)
+
+    @property
+    def action(self) -> Action:
+        """What to do: the decision's action."""
+        return self.decision.action
+
+    @property
+    def rule(self) -> str:
+        """The rule (or space policy) that decided."""
+        return self.decision.rule
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names the rule's condition read, in the order of `values`."""
+        return self.decision.names
+
+    @property
+    def target(self) -> str:
+        """What relabel and throttle set; "" for the other actions."""
+        return self.decision.target
 
     @property
     def why(self) -> tuple[tuple[str, object], ...]:
         """Each name the condition read with its value: `(("ratio", 2.1), ...)`."""
-        return tuple(zip(self.names, self.values, strict=True))
+        return tuple(zip(self.decision.names, self.values, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

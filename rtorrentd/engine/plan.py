@@ -35,7 +35,7 @@ from rtorrentd.engine import space
 from rtorrentd.engine.derived import Inputs
 from rtorrentd.engine.facts import Files
 from rtorrentd.engine.memory import Memory
-from rtorrentd.engine.model import Plan, Step, Wanted
+from rtorrentd.engine.model import Decision, Plan, Step, Wanted
 from rtorrentd.engine.policies import SpaceContext, plan_space
 from rtorrentd.engine.rules import build_columns, columns_for, decide_one, decide_rules, split_names
 from rtorrentd.engine.space import Disk, SpaceOutcome
@@ -46,6 +46,7 @@ from rtorrentd.vocabulary import DERIVED, IDENTITY
 # The engine's interface; Plan and Step are re-exported for the layers above.
 __all__ = [
     "FIRST_BATCH",
+    "Decision",
     "Plan",
     "Step",
     "Wanted",

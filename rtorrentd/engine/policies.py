@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rtorrentd.config.model import Action, SpacePolicy
 from rtorrentd.engine import facts, space
 from rtorrentd.engine.derived import Inputs
-from rtorrentd.engine.model import Columns, Step
+from rtorrentd.engine.model import Columns, Decision, Step
 from rtorrentd.engine.rules import Decided, missing_names, select_sure
 from rtorrentd.engine.space import Disk, SpaceOutcome
 from rtorrentd.torrent import Torrent
@@ -86,15 +86,12 @@ def _space_steps(
 ) -> list[Step]:
     """A delete step per pick, in order, showing what ranked it and what it frees."""
     read = sorted(policy.candidates.names | {key.name for key in policy.order})
-    names = (*read, "frees")  # one tuple for all the policy's steps
-    rule = space.rule_name(policy)
+    # One decision for all the policy's steps.
+    decision = Decision(policy.action, space.rule_name(policy), (*read, "frees"))
     steps = []
     for i in candidates:
         torrent = ctx.torrents[i]
         if torrent.hash in frees:
             values = (*(ctx.columns[n][i] for n in read), frees[torrent.hash])
-            step = Step(
-                torrent.hash, torrent.name, policy.action, rule, names, values, torrent.size
-            )
-            steps.append(step)
+            steps.append(Step(torrent.hash, torrent.name, decision, values, torrent.size))
     return steps

@@ -16,7 +16,7 @@ from rtorrentd.config.model import Action, Config, Rule
 from rtorrentd.engine.derived import DERIVED_COLUMNS, Inputs
 from rtorrentd.engine.facts import Files
 from rtorrentd.engine.memory import WEEK, Memory
-from rtorrentd.engine.model import Columns, Step
+from rtorrentd.engine.model import Columns, Decision, Step
 from rtorrentd.errors import ConfigError
 from rtorrentd.torrent import Torrent
 from rtorrentd.vocabulary import DERIVED, EXPENSIVE, FIELDS
@@ -202,19 +202,17 @@ def steps_for(
     done = _ALREADY_DONE[rule.action]
     if done is not None:
         hits = [i for i in hits if not done(torrents[i], rule.target)]
-    # One names tuple for all the steps of the rule; per step only its values, in
-    # the same order, taken from the columns (the same objects, no copy).
+    # One Decision (action, rule, names, target) for all the steps of the rule;
+    # per step only its values, in the order of the names, taken from the columns
+    # (the same objects, no copy).
     names = tuple(sorted(rule.when.names))
     read = [map(columns[n].__getitem__, hits) for n in names]
     picked = list(map(torrents.__getitem__, hits))
     fields = {
         "hash": map(_HASH, picked),
         "name": map(_NAME, picked),
-        "action": repeat(rule.action),
-        "rule": repeat(rule.name),
-        "names": repeat(names),
+        "decision": repeat(Decision(rule.action, rule.name, names, rule.target)),
         "values": zip(*read, strict=True) if names else repeat(()),
         "size": map(_SIZE, picked),
-        "target": repeat(rule.target),
     }
     return frozen_batch(Step, len(hits), fields)

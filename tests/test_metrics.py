@@ -20,7 +20,8 @@ from rtorrentd.deletion.results import Result, StepResult
 from rtorrentd.engine.memory import Memory
 from rtorrentd.engine.plan import Decision, Plan, Step
 from rtorrentd.service.metrics import Metrics
-from rtorrentd.service.poll import PollResult
+from rtorrentd.service.poll import PollResult, count_states
+from rtorrentd.torrent import Torrent
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -163,3 +164,27 @@ def test_contrib_uses_only_metrics_that_exist(name: str) -> None:
     series = known | {f"{n}_{part}" for n in known for part in ("bucket", "sum", "count")}
     assert used and used <= series
     assert "instance" not in text  # the label is `rtorrent`: Prometheus owns `instance`
+
+
+def test_every_torrent_counts_once_in_its_state_with_its_bytes() -> None:
+    # Unknown (None) reads as not started, not complete; an unknown size as 0.
+    cases = [
+        (True, True, 10),
+        (True, True, 20),
+        (True, False, 5),
+        (False, True, None),
+        (False, False, 3),
+        (None, None, 4),
+        (True, None, 1),
+    ]
+    torrents = [
+        Torrent(f"{i:040X}", f"t{i}", complete=done, started=on, size=size)
+        for i, (on, done, size) in enumerate(cases)
+    ]
+    assert (
+        ("seeding", 2, 30),
+        ("downloading", 2, 6),
+        ("stopped_complete", 1, 0),
+        ("stopped_incomplete", 2, 7),
+    ) == count_states(torrents)
+    assert (("seeding", 0, 0),) == count_states([])[:1]

@@ -8,7 +8,10 @@ from operator import attrgetter, not_
 from rtorrentd.config.model import DELETING, LEAVING, Action, Safety
 from rtorrentd.engine.model import Step
 
-_ACTION = attrgetter("action")
+# The action through the decision a rule's steps share, in C: `Step.action` is a
+# property (a Python call per step), and `Action` hashes in Python, so each step's
+# action is looked up by identity (`_marks`).
+_ACTION = attrgetter("decision.action")
 
 
 def apply_safety(
@@ -32,7 +35,8 @@ def apply_safety(
 
 def _marks(steps: list[Step], actions: frozenset[Action]) -> bytearray:
     """1 for each step whose action is one of `actions`, 0 for the others."""
-    return bytearray(map(actions.__contains__, map(_ACTION, steps)))
+    marked = {id(action): action in actions for action in Action}
+    return bytearray(map(marked.__getitem__, map(id, map(_ACTION, steps))))
 
 
 def _after(marks: bytearray, limit: int) -> bytearray:

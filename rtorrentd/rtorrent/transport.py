@@ -153,16 +153,14 @@ class ScgiTransport:
     async def request(self, body: bytes, *, content_type: str | None = None) -> bytes:
         """Send one request body (XML-RPC, or of `content_type`); return the reply body."""
         into = io.BytesIO()
-        reply = await self._call(body, content_type, into.write)
-        return await self._unpacked(into.getvalue() if reply is None else reply)
+        await self._call(body, content_type, into.write)
+        return await self._unpacked(into.getvalue())
 
     async def request_pieces(self, body: bytes, *, content_type: str | None = None) -> Pieces:
         """`request`, the reply body kept as the pieces it was read in (see
         `protocol.pieces`: a decoder drops each once read past)."""
         spool = Spool()
-        reply = await self._call(body, content_type, spool.write)
-        if reply is not None:
-            return Pieces((reply,))
+        await self._call(body, content_type, spool.write)
         pieces = spool.pieces()
         if scgi.is_gzipped(pieces.peek(2)):
             return Pieces((await self._unpacked(pieces.join()),))
@@ -170,14 +168,13 @@ class ScgiTransport:
 
     async def _call(
         self, body: bytes, content_type: str | None, keep: Callable[[bytes], object]
-    ) -> bytes | None:
-        """One exchange; the reply body goes to `keep` piece by piece (None
-        returned), or is returned whole when the header never ended."""
+    ) -> None:
+        """One exchange; the reply body goes to `keep` piece by piece."""
         deadline = anyio.current_time() + self._limits.timeout
         stream = await self._connect(deadline)
         async with stream:
             request = scgi.encode_request(body, accept_gzip=self.gzip, content_type=content_type)
-            return await self._exchange(stream, request, len(body), deadline, keep)
+            await self._exchange(stream, request, len(body), deadline, keep)
 
     async def _unpacked(self, reply: bytes) -> bytes:
         """A reply body, gunzipped if rtorrent gzipped it."""
@@ -213,13 +210,13 @@ class ScgiTransport:
         body_size: int,
         deadline: float,
         keep: Callable[[bytes], object],
-    ) -> bytes | None:
+    ) -> None:
         phase = "sending the request"
         try:
             with anyio.fail_at(deadline):
                 await stream.send(request)
                 phase = "reading the reply"
-                return await self._read_reply(stream, body_size, keep)
+                await self._read_reply(stream, body_size, keep)
         except TimeoutError as exc:
             raise failures.reply_timeout(self.url, self._limits.timeout, phase) from exc
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -230,14 +227,14 @@ class ScgiTransport:
 
     async def _read_reply(
         self, stream: ByteStream, request_size: int, keep: Callable[[bytes], object]
-    ) -> bytes | None:
+    ) -> None:
         """Read until EOF, or until the reply's Content-Length is in: without waiting
         for the close, one slow peer cannot stretch every call. The body goes to
         `keep` as it comes, apart from the header, so that a reply of tens of
         megabytes is held once (a `BytesIO`, whose `getvalue()` hands over its own
         buffer; or the pieces themselves), not once read and again as a copy
-        without its header. Returns None, or the body of a reply whose header never
-        ended (`parse_reply` raises `MalformedReply` for it, saying so)."""
+        without its header. Raises `MalformedReply` for a reply whose header never
+        ended, or whose Content-Length is not what came."""
         head = bytearray()  # the header (and, until it is whole, all that came)
         start: int | None = None  # where the body starts, once the header is whole
         expected: int | None = None  # the whole reply's size, from Content-Length
@@ -260,9 +257,8 @@ class ScgiTransport:
                     del head[start:]
             self._check_size(received, expected)
         if start is None:  # the peer closed before the header's end
-            return scgi.parse_reply(head)  # raises MalformedReply, saying so
+            raise scgi.no_header_end(head)
         scgi.check_parts(head, received - len(head))
-        return None
 
     def _check_complete(self, received: int, expected: int | None, request_size: int) -> None:
         """At EOF: a short reply is the connection's fault, not rtorrent's words."""

@@ -22,9 +22,9 @@ the one in force a window ago are dropped.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from operator import itemgetter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 
 from rtorrentd.engine import times as timing
@@ -43,7 +43,7 @@ SAMPLES = 8
 Samples = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False, init=False)
 class Seen:
     """What the daemon knows about one torrent from the polls it has seen it in.
 
@@ -58,6 +58,15 @@ class Seen:
     Times are unix seconds.
     """
 
+    # Why no slot here: most torrents hold the defaults in most fields (one first
+    # seen now holds first_seen, uploaded, times and saved), and a slot for every
+    # field made each Seen 96 bytes, at 100,000 torrents 9 MiB at the top of the
+    # poll's memory. As for `Torrent`: an instance is of a subclass (`_holding`)
+    # with a slot for each field not at its default, the others read the default
+    # from this class; 64 bytes for those. Equal, hashed, copied, pickled and
+    # replaced as the plain dataclass, whatever fields it holds.
+    __slots__ = ()
+
     first_seen: float
     uploaded: int | None = None
     grew_at: float | None = None
@@ -66,6 +75,67 @@ class Seen:
     samples: Samples = ()
     times: Times | None = None
     saved: str | None = None
+
+    def __new__(  # noqa: PLR0917 (the dataclass constructor's signature)
+        cls,
+        first_seen: float,
+        uploaded: int | None = None,
+        grew_at: float | None = None,
+        message: str | None = None,
+        message_since: float | None = None,
+        samples: Samples = (),
+        times: Times | None = None,
+        saved: str | None = None,
+    ) -> Seen:
+        # Bit i - 1: field i holds other than its default (first_seen always does).
+        held = (
+            (uploaded is not None)
+            | (grew_at is not None) << 1
+            | (message is not None) << 2
+            | (message_since is not None) << 3
+            | (samples != ()) << 4
+            | (times is not None) << 5
+            | (saved is not None) << 6
+        )
+        kind, puts = _KINDS[held] or _holding(held)
+        seen = _new(kind)
+        values = (first_seen, uploaded, grew_at, message, message_since, samples, times, saved)
+        for put, index in puts:
+            put(seen, values[index])
+        return seen
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Seen):
+            return NotImplemented
+        return self is other or _values(self) == _values(other)
+
+    def __hash__(self) -> int:
+        return hash(_values(self))
+
+    def __reduce__(self) -> tuple[type[Seen], tuple[object, ...]]:
+        # copy and pickle: the constructor, with every field's value.
+        return Seen, _values(self)
+
+
+_NAMES = tuple(f.name for f in fields(Seen))
+_values = attrgetter(*_NAMES)  # every field's value, whichever the instance holds
+_new = object.__new__
+
+# A holding class and its slots' setters, each with the index of its field's value.
+_Kind = tuple[type[Seen], tuple[tuple[Callable[[Seen, object], None], int], ...]]
+_KINDS: list[_Kind | None] = [None] * 2 ** (len(_NAMES) - 1)
+
+
+def _holding(held: int) -> _Kind:
+    """The subclass of `Seen` holding first_seen and each field whose bit is set
+    in `held` (bit i - 1 for field i) in slots, made once (a few in practice)."""
+    indexes = (0, *(i for i in range(1, len(_NAMES)) if held >> (i - 1) & 1))
+    slots = tuple(_NAMES[i] for i in indexes)
+    namespace = {"__slots__": slots, "__qualname__": "Seen", "__module__": __name__}
+    kind = type("Seen", (Seen,), namespace)
+    kinds = kind, tuple((kind.__dict__[_NAMES[i]].__set__, i) for i in indexes)
+    _KINDS[held] = kinds
+    return kinds
 
 
 def _empty() -> Mapping[str, Seen]:
@@ -179,8 +249,12 @@ def _update(
 ) -> Seen:
     if seen is None:
         message = torrent.message or None
-        updated = Seen(now, torrent.uploaded, None, message, None if message is None else now)
-    elif _unchanged(seen, torrent):
+        since = None if message is None else now
+        # Tracked: one Seen, not a first one only to replace it (a first poll: all).
+        if cap is not None and torrent.active is not None:
+            return _first_tracked(torrent, now, message, since, shared=shared)
+        return Seen(now, torrent.uploaded, None, message, since)
+    if _unchanged(seen, torrent):
         updated = seen  # the usual case: share the old record, allocate nothing
     else:
         uploaded, grew_at = _upload(seen, torrent.uploaded, now)
@@ -196,7 +270,7 @@ def _update(
 
 def _timed(
     updated: Seen,
-    before: Seen | None,
+    before: Seen,
     torrent: Torrent,
     now: float,
     cap: float,
@@ -206,8 +280,8 @@ def _timed(
     state = timing.state_of(torrent.complete, torrent.started, torrent.active)
     old = updated.times
     if old is None:
-        return _resumed(updated, before, torrent, state, now, shared=shared)
-    grew = before is not None and updated.grew_at != before.grew_at
+        return _resumed(updated, torrent, state, now, shared=shared)
+    grew = updated.grew_at != before.grew_at
     if state == timing.IDLE == old.state and not grew:
         return updated  # stopped at both polls: nothing to count, nothing to allocate
     times = timing.advance(old, state, now, cap, updated.grew_at if grew else None)
@@ -217,32 +291,53 @@ def _timed(
     )
 
 
-def _resumed(
-    updated: Seen,
-    before: Seen | None,
-    torrent: Torrent,
-    state: int,
-    now: float,
-    *,
-    shared: SharedTimes,
+def _first_tracked(
+    torrent: Torrent, now: float, message: str | None, since: float | None, *, shared: SharedTimes
 ) -> Seen:
-    """First tracked: the figures from rtorrent's record, else from zero now. A
-    torrent this daemon has not watched yet (`before` is None) also takes its upload
-    history from the record, but only when the upload total still is the one
-    recorded: an upload nobody watched (the daemon was down) counts as made now."""
+    """A torrent first seen now, tracked: the figures from rtorrent's record, else
+    from zero now. It takes its upload history from the record too, but only when
+    the upload total still is the one recorded: an upload nobody watched (the
+    daemon was down) counts as made now."""
+    state = timing.state_of(torrent.complete, torrent.started, torrent.active)
+    uploaded, saved = torrent.uploaded, torrent.saved_times
+    found = timing.parse_record(saved) if saved else None
+    if found is None:
+        times = _zero(None, state, now, shared)
+        return Seen(now, uploaded, None, message, since, (), times, saved)
+    first_seen, grew_at, samples = _history(found, uploaded, now)
+    times = _recorded(found, grew_at, uploaded, state, now)
+    return Seen(first_seen, uploaded, grew_at, message, since, samples, times, saved)
+
+
+def _resumed(
+    updated: Seen, torrent: Torrent, state: int, now: float, *, shared: SharedTimes
+) -> Seen:
+    """Watched already, first tracked now: the figures from rtorrent's record, else
+    from zero now; the upload history stays its own (newer than the record's)."""
     u, saved = updated, torrent.saved_times
     found = timing.parse_record(saved) if saved else None
-    first_seen, grew_at, samples = u.first_seen, u.grew_at, u.samples
     if found is None:
-        key = (grew_at, state)
-        times = shared.get(key) or shared.setdefault(key, Times(0.0, 0.0, grew_at, now, now, state))
+        times = _zero(u.grew_at, state, now, shared)
     else:
-        if before is None:  # else watched already: its own history is newer
-            first_seen, grew_at, samples = _history(found, u.uploaded, now)
-        # A record of the first format (no upload total) is rewritten soon.
-        fresh = now if found.uploaded is not None or u.uploaded is None else 0.0
-        times = Times(found.seed, found.leech, grew_at, found.since, now, state, fresh)
-    return Seen(first_seen, u.uploaded, grew_at, u.message, u.message_since, samples, times, saved)
+        times = _recorded(found, u.grew_at, u.uploaded, state, now)
+    return Seen(
+        u.first_seen, u.uploaded, u.grew_at, u.message, u.message_since, u.samples, times, saved
+    )
+
+
+def _zero(grew_at: float | None, state: int, now: float, shared: SharedTimes) -> Times:
+    """The figures of a torrent first tracked now without a record: shared."""
+    key = (grew_at, state)
+    return shared.get(key) or shared.setdefault(key, Times(0.0, 0.0, grew_at, now, now, state))
+
+
+def _recorded(
+    found: timing.Record, grew_at: float | None, uploaded: int | None, state: int, now: float
+) -> Times:
+    """The figures of a torrent first tracked now with record `found`."""
+    # A record of the first format (no upload total) is rewritten soon.
+    fresh = now if found.uploaded is not None or uploaded is None else 0.0
+    return Times(found.seed, found.leech, grew_at, found.since, now, state, fresh)
 
 
 def _history(

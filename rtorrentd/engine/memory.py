@@ -28,7 +28,7 @@ from operator import attrgetter, itemgetter
 from types import MappingProxyType
 
 from rtorrentd.engine import times as timing
-from rtorrentd.engine.times import Times
+from rtorrentd.engine.times import ZERO, Times
 from rtorrentd.torrent import Torrent
 
 WEEK = 7 * 86400.0  # [daemon] window's default
@@ -328,7 +328,7 @@ def _resumed(
 def _zero(grew_at: float | None, state: int, now: float, shared: SharedTimes) -> Times:
     """The figures of a torrent first tracked now without a record: shared."""
     key = (grew_at, state)
-    return shared.get(key) or shared.setdefault(key, Times(0.0, 0.0, grew_at, now, now, state))
+    return shared.get(key) or shared.setdefault(key, Times(ZERO, ZERO, grew_at, now, now, state))
 
 
 def _recorded(
@@ -336,7 +336,7 @@ def _recorded(
 ) -> Times:
     """The figures of a torrent first tracked now with record `found`."""
     # A record of the first format (no upload total) is rewritten soon.
-    fresh = now if found.uploaded is not None or uploaded is None else 0.0
+    fresh = now if found.uploaded is not None or uploaded is None else ZERO
     return Times(found.seed, found.leech, grew_at, found.since, now, state, fresh)
 
 

@@ -24,7 +24,9 @@ torrent before the tracker does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 RECORD_KEY = "rtorrentd.times"
 STEP = 3600.0  # seconds a figure moves before it is written again
@@ -38,7 +40,13 @@ MAX_SAMPLES = 18
 IDLE, SEEDING, LEECHING = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+# The 0.0 a `Times` reads from its class rather than holding (see Times): a figure
+# is left out only when it is this very object, so what it holds is exactly what
+# it was given. `parse_record` and `advance` hand it on.
+ZERO = 0.0
+
+
+@dataclass(frozen=True, eq=False, init=False)
 class Times:
     """One torrent's figures: seconds seeded and leeched, when `uploaded` last grew
     (None: not seen), since when they are counted, and the last poll's state.
@@ -46,18 +54,97 @@ class Times:
     be written): no figure can move by a `STEP` sooner, so `due` spares most
     polls the comparison with the record."""
 
+    # Why no slot here: as memory.Seen, most torrents hold the same value in most
+    # figures (no leech time when complete when first seen, no seed time when
+    # stopped, IDLE, no upload seen), and a slot for each made each Times 96
+    # bytes, one per torrent with a record. An instance is of a subclass
+    # (`_holding`) with a slot for each figure other than ZERO, None, IDLE and
+    # saved_at's ZERO; the others are class attributes of that subclass. Equal,
+    # hashed, copied, pickled and replaced as the plain dataclass.
+    __slots__ = ()
+
     seed: float
     leech: float
     last_upload: float | None
     since: float
     polled: float
     state: int
-    saved_at: float = 0.0
+    saved_at: float = ZERO
+
+    def __new__(  # noqa: PLR0917 (the dataclass constructor's signature)
+        cls,
+        seed: float,
+        leech: float,
+        last_upload: float | None,
+        since: float,
+        polled: float,
+        state: int,
+        saved_at: float = ZERO,
+    ) -> Times:
+        held = (
+            (seed is not ZERO)
+            | (leech is not ZERO) << 1
+            | (last_upload is not None) << 2
+            | (state != IDLE) << 3
+            | (saved_at is not ZERO) << 4
+        )
+        kind, puts = _KINDS[held] or _holding(held)
+        times = _new(kind)
+        values = (seed, leech, last_upload, since, polled, state, saved_at)
+        for put, index in puts:
+            put(times, values[index])
+        return times
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Times):
+            return NotImplemented
+        return self is other or _values(self) == _values(other)
+
+    def __hash__(self) -> int:
+        return hash(_values(self))
+
+    def __reduce__(self) -> tuple[type[Times], tuple[object, ...]]:
+        # copy and pickle: the constructor, with every figure's value.
+        return Times, _values(self)
 
     @property
     def due(self) -> bool:
         """Whether the record may have moved enough to write it (see `moved`)."""
         return self.polled - self.saved_at > STEP
+
+
+_NAMES = tuple(f.name for f in fields(Times))
+_values = attrgetter(*_NAMES)  # every figure's value, whichever the instance holds
+_new = object.__new__
+# The figure each bit of `held` stands for (bit i), and its value when not held.
+_OPTIONAL = (
+    ("seed", ZERO),
+    ("leech", ZERO),
+    ("last_upload", None),
+    ("state", IDLE),
+    ("saved_at", ZERO),
+)
+
+# A holding class and its slots' setters, each with the index of its figure's value.
+_Kind = tuple[type[Times], tuple[tuple[Callable[[Times, object], None], int], ...]]
+_KINDS: list[_Kind | None] = [None] * 2 ** len(_OPTIONAL)
+
+
+def _holding(held: int) -> _Kind:
+    """The subclass of `Times` holding since, polled and each figure whose bit is
+    set in `held` in slots, the others as class attributes; made once."""
+    absent = {name: value for bit, (name, value) in enumerate(_OPTIONAL) if not held >> bit & 1}
+    indexes = tuple(i for i, name in enumerate(_NAMES) if name not in absent)
+    namespace: dict[str, object] = {
+        "__slots__": tuple(_NAMES[i] for i in indexes),
+        "__qualname__": "Times",
+        "__module__": __name__,
+        **absent,
+    }
+    kind = type("Times", (Times,), namespace)
+    kinds = kind, tuple((kind.__dict__[_NAMES[i]].__set__, i) for i in indexes)
+    _KINDS[held] = kinds
+    return kinds
 
 
 def state_of(complete: bool | None, started: bool | None, active: bool | None) -> int:
@@ -97,8 +184,8 @@ def parse_record(text: str | None) -> Record | None:
     # 0 (leech time of a torrent complete when first seen, seed time of one never
     # seeded) as the one constant 0.0: a float each is 24 bytes a torrent.
     return Record(
-        float(seed) if seed else 0.0,
-        float(leech) if leech else 0.0,
+        float(seed) if seed else ZERO,
+        float(leech) if leech else ZERO,
         float(last) if last else None,
         float(since),
         uploaded,
@@ -127,8 +214,9 @@ def thinned(samples: tuple[int, ...]) -> tuple[int, ...]:
 def advance(times: Times, state: int, now: float, cap: float, grew_at: float | None) -> Times:
     """The figures one poll later: the gap counts if the state held at both polls."""
     credit = min(max(now - times.polled, 0.0), cap) if state == times.state else 0.0
-    seed = times.seed + (credit if state == SEEDING else 0.0)
-    leech = times.leech + (credit if state == LEECHING else 0.0)
+    # A figure not credited is the same object (ZERO stays ZERO: see Times).
+    seed = times.seed + credit if state == SEEDING else times.seed
+    leech = times.leech + credit if state == LEECHING else times.leech
     last = grew_at if grew_at is not None else times.last_upload
     return Times(seed, leech, last, times.since, now, state, times.saved_at)
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale.py [--sizes=10000,50000,100000] [--rtorrent=0.9.8,0.16]
                                     [--runs=3] [--steady=50000] [--polls=100] [--gc-default]
+                                    [--python=/path/to/venv/bin/python]
 
 Loading: no RPC per torrent. The session directory is written beforehand, each
 torrent as rtorrent itself saves it (`<HASH>.torrent`, `.rtorrent`,
@@ -27,7 +28,10 @@ Medians of RUNS are shown. On a machine shared with other work the poll's wall
 time counts the CPU it waited for: `(raw + CPU) / raw` is the ratio a poll would
 have with a core to itself.
 Then `rtorrentd run --once --dry-run` as a whole process: wall, CPU and
-ru_maxrss from wait4 (imports and start-up included).
+ru_maxrss from wait4 (imports and start-up included), run by `--python`: give
+the interpreter of a venv where rtorrentd is pip-installed with its runtime
+dependencies only, as a user's is (this repository's .venv holds the dev tools
+too, and its peak is some 4 MiB higher).
 
 tinyxml2: no rtorrent build at hand writes it (Debian's 0.16 is built with
 xmlrpc-c), so a proxy process (`--proxy`) stands in front of 0.16: it forwards
@@ -442,6 +446,7 @@ class Bench:
     polls: int
     steady: int
     gc_default: bool = False
+    python: str = sys.executable  # what runs `run --once` as a whole process
     rows: list[str] = field(default_factory=list)
     raw: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -463,7 +468,7 @@ class Bench:
         """`rtorrentd run --once --dry-run`: wall ms, CPU ms, ru_maxrss KiB."""
         config = self.work / "config.toml"
         config.write_text(config_text(f"scgi://{socket_path}"))
-        command = [sys.executable, "-m", "rtorrentd", "run", "--once", "--dry-run"]
+        command = [self.python, "-m", "rtorrentd", "run", "--once", "--dry-run"]
         command += ["-c", str(config), "--log-format", "json"]
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -584,7 +589,8 @@ def main() -> None:
     print(f"the driver's cyclic collector thresholds: {collector}")
     work = Path(tempfile.mkdtemp(prefix="rtorrentd-scale-"))
     polls, steady = int(options.get("polls", 100)), int(options.get("steady", 50_000))
-    bench = Bench(work, runs, polls, steady, "gc-default" in options)
+    python = options.get("python", sys.executable)
+    bench = Bench(work, runs, polls, steady, "gc-default" in options, python)
     try:
         session = work / "session"
         began = time.perf_counter()

@@ -262,7 +262,7 @@ class RtorrentClient:
         self._session_dir: str | None = None
         self._json = JsonChoice()
         # Snapshots read whole, not in pieces: once a reply's pieces could not be
-        # decoded as they came (`_rows_to_torrents`), until the next connection.
+        # decoded as they came (`_pieces_to_torrents`), until the next connection.
         self._whole_replies = False
 
     async def _request(self, method: str, params: Sequence[object], wire: Wire = XML_RPC) -> bytes:

@@ -124,7 +124,7 @@ def decode_column_chunks(
     pieces = body if isinstance(body, Pieces) else Pieces((body,))
     if not (pieces.startswith(_ROWS_HEAD + b"[") and pieces.endswith(_ROWS_TAIL)):
         return None
-    return _json_chunks(Window(pieces), len(_ROWS_HEAD), len(_ROWS_TAIL), chunk_bytes)
+    return _json_chunks(Window(pieces, len(_ROWS_HEAD), len(_ROWS_TAIL)), chunk_bytes)
 
 
 # What rtorrent (nlohmann::json, keys in order) writes around a list of rows.
@@ -133,16 +133,10 @@ _ROWS_TAIL = b"]}"
 _NEXT_ROW = re.compile(rb'\],\["[0-9A-Fa-f]{40}"')
 
 
-def _json_chunks(
-    window: Window, head: int, tail: int, size: int
-) -> Iterator[list[Sequence[object]] | None]:
-    window.fill(head)
-    window.pos = head
+def _json_chunks(window: Window, size: int) -> Iterator[list[Sequence[object]] | None]:
     offset = size  # where a cut is looked for, from the chunk's start
     while True:
-        window.fill(2 * size)
-        buf, start = window.buf, window.pos
-        end = len(buf) - tail if window.final else len(buf)
+        buf, start, end = window.span(2 * size)
         if start >= end:
             return
         rows: list[object] | None = None

@@ -112,15 +112,28 @@ class Pieces:
 
 class Window:
     """What a chunk decoder reads of a `Pieces`: `buf[pos:]` is the body from where
-    decoding stands; `final` once `buf` holds the rest of the body, up to its end."""
+    decoding stands; `final` once `buf` holds the rest of the body, up to its end.
+    The decoder starts past a `head` of fixed bytes and stops before a `tail`."""
 
-    __slots__ = ("_pieces", "buf", "final", "pos")
+    __slots__ = ("_head", "_pieces", "_tail", "buf", "final", "pos")
 
-    def __init__(self, pieces: Pieces) -> None:
+    def __init__(self, pieces: Pieces, head: int = 0, tail: int = 0) -> None:
         self._pieces = pieces
+        self._head = head  # skipped at the first `span`: nothing is taken before
+        self._tail = tail
         self.buf = b""
         self.pos = 0
         self.final = not pieces
+
+    def span(self, count: int) -> tuple[bytes, int, int]:
+        """`buf` topped up to `count` bytes from `pos` (`fill`), `pos`, and where
+        what may be decoded in it ends: its end, or the tail's start once `final`."""
+        if self._head:
+            self.fill(self._head)
+            self.pos, self._head = self._head, 0
+        self.fill(count)
+        end = len(self.buf) - self._tail if self.final else len(self.buf)
+        return self.buf, self.pos, end
 
     def fill(self, count: int) -> bool:
         """Make `buf[pos:]` at least `count` bytes long, or all that is left; what

@@ -120,8 +120,8 @@ def column_chunks(body: bytes | Pieces, chunk_bytes: int) -> Iterator[Columns | 
     shape = _first_shape(grammar, pieces, len(layout.head), chunk_bytes)
     if shape is None:
         return None
-    window = Window(pieces)
-    return _chunks(grammar, shape, window, len(layout.head), len(layout.tail), size=chunk_bytes)
+    window = Window(pieces, len(layout.head), len(layout.tail))
+    return _chunks(grammar, shape, window, size=chunk_bytes)
 
 
 def _first_shape(
@@ -141,18 +141,12 @@ def _chunks(
     grammar: _Grammar,
     shape: tuple[int, ...],
     window: Window,
-    head: int,
-    tail: int,
     *,
     size: int,
 ) -> Iterator[Columns | None]:
     pattern = _row_pattern(grammar, shape)
-    window.fill(head)
-    window.pos = head
     while True:
-        window.fill(2 * size)
-        buf, start = window.buf, window.pos
-        end = len(buf) - tail if window.final else len(buf)
+        buf, start, end = window.span(2 * size)
         if start >= end:
             return
         cut = buf.find(grammar.open, min(start + size, end), end)

@@ -12,8 +12,8 @@ socket proxy in front of it alters the last integer of each XML snapshot reply
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -91,6 +91,24 @@ async def proxy(rtorrent: RtorrentProcess, peer: Altering) -> AsyncIterator[str]
         tasks.cancel_scope.cancel()
 
 
+@contextmanager
+def xml_only(
+    make_rtorrent: Callable[..., RtorrentProcess],
+    version: str,
+    root: Path,
+    factory: TorrentFactory,
+    count: int,
+) -> Iterator[RtorrentProcess]:
+    """An rtorrent of `version` with `count` torrents loaded, whose snapshot is
+    XML-RPC (JSON-RPC turned off in 0.16's rtorrent.rc; 0.9.8 has none)."""
+    off = () if version == "0.9.8" else ("network.rpc.use_jsonrpc.set = false",)
+    with make_rtorrent(root, extra_config=off, clean_exit=False) as rtorrent:
+        for i in range(count):
+            data = random_bytes(3000 + i, i)
+            rtorrent.load(factory(f"t{i}.bin", data, dest_dir=rtorrent.download_dir))
+        yield rtorrent
+
+
 def steady(torrents: tuple[Torrent, ...]) -> dict[str, tuple[object, ...]]:
     return {t.hash: (t.name, t.size, t.path, t.complete, t.label) for t in torrents}
 
@@ -101,11 +119,7 @@ async def test_a_reply_the_fast_path_cannot_finish_is_asked_for_again_whole(
     tmp_path: Path,
     torrent_factory: TorrentFactory,
 ) -> None:
-    off = () if rtorrent_version == "0.9.8" else ("network.rpc.use_jsonrpc.set = false",)
-    with make_rtorrent(tmp_path / "rt", extra_config=off, clean_exit=False) as rtorrent:
-        for i in range(5):
-            data = random_bytes(3000 + i, i)
-            rtorrent.load(torrent_factory(f"t{i}.bin", data, dest_dir=rtorrent.download_dir))
+    with xml_only(make_rtorrent, rtorrent_version, tmp_path / "rt", torrent_factory, 5) as rtorrent:
         direct = RtorrentClient(open_transport(rtorrent.scgi_url, timeout=10))
         expected = steady(await direct.snapshot(FIELDS))
         assert 5 == len(expected)
@@ -130,11 +144,7 @@ async def test_a_reply_no_decoder_reads_is_refused_after_the_whole_is_read(
     tmp_path: Path,
     torrent_factory: TorrentFactory,
 ) -> None:
-    off = () if rtorrent_version == "0.9.8" else ("network.rpc.use_jsonrpc.set = false",)
-    with make_rtorrent(tmp_path / "rt", extra_config=off, clean_exit=False) as rtorrent:
-        for i in range(3):
-            data = random_bytes(2000 + i, i)
-            rtorrent.load(torrent_factory(f"t{i}.bin", data, dest_dir=rtorrent.download_dir))
+    with xml_only(make_rtorrent, rtorrent_version, tmp_path / "rt", torrent_factory, 3) as rtorrent:
         peer = Altering(rtorrent.socket_path, not_an_int)
         async with proxy(rtorrent, peer) as url:
             client = RtorrentClient(open_transport(url, timeout=10))

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import cache
-from operator import attrgetter
+
+from rtorrentd.holding import ByValue, values_of
 
 
 @dataclass(frozen=True, eq=False)
-class Torrent:
+class Torrent(ByValue):
     """One download as rtorrent reported it in one snapshot. Unfetched fields are None."""
 
     __slots__ = ()  # in the subclasses (`holding`): one slot per field held
@@ -73,23 +74,11 @@ class Torrent:
             return object.__new__(_EVERY)
         return Torrent(*args, **kwargs)  # type: ignore[arg-type]
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Torrent):
-            return NotImplemented
-        return self is other or _values(self) == _values(other)
-
-    def __hash__(self) -> int:
-        return hash(_values(self))
-
-    def __reduce__(self) -> tuple[type[Torrent], tuple[object, ...]]:
-        # copy and pickle: the constructor, with every field's value.
-        return Torrent, _values(self)
-
 
 NAMES = tuple(f.name for f in fields(Torrent))
 """Every field's name, in the constructor's order."""
 
-_values = attrgetter(*NAMES)  # every field's value, whichever the instance holds
+Torrent._record, Torrent._values = Torrent, values_of(Torrent)
 
 
 @cache

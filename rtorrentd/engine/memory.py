@@ -22,13 +22,14 @@ the one in force a window ago are dropped.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from types import MappingProxyType
 
 from rtorrentd.engine import times as timing
 from rtorrentd.engine.times import ZERO, Times
+from rtorrentd.holding import ByValue, Holders, values_of
 from rtorrentd.torrent import Torrent
 
 WEEK = 7 * 86400.0  # [daemon] window's default
@@ -44,7 +45,7 @@ Samples = tuple[int, ...]
 
 
 @dataclass(frozen=True, eq=False, init=False)
-class Seen:
+class Seen(ByValue):
     """What the daemon knows about one torrent from the polls it has seen it in.
 
     `uploaded` is the last known `d.up.total` and `grew_at` when it last grew (None:
@@ -61,7 +62,7 @@ class Seen:
     # Why no slot here: most torrents hold the defaults in most fields (one first
     # seen now holds first_seen, uploaded, times and saved), and a slot for every
     # field made each Seen 96 bytes, at 100,000 torrents 9 MiB at the top of the
-    # poll's memory. As for `Torrent`: an instance is of a subclass (`_holding`)
+    # poll's memory. As for `Torrent`: an instance is of a subclass (`Holders`)
     # with a slot for each field not at its default, the others read the default
     # from this class; 64 bytes for those. Equal, hashed, copied, pickled and
     # replaced as the plain dataclass, whatever fields it holds.
@@ -97,45 +98,13 @@ class Seen:
             | (times is not None) << 5
             | (saved is not None) << 6
         )
-        kind, puts = _KINDS[held] or _holding(held)
-        seen = _new(kind)
         values = (first_seen, uploaded, grew_at, message, message_since, samples, times, saved)
-        for put, index in puts:
-            put(seen, values[index])
-        return seen
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Seen):
-            return NotImplemented
-        return self is other or _values(self) == _values(other)
-
-    def __hash__(self) -> int:
-        return hash(_values(self))
-
-    def __reduce__(self) -> tuple[type[Seen], tuple[object, ...]]:
-        # copy and pickle: the constructor, with every field's value.
-        return Seen, _values(self)
+        return _HOLDERS.new(held, values)
 
 
-_NAMES = tuple(f.name for f in fields(Seen))
-_values = attrgetter(*_NAMES)  # every field's value, whichever the instance holds
-_new = object.__new__
-
-# A holding class and its slots' setters, each with the index of its field's value.
-_Kind = tuple[type[Seen], tuple[tuple[Callable[[Seen, object], None], int], ...]]
-_KINDS: list[_Kind | None] = [None] * 2 ** (len(_NAMES) - 1)
-
-
-def _holding(held: int) -> _Kind:
-    """The subclass of `Seen` holding first_seen and each field whose bit is set
-    in `held` (bit i - 1 for field i) in slots, made once (a few in practice)."""
-    indexes = (0, *(i for i in range(1, len(_NAMES)) if held >> (i - 1) & 1))
-    slots = tuple(_NAMES[i] for i in indexes)
-    namespace = {"__slots__": slots, "__qualname__": "Seen", "__module__": __name__}
-    kind = type("Seen", (Seen,), namespace)
-    kinds = kind, tuple((kind.__dict__[_NAMES[i]].__set__, i) for i in indexes)
-    _KINDS[held] = kinds
-    return kinds
+Seen._record, Seen._values = Seen, values_of(Seen)
+# Bit i - 1 for field i; a field not held reads its default.
+_HOLDERS = Holders(Seen, [(f.name, f.default) for f in fields(Seen)[1:]])
 
 
 def _empty() -> Mapping[str, Seen]:

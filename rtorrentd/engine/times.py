@@ -24,9 +24,9 @@ torrent before the tracker does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from operator import attrgetter
+from dataclasses import dataclass
+
+from rtorrentd.holding import ByValue, Holders, values_of
 
 RECORD_KEY = "rtorrentd.times"
 STEP = 3600.0  # seconds a figure moves before it is written again
@@ -47,7 +47,7 @@ ZERO = 0.0
 
 
 @dataclass(frozen=True, eq=False, init=False)
-class Times:
+class Times(ByValue):
     """One torrent's figures: seconds seeded and leeched, when `uploaded` last grew
     (None: not seen), since when they are counted, and the last poll's state.
     `saved_at` is when the record in rtorrent was last read or written (0: it must
@@ -58,7 +58,7 @@ class Times:
     # figures (no leech time when complete when first seen, no seed time when
     # stopped, IDLE, no upload seen), and a slot for each made each Times 96
     # bytes, one per torrent with a record. An instance is of a subclass
-    # (`_holding`) with a slot for each figure other than ZERO, None, IDLE and
+    # (`Holders`) with a slot for each figure other than ZERO, None, IDLE and
     # saved_at's ZERO; the others are class attributes of that subclass. Equal,
     # hashed, copied, pickled and replaced as the plain dataclass.
     __slots__ = ()
@@ -88,24 +88,8 @@ class Times:
             | (state != IDLE) << 3
             | (saved_at is not ZERO) << 4
         )
-        kind, puts = _KINDS[held] or _holding(held)
-        times = _new(kind)
         values = (seed, leech, last_upload, since, polled, state, saved_at)
-        for put, index in puts:
-            put(times, values[index])
-        return times
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Times):
-            return NotImplemented
-        return self is other or _values(self) == _values(other)
-
-    def __hash__(self) -> int:
-        return hash(_values(self))
-
-    def __reduce__(self) -> tuple[type[Times], tuple[object, ...]]:
-        # copy and pickle: the constructor, with every figure's value.
-        return Times, _values(self)
+        return _HOLDERS.new(held, values)
 
     @property
     def due(self) -> bool:
@@ -113,38 +97,12 @@ class Times:
         return self.polled - self.saved_at > STEP
 
 
-_NAMES = tuple(f.name for f in fields(Times))
-_values = attrgetter(*_NAMES)  # every figure's value, whichever the instance holds
-_new = object.__new__
+Times._record, Times._values = Times, values_of(Times)
 # The figure each bit of `held` stands for (bit i), and its value when not held.
-_OPTIONAL = (
-    ("seed", ZERO),
-    ("leech", ZERO),
-    ("last_upload", None),
-    ("state", IDLE),
-    ("saved_at", ZERO),
+_HOLDERS = Holders(
+    Times,
+    [("seed", ZERO), ("leech", ZERO), ("last_upload", None), ("state", IDLE), ("saved_at", ZERO)],
 )
-
-# A holding class and its slots' setters, each with the index of its figure's value.
-_Kind = tuple[type[Times], tuple[tuple[Callable[[Times, object], None], int], ...]]
-_KINDS: list[_Kind | None] = [None] * 2 ** len(_OPTIONAL)
-
-
-def _holding(held: int) -> _Kind:
-    """The subclass of `Times` holding since, polled and each figure whose bit is
-    set in `held` in slots, the others as class attributes; made once."""
-    absent = {name: value for bit, (name, value) in enumerate(_OPTIONAL) if not held >> bit & 1}
-    indexes = tuple(i for i, name in enumerate(_NAMES) if name not in absent)
-    namespace: dict[str, object] = {
-        "__slots__": tuple(_NAMES[i] for i in indexes),
-        "__qualname__": "Times",
-        "__module__": __name__,
-        **absent,
-    }
-    kind = type("Times", (Times,), namespace)
-    kinds = kind, tuple((kind.__dict__[_NAMES[i]].__set__, i) for i in indexes)
-    _KINDS[held] = kinds
-    return kinds
 
 
 def state_of(complete: bool | None, started: bool | None, active: bool | None) -> int:
